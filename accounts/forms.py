@@ -1,0 +1,10 @@
+from django import forms
+
+from .models import User
+
+
+class ProfileForm(forms.ModelForm):
+    class Meta:
+        model = User
+        fields = ["display_name"]
+        labels = {"display_name": "Display name on certificates"}

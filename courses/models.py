@@ -1,0 +1,194 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class CourseQuerySet(models.QuerySet["Course"]):
+    def published(self) -> CourseQuerySet:
+        return self.filter(published=True)
+
+    def visible_to(self, user) -> CourseQuerySet:
+        """Published courses; staff also see unpublished ones (preview)."""
+        if getattr(user, "is_staff", False):
+            return self.all()
+        return self.published()
+
+
+class Course(models.Model):
+    slug = models.SlugField(max_length=80, unique=True)
+    title = models.CharField(max_length=200)
+    summary = models.TextField()
+    description_html = models.TextField(blank=True)
+    estimated_hours = models.FloatField()
+    published = models.BooleanField(default=False)
+    order = models.PositiveIntegerField(default=0)
+    certificate_title = models.CharField(max_length=200, blank=True)
+    # [{"lab": slug, "pass_mark": float | None}]: labs that must each pass.
+    requirements = models.JSONField(default=list, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CourseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["order", "title"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("courses:course-detail", args=[self.slug])
+
+
+class ModuleQuerySet(models.QuerySet["Module"]):
+    def published(self) -> ModuleQuerySet:
+        return self.filter(published=True)
+
+
+class Module(models.Model):
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="modules")
+    slug = models.SlugField(max_length=80)
+    title = models.CharField(max_length=200)
+    summary = models.TextField(blank=True)
+    order = models.PositiveIntegerField(default=0)
+    estimated_hours = models.FloatField(default=0)
+    quiz_pass_mark = models.FloatField(null=True, blank=True)
+    published = models.BooleanField(default=True)
+    content_hash = models.CharField(max_length=64, blank=True)
+
+    objects = ModuleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["course", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "slug"], name="module_unique_slug_per_course")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.course.slug}/{self.slug}"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("courses:module-detail", args=[self.course.slug, self.slug])
+
+    @property
+    def has_quiz(self) -> bool:
+        return self.quiz_pass_mark is not None
+
+
+class LessonQuerySet(models.QuerySet["Lesson"]):
+    def published(self) -> LessonQuerySet:
+        return self.filter(published=True)
+
+
+class Lesson(models.Model):
+    module = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="lessons")
+    slug = models.SlugField(max_length=80)
+    title = models.CharField(max_length=200)
+    order = models.PositiveIntegerField(default=0)
+    minutes = models.PositiveIntegerField(default=10)
+    body_html = models.TextField()
+    published = models.BooleanField(default=True)
+    content_hash = models.CharField(max_length=64, blank=True)
+
+    objects = LessonQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["module", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["module", "slug"], name="lesson_unique_slug_per_module")
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse(
+            "courses:lesson-detail", args=[self.module.course.slug, self.module.slug, self.slug]
+        )
+
+
+class Question(models.Model):
+    """One multiple-choice question of a module's knowledge check."""
+
+    module = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="questions")
+    key = models.SlugField(max_length=80)
+    order = models.PositiveIntegerField(default=0)
+    prompt_html = models.TextField()
+    choices_html = models.JSONField(default=list)
+    answer = models.PositiveSmallIntegerField()
+    explanation_html = models.TextField(blank=True)
+    published = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["module", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["module", "key"], name="question_unique_key_per_module")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.module}#{self.key}"
+
+
+class Enrollment(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrollments"
+    )
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="enrollments")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # "Continue where you left off": the last lesson, quiz or lab page visited.
+    last_url = models.CharField(max_length=300, blank=True)
+    last_title = models.CharField(max_length=200, blank=True)
+    last_activity_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-last_activity_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "course"], name="enrollment_unique_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.course}"
+
+
+class LessonProgress(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lesson_progress"
+    )
+    lesson = models.ForeignKey(Lesson, on_delete=models.CASCADE, related_name="progress")
+    completed_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "lesson progress"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "lesson"], name="lesson_progress_unique")
+        ]
+
+
+class QuizAttempt(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quiz_attempts"
+    )
+    module = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="quiz_attempts")
+    answers = models.JSONField(default=dict)
+    correct = models.PositiveIntegerField()
+    total = models.PositiveIntegerField()
+    passed = models.BooleanField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(correct__lte=models.F("total")), name="quiz_correct_lte_total")
+        ]
+
+    @property
+    def percent(self) -> float:
+        return 100.0 * self.correct / self.total if self.total else 0.0

@@ -1,0 +1,96 @@
+"""Typed specs of course content files (`course.yaml`, `module.yaml`, `quiz.yaml`).
+
+docs/authoring.md documents every field; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from labs.spec import SLUG
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Requirement(_Strict):
+    lab: str = Field(pattern=SLUG)
+    pass_mark: float | None = Field(None, ge=0, le=100)
+
+
+class CertificateSpec(_Strict):
+    title: str = Field(min_length=1, max_length=200)
+    requirements: list[Requirement] = Field(min_length=1)
+
+
+class CourseSpec(_Strict):
+    slug: str = Field(pattern=SLUG)
+    title: str = Field(min_length=1, max_length=200)
+    summary: str = Field(min_length=1)
+    description: str | None = None
+    estimated_hours: float = Field(gt=0)
+    published: bool = False
+    order: int = 0
+    modules: list[str] = Field(min_length=1)
+    data_manifest: str | None = None
+    certificate: CertificateSpec | None = None
+
+    @model_validator(mode="after")
+    def _unique_modules(self) -> CourseSpec:
+        if len(set(self.modules)) != len(self.modules):
+            raise ValueError("modules lists a folder twice")
+        return self
+
+
+class LessonRef(_Strict):
+    slug: str = Field(pattern=SLUG)
+    title: str = Field(min_length=1, max_length=200)
+    file: str
+    minutes: int = Field(10, ge=1, le=600)
+
+
+class ModuleSpec(_Strict):
+    slug: str = Field(pattern=SLUG)
+    title: str = Field(min_length=1, max_length=200)
+    summary: str = ""
+    estimated_hours: float = Field(1, ge=0)
+    lessons: list[LessonRef] = []
+    quiz: str | None = None
+    lab: str | None = Field(None, pattern=SLUG)
+
+    @model_validator(mode="after")
+    def _unique_lessons(self) -> ModuleSpec:
+        slugs = [lesson.slug for lesson in self.lessons]
+        if len(set(slugs)) != len(slugs):
+            raise ValueError("lesson slugs must be unique within the module")
+        return self
+
+
+class QuestionSpec(_Strict):
+    id: str = Field(pattern=SLUG)
+    prompt: str = Field(min_length=1)
+    choices: list[str] = Field(min_length=2, max_length=6)
+    answer: int = Field(ge=0)
+    explanation: str = ""
+
+    @model_validator(mode="after")
+    def _answer_in_range(self) -> QuestionSpec:
+        if self.answer >= len(self.choices):
+            raise ValueError(
+                f"answer {self.answer} is not a valid index: there are {len(self.choices)} choices "
+                f"(0 to {len(self.choices) - 1})"
+            )
+        return self
+
+
+class QuizSpec(_Strict):
+    pass_mark: float = Field(75, ge=0, le=100)
+    questions: list[QuestionSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> QuizSpec:
+        ids = [question.id for question in self.questions]
+        if len(set(ids)) != len(ids):
+            raise ValueError("question ids must be unique within the quiz")
+        return self

@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from labs.models import Lab
+
+from . import services
+from .models import Course, Enrollment, Lesson, Module
+from .progress import course_progress
+
+NOT_ENROLLED = "Enroll in the course to open its lessons, knowledge checks and labs."
+
+
+def _course_for(request: HttpRequest, slug: str) -> Course:
+    """The course if this user may see it: published, or any course for staff."""
+    return get_object_or_404(Course.objects.visible_to(request.user), slug=slug)
+
+
+def _module_for(request: HttpRequest, course: Course, slug: str) -> Module:
+    modules = course.modules.all() if request.user.is_staff else course.modules.published()
+    return get_object_or_404(modules, slug=slug)
+
+
+def _require_enrollment(request: HttpRequest, course: Course) -> HttpResponse | None:
+    """None when the user may study the course; otherwise where to send them."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if request.user.is_staff or Enrollment.objects.filter(user=request.user, course=course).exists():
+        return None
+    messages.info(request, NOT_ENROLLED)
+    return redirect(course.get_absolute_url())
+
+
+def catalog(request: HttpRequest) -> HttpResponse:
+    courses = (
+        Course.objects.visible_to(request.user)
+        .prefetch_related("modules", "labs")
+        .order_by("order", "title")
+    )
+    cards = []
+    for course in courses:
+        modules = [m for m in course.modules.all() if m.published or request.user.is_staff]
+        labs = [lab for lab in course.labs.all() if lab.published or request.user.is_staff]
+        cards.append({"course": course, "modules": modules, "labs": labs})
+    return render(request, "courses/catalog.html", {"cards": cards})
+
+
+def course_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    course = _course_for(request, slug)
+    modules = list(course.modules.all() if request.user.is_staff else course.modules.published())
+    enrollment = None
+    progress = None
+    if request.user.is_authenticated:
+        enrollment = Enrollment.objects.filter(user=request.user, course=course).first()
+        if enrollment:
+            progress = course_progress(user=request.user, course=course)
+    labs = Lab.objects.visible_to(request.user).filter(course=course)
+    return render(
+        request,
+        "courses/course_detail.html",
+        {"course": course, "modules": modules, "enrollment": enrollment, "progress": progress, "labs": labs},
+    )
+
+
+@login_required
+@require_POST
+def course_enroll(request: HttpRequest, slug: str) -> HttpResponse:
+    course = _course_for(request, slug)
+    services.enrollment_create(user=request.user, course=course)
+    messages.success(request, f"You are enrolled in {course.title}.")
+    first = (
+        Lesson.objects.published()
+        .filter(module__course=course, module__published=True)
+        .order_by("module__order", "order")
+        .first()
+    )
+    return redirect(first.get_absolute_url() if first else course.get_absolute_url())
+
+
+def module_detail(request: HttpRequest, slug: str, module_slug: str) -> HttpResponse:
+    course = _course_for(request, slug)
+    module = _module_for(request, course, module_slug)
+    lessons = module.lessons.all() if request.user.is_staff else module.lessons.published()
+    labs = Lab.objects.visible_to(request.user).filter(module=module)
+    progress = None
+    if request.user.is_authenticated and Enrollment.objects.filter(user=request.user, course=course).exists():
+        progress = next(
+            (m for m in course_progress(user=request.user, course=course).modules if m.module.pk == module.pk),
+            None,
+        )
+    return render(
+        request,
+        "courses/module_detail.html",
+        {"course": course, "module": module, "lessons": lessons, "labs": labs, "progress": progress},
+    )
+
+
+def lesson_detail(request: HttpRequest, slug: str, module_slug: str, lesson_slug: str) -> HttpResponse:
+    course = _course_for(request, slug)
+    module = _module_for(request, course, module_slug)
+    lessons = list(module.lessons.all() if request.user.is_staff else module.lessons.published())
+    lesson = next((item for item in lessons if item.slug == lesson_slug), None)
+    if lesson is None:
+        raise Http404("No such lesson")
+    if (response := _require_enrollment(request, course)) is not None:
+        return response
+    if request.method == "POST":
+        services.lesson_mark_read(user=request.user, lesson=lesson)
+        return redirect(_next_after(course, module, lesson, lessons))
+    services.enrollment_touch(
+        user=request.user, course=course, url=lesson.get_absolute_url(), title=lesson.title
+    )
+    index = lessons.index(lesson)
+    is_read = lesson.progress.filter(user=request.user).exists()
+    return render(
+        request,
+        "courses/lesson_detail.html",
+        {
+            "course": course,
+            "module": module,
+            "lesson": lesson,
+            "lessons": lessons,
+            "previous": lessons[index - 1] if index > 0 else None,
+            "next": lessons[index + 1] if index + 1 < len(lessons) else None,
+            "is_read": is_read,
+        },
+    )
+
+
+def _next_after(course: Course, module: Module, lesson: Lesson, lessons: list[Lesson]) -> str:
+    from django.urls import reverse
+
+    index = lessons.index(lesson)
+    if index + 1 < len(lessons):
+        return lessons[index + 1].get_absolute_url()
+    if module.has_quiz:
+        return reverse("courses:quiz", args=[course.slug, module.slug])
+    return module.get_absolute_url()
+
+
+def quiz(request: HttpRequest, slug: str, module_slug: str) -> HttpResponse:
+    course = _course_for(request, slug)
+    module = _module_for(request, course, module_slug)
+    if not module.has_quiz:
+        raise Http404("This module has no knowledge check")
+    if (response := _require_enrollment(request, course)) is not None:
+        return response
+    questions = list(module.questions.filter(published=True))
+    attempt = None
+    errors: list[str] = []
+    answers: dict[str, int] = {}
+    if request.method == "POST":
+        for question in questions:
+            raw = request.POST.get(f"q-{question.key}", "")
+            if raw.isdigit() and int(raw) < len(question.choices_html):
+                answers[question.key] = int(raw)
+            else:
+                errors.append(question.key)
+        if errors:
+            messages.error(request, "Answer every question before submitting.")
+        else:
+            attempt = services.quiz_attempt_create(user=request.user, module=module, answers=answers)
+    else:
+        services.enrollment_touch(
+            user=request.user,
+            course=course,
+            url=request.path,
+            title=f"Knowledge check: {module.title}",
+        )
+    best = module.quiz_attempts.filter(user=request.user).order_by("-correct").first()
+    rows = [
+        {
+            "question": question,
+            "choices": list(enumerate(question.choices_html)),
+            "chosen": answers.get(question.key),
+            "correct": attempt is not None and answers.get(question.key) == question.answer,
+            "missing": question.key in errors,
+        }
+        for question in questions
+    ]
+    return render(
+        request,
+        "courses/quiz.html",
+        {"course": course, "module": module, "rows": rows, "attempt": attempt, "best": best},
+        status=400 if errors else 200,
+    )
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    enrollments = (
+        Enrollment.objects.filter(user=request.user)
+        .select_related("course")
+        .order_by("-last_activity_at")
+    )
+    rows = []
+    for enrollment in enrollments:
+        if not (enrollment.course.published or request.user.is_staff):
+            continue
+        rows.append(
+            {"enrollment": enrollment, "progress": course_progress(user=request.user, course=enrollment.course)}
+        )
+    certificates = []
+    try:
+        from certificates.models import Certificate
+
+        certificates = list(Certificate.objects.filter(user=request.user).select_related("course"))
+    except (ImportError, LookupError):
+        pass
+    return render(request, "courses/dashboard.html", {"rows": rows, "certificates": certificates})

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class SubmissionQuerySet(models.QuerySet["Submission"]):
+    def for_user(self, user) -> SubmissionQuerySet:
+        return self.filter(user=user)
+
+    def passed(self) -> SubmissionQuerySet:
+        return self.filter(status=Submission.Status.PASSED)
+
+    def active(self) -> SubmissionQuerySet:
+        return self.filter(status__in=[Submission.Status.QUEUED, Submission.Status.RUNNING])
+
+
+class Submission(models.Model):
+    """One attempt at a lab: an immutable source snapshot and its grading state.
+
+    The snapshot (a .tar.gz and its SHA-256) never changes after intake; every stage
+    and every regrade uses it. Status moves queued -> running -> passed | failed |
+    error; a worker claims a queued submission with a conditional UPDATE.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+        ERROR = "error", "Platform error"
+
+    class SourceKind(models.TextChoices):
+        ARCHIVE = "archive", "Archive"
+        NOTEBOOK = "notebook", "Notebook"
+        GIT = "git", "Git repository"
+        DIRECTORY = "directory", "Directory"
+
+    FINISHED = (Status.PASSED, Status.FAILED, Status.ERROR)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions"
+    )
+    lab = models.ForeignKey("labs.Lab", on_delete=models.CASCADE, related_name="submissions")
+    source_kind = models.CharField(max_length=16, choices=SourceKind.choices)
+    source_name = models.CharField(max_length=500, blank=True)
+    git_url = models.CharField(max_length=500, blank=True)
+    git_ref = models.CharField(max_length=200, blank=True)
+    commit = models.CharField(max_length=64, blank=True)
+    snapshot_path = models.CharField(max_length=300)
+    snapshot_sha256 = models.CharField(max_length=64)
+    snapshot_size = models.PositiveBigIntegerField(default=0)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    low_priority = models.BooleanField(default=False)
+    attempts = models.PositiveIntegerField(default=0)
+    score = models.FloatField(null=True, blank=True)
+    max_score = models.FloatField(null=True, blank=True)
+    error_message = models.TextField(blank=True)
+    # The contract's result JSON (CONTRACTS.md section 1), once finished.
+    result = models.JSONField(null=True, blank=True)
+
+    # Provenance.
+    lab_hash = models.CharField(max_length=64, blank=True)
+    image = models.CharField(max_length=200, blank=True)
+    image_digest = models.CharField(max_length=100, blank=True)
+
+    # Live progress, for the submission page.
+    current_stage = models.CharField(max_length=80, blank=True)
+    stage_index = models.PositiveIntegerField(default=0)
+    stage_count = models.PositiveIntegerField(default=0)
+    stage_started_at = models.DateTimeField(null=True, blank=True)
+    stage_limit_s = models.FloatField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=200, blank=True)
+
+    objects = SubmissionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["user", "lab", "-created_at"]),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "passed", "failed", "error"]),
+                name="submission_status_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.lab} by {self.user} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("grading:submission-detail", args=[self.pk])
+
+    @property
+    def finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def percent(self) -> float | None:
+        if self.score is None or not self.max_score:
+            return None
+        return 100.0 * self.score / self.max_score
+
+
+class StageRun(models.Model):
+    class Status(models.TextChoices):
+        RAN = "ran", "Ran"
+        SKIPPED = "skipped", "Skipped"
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="stage_runs")
+    order = models.PositiveIntegerField()
+    name = models.CharField(max_length=80)
+    command = models.CharField(max_length=500)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    grader = models.BooleanField(default=False)
+    exit_code = models.IntegerField(null=True, blank=True)
+    timed_out = models.BooleanField(default=False)
+    oom_killed = models.BooleanField(default=False)
+    pids_limit_hit = models.BooleanField(default=False)
+    duration_s = models.FloatField(default=0)
+    cpu_s = models.FloatField(null=True, blank=True)
+    peak_memory_mb = models.FloatField(null=True, blank=True)
+    time_limit_s = models.FloatField(default=0)
+    memory_limit_mb = models.IntegerField(default=0)
+    output = models.TextField(blank=True)
+    output_truncated_bytes = models.PositiveBigIntegerField(default=0)
+    summary = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["submission", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["submission", "name"], name="stage_run_unique_name")
+        ]
+
+
+class CheckResult(models.Model):
+    class Status(models.TextChoices):
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+        ERROR = "error", "Error"
+        SKIPPED = "skipped", "Skipped"
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="check_results")
+    order = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    score = models.FloatField()
+    max_score = models.FloatField()
+    required = models.BooleanField(default=False)
+    output = models.TextField(blank=True)
+    hint_html = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["submission", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["submission", "name"], name="check_result_unique_name"),
+            models.CheckConstraint(condition=Q(score__lte=models.F("max_score")), name="check_score_lte_max"),
+        ]

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from django.db import models
+
+from courses.models import Course, Module
+
+from .spec import LabSpec
+
+
+class LabQuerySet(models.QuerySet["Lab"]):
+    def published(self) -> LabQuerySet:
+        return self.filter(published=True, course__published=True)
+
+    def for_course(self, course: Course) -> LabQuerySet:
+        return self.filter(course=course)
+
+    def visible_to(self, user) -> LabQuerySet:
+        if getattr(user, "is_staff", False):
+            return self.all()
+        return self.published()
+
+
+class Lab(models.Model):
+    class Kind(models.TextChoices):
+        REPO = "repo", "Repository (archive or git)"
+        NOTEBOOK = "notebook", "Notebook (.ipynb)"
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="labs")
+    module = models.ForeignKey(
+        Module, on_delete=models.SET_NULL, null=True, blank=True, related_name="labs"
+    )
+    slug = models.SlugField(max_length=80)
+    title = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    summary = models.TextField(blank=True)
+    estimated_hours = models.FloatField(default=1)
+    order = models.PositiveIntegerField(default=0)
+    instructions_html = models.TextField()
+    pass_mark = models.FloatField()
+    # The validated lab.yaml (labs.spec.LabSpec as JSON).
+    spec = models.JSONField()
+    starter_zip = models.BinaryField()
+    # Everything under hidden/ as a .tar.gz: grader scripts, hidden data, reference
+    # solution and wrong variants. Never served to anyone.
+    hidden_archive = models.BinaryField()
+    # Hash of the spec, instructions, starter and hidden assets: results record it.
+    content_hash = models.CharField(max_length=64)
+    published = models.BooleanField(default=True)
+
+    objects = LabQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["course", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "slug"], name="lab_unique_slug_per_course")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.course.slug}/{self.slug}"
+
+    @property
+    def full_slug(self) -> str:
+        return f"{self.course.slug}/{self.slug}"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("labs:lab-detail", args=[self.course.slug, self.slug])
+
+    @property
+    def parsed_spec(self) -> LabSpec:
+        return LabSpec.model_validate(self.spec)
+
+    @property
+    def gradeable(self) -> bool:
+        return bool(self.spec.get("stages")) and bool(self.spec.get("checks"))
+
+    @property
+    def max_score(self) -> float:
+        return float(sum(check.get("points", 0) for check in self.spec.get("checks", [])))

@@ -1,0 +1,219 @@
+"""The typed spec of a lab (`lab.yaml`), validated on import and read by the grader.
+
+docs/authoring.md documents every field; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+STAGE_NAME = r"^[a-z][a-z0-9_]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Limits(_Strict):
+    time_s: float = Field(300, gt=0, le=3600)
+    memory_mb: int = Field(1024, ge=64, le=16384)
+    cpus: float = Field(1.0, gt=0, le=8)
+    pids: int = Field(128, ge=16, le=4096)
+    workspace_mb: int = Field(512, ge=16, le=8192)
+    tmp_mb: int = Field(64, ge=8, le=4096)
+    output_kb: int = Field(1024, ge=16, le=16384)
+
+
+class FileSpec(_Strict):
+    from_: str = Field(alias="from")
+    to: str
+
+    @field_validator("to")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if value.startswith("/") or ".." in value.split("/") or not value:
+            raise ValueError("must be a relative path inside the workspace, without '..'")
+        return value
+
+
+class StageSpec(_Strict):
+    name: str = Field(pattern=STAGE_NAME)
+    run: list[str] = Field(min_length=1)
+    needs: list[str] = []
+    assets: list[str] = []
+    grader: bool = False
+    time_s: float | None = Field(None, gt=0, le=3600)
+    memory_mb: int | None = Field(None, ge=64, le=16384)
+    cpus: float | None = Field(None, gt=0, le=8)
+    pids: int | None = Field(None, ge=16, le=4096)
+    output_kb: int | None = Field(None, ge=16, le=16384)
+
+    @field_validator("assets")
+    @classmethod
+    def _asset_paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if path.startswith("/") or ".." in path.split("/") or not path.strip("/"):
+                raise ValueError(f"asset {path!r} must be a relative path under hidden/")
+        return value
+
+    def limits(self, defaults: Limits) -> Limits:
+        overrides = {
+            key: getattr(self, key)
+            for key in ("time_s", "memory_mb", "cpus", "pids", "output_kb")
+            if getattr(self, key) is not None
+        }
+        return defaults.model_copy(update=overrides)
+
+
+class _CheckBase(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    points: float = Field(ge=0)
+    required: bool = False
+    hint: str = ""
+
+
+class ExitCodeCheck(_CheckBase):
+    kind: Literal["exit_code"]
+    stage: str
+
+
+class FilesCheck(_CheckBase):
+    kind: Literal["files"]
+    stage: str
+    paths: list[str] = Field(min_length=1)
+    json_: list[str] = Field([], alias="json")
+    numbers: dict[str, list[str]] = {}
+
+    @model_validator(mode="after")
+    def _subsets(self) -> FilesCheck:
+        for path in [*self.json_, *self.numbers]:
+            if path not in self.paths:
+                raise ValueError(f"{path!r} must also be listed in paths")
+        for path in self.numbers:
+            if path not in self.json_:
+                raise ValueError(f"{path!r} has numbers, so it must be listed in json")
+        return self
+
+
+class ObservationCheck(_CheckBase):
+    kind: Literal["observation"]
+    stage: str
+    key: str
+
+
+class AccuracyCheck(_CheckBase):
+    kind: Literal["accuracy"]
+    stage: str
+    key: str
+    labels: str
+    min: float = Field(ge=0, le=1)
+
+
+class ReportedMetricCheck(_CheckBase):
+    kind: Literal["reported_metric"]
+    stage: str
+    key: str
+    labels: str
+    file: str
+    field: str
+    tolerance: float = Field(ge=0)
+
+
+class AgreementCheck(_CheckBase):
+    kind: Literal["agreement"]
+    a: str = Field(pattern=r"^[a-z][a-z0-9_]*:.+$")
+    b: str = Field(pattern=r"^[a-z][a-z0-9_]*:.+$")
+    min: float = Field(ge=0, le=1)
+
+
+class ReferenceCheck(_CheckBase):
+    kind: Literal["reference"]
+    stage: str
+    keys: list[str] = Field(min_length=1)
+    tolerance: float = Field(1e-9, ge=0)
+
+
+CheckSpec = Annotated[
+    ExitCodeCheck
+    | FilesCheck
+    | ObservationCheck
+    | AccuracyCheck
+    | ReportedMetricCheck
+    | AgreementCheck
+    | ReferenceCheck,
+    Field(discriminator="kind"),
+]
+
+
+class VariantSpec(_Strict):
+    path: str
+    expect: Literal["passed", "failed"]
+    failing: list[str] = []
+
+
+class LabSpec(_Strict):
+    slug: str = Field(pattern=SLUG)
+    title: str = Field(min_length=1, max_length=200)
+    module: str = Field(pattern=SLUG)
+    kind: Literal["repo", "notebook"]
+    summary: str = ""
+    estimated_hours: float = Field(1, gt=0)
+    instructions: str
+    starter: str | None = None
+    pass_mark: float = Field(ge=0, le=100)
+    image: str | None = None
+    limits: Limits = Limits()
+    files: list[FileSpec] = []
+    stages: list[StageSpec] = []
+    checks: list[CheckSpec] = []
+    reference: str | None = None
+    variants: list[VariantSpec] = []
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> LabSpec:
+        stage_names = [stage.name for stage in self.stages]
+        if len(set(stage_names)) != len(stage_names):
+            raise ValueError("stage names must be unique")
+        seen: set[str] = set()
+        for stage in self.stages:
+            for need in stage.needs:
+                if need not in seen:
+                    raise ValueError(
+                        f"stage {stage.name!r} needs {need!r}, which is not an earlier stage"
+                    )
+            seen.add(stage.name)
+        check_names = [check.name for check in self.checks]
+        if len(set(check_names)) != len(check_names):
+            raise ValueError("check names must be unique")
+        for check in self.checks:
+            stages = (
+                [check.a.split(":", 1)[0], check.b.split(":", 1)[0]]
+                if isinstance(check, AgreementCheck)
+                else [check.stage]
+            )
+            for stage in stages:
+                if stage not in stage_names:
+                    raise ValueError(f"check {check.name!r} names unknown stage {stage!r}")
+        for variant in self.variants:
+            for name in variant.failing:
+                if name not in check_names:
+                    raise ValueError(f"variant {variant.path!r} names unknown check {name!r}")
+        if self.checks and sum(check.points for check in self.checks) <= 0:
+            raise ValueError("checks must award some points")
+        return self
+
+    def stage(self, name: str) -> StageSpec:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)
+
+
+def is_slug(value: str) -> bool:
+    return re.fullmatch(SLUG, value) is not None

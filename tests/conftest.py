@@ -1,0 +1,62 @@
+"""Personas and shared fixtures for the whole suite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from allauth.account.models import EmailAddress
+
+from tests.factories import UserFactory
+
+REPO = Path(__file__).resolve().parent.parent
+CONTENT = REPO / "content"
+PASSWORD = "correct horse battery staple"
+
+
+def _verified(user):
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    return user
+
+
+@pytest.fixture
+def learner(db):
+    return _verified(UserFactory(email="learner@example.com", display_name="Ada Learner"))
+
+
+@pytest.fixture
+def other_learner(db):
+    return _verified(UserFactory(email="other@example.com", display_name="Other Learner"))
+
+
+@pytest.fixture
+def instructor(db):
+    return _verified(UserFactory(email="instructor@example.com", display_name="Ivy Instructor", is_staff=True))
+
+
+@pytest.fixture
+def employer(client):
+    """An employer has no account: an anonymous client."""
+    return client
+
+
+@pytest.fixture
+def learner_client(client, learner):
+    client.force_login(learner)
+    return client
+
+
+@pytest.fixture
+def instructor_client(client, instructor):
+    client.force_login(instructor)
+    return client
+
+
+@pytest.fixture
+def sample_course(db):
+    """The real sample course, imported from content/."""
+    from courses.importer import content_import
+    from courses.models import Course
+
+    content_import(CONTENT)
+    return Course.objects.get(slug="mlops-foundations")
