@@ -2,8 +2,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
-from .forms import ProfileForm
+from . import services
+from .forms import ApiTokenForm, ProfileForm
 
 
 @login_required
@@ -13,4 +15,35 @@ def profile(request: HttpRequest) -> HttpResponse:
         form.save()
         messages.success(request, "Your profile was saved.")
         return redirect("accounts:profile")
-    return render(request, "accounts/profile.html", {"form": form})
+    return render(
+        request,
+        "accounts/profile.html",
+        {
+            "form": form,
+            "token_form": ApiTokenForm(),
+            "tokens": request.user.api_tokens.all(),
+            "new_token": request.session.pop("new_api_token", None),
+        },
+    )
+
+
+@login_required
+@require_POST
+def token_create(request: HttpRequest) -> HttpResponse:
+    form = ApiTokenForm(request.POST)
+    if form.is_valid():
+        _, token = services.api_token_create(user=request.user, name=form.cleaned_data["name"])
+        # Shown once on the next page, then gone from the session.
+        request.session["new_api_token"] = token
+        messages.success(request, "Token created. Copy it now: it will not be shown again.")
+    else:
+        messages.error(request, "Give the token a name.")
+    return redirect("accounts:profile")
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    if services.api_token_revoke(user=request.user, token_id=token_id):
+        messages.success(request, "Token revoked.")
+    return redirect("accounts:profile")

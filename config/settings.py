@@ -72,14 +72,10 @@ DEBUG = _env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = _env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is required when DJANGO_DEBUG is off"
-        )
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY (or DJANGO_SECRET_KEY_FILE) is required when DJANGO_DEBUG is off")
     SECRET_KEY = "insecure-development-key-only-for-DJANGO_DEBUG-on"
 
-ALLOWED_HOSTS = _env_list(
-    "DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
-)
+ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS is required when DJANGO_DEBUG is off")
 CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
@@ -193,9 +189,7 @@ MEDIA_ROOT = VAR_DIR / "media"
 # E-mail: the console in development, SMTP in production.
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.console.EmailBackend"
-    if DEBUG
-    else "django.core.mail.backends.smtp.EmailBackend",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
 )
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = _env_int("EMAIL_PORT", 587)
@@ -224,8 +218,10 @@ if not DEBUG:
 # machine run web + worker with no server; tests and production use Redis.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
+    from grading.budget import VISIBILITY_TIMEOUT_S
+
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
 else:
     _broker_dir = VAR_DIR / "broker"
     CELERY_BROKER_URL = "filesystem://"
@@ -235,6 +231,11 @@ else:
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
     }
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = _env_bool("CELERY_TASK_ALWAYS_EAGER", False)
@@ -243,13 +244,21 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ROUTES = {
+    "grading.grade_submission": {"queue": "grading"},
+    "grading.reap_stale_submissions": {"queue": "grading"},
+}
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-submissions": {
+        "task": "grading.reap_stale_submissions",
+        "schedule": _env_float("SHIPWRIGHT_REAPER_INTERVAL_S", 60.0),
+    },
+}
 
 # Grading.
 SHIPWRIGHT_LAB_IMAGE = os.environ.get("SHIPWRIGHT_LAB_IMAGE", "shipwright-lab:py311")
 SHIPWRIGHT_SNAPSHOT_DIR = Path(os.environ.get("SHIPWRIGHT_SNAPSHOT_DIR", VAR_DIR / "snapshots"))
-SHIPWRIGHT_ASSET_CACHE_DIR = Path(
-    os.environ.get("SHIPWRIGHT_ASSET_CACHE_DIR", VAR_DIR / "lab-assets")
-)
+SHIPWRIGHT_ASSET_CACHE_DIR = Path(os.environ.get("SHIPWRIGHT_ASSET_CACHE_DIR", VAR_DIR / "lab-assets"))
 SHIPWRIGHT_UPLOAD_MAX_BYTES = _env_int("SHIPWRIGHT_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 SHIPWRIGHT_UNPACKED_MAX_BYTES = _env_int("SHIPWRIGHT_UNPACKED_MAX_BYTES", 200 * 1024 * 1024)
 SHIPWRIGHT_ARCHIVE_MAX_ENTRIES = _env_int("SHIPWRIGHT_ARCHIVE_MAX_ENTRIES", 10_000)
@@ -257,12 +266,14 @@ SHIPWRIGHT_GIT_TIMEOUT_S = _env_int("SHIPWRIGHT_GIT_TIMEOUT_S", 60)
 SHIPWRIGHT_GIT_ALLOW_LOOPBACK = _env_bool("SHIPWRIGHT_GIT_ALLOW_LOOPBACK", False)
 SHIPWRIGHT_RESUBMIT_COOLOFF_S = _env_int("SHIPWRIGHT_RESUBMIT_COOLOFF_S", 30)
 SHIPWRIGHT_MAX_ATTEMPTS = _env_int("SHIPWRIGHT_MAX_ATTEMPTS", 3)
-SHIPWRIGHT_REAPER_INTERVAL_S = _env_float("SHIPWRIGHT_REAPER_INTERVAL_S", 60.0)
 
 # Certificates: the issuer's signing keys (a directory of PEM files, newest wins).
-SHIPWRIGHT_SIGNING_KEY_DIR = Path(
-    _env_str("SHIPWRIGHT_SIGNING_KEY_DIR") or str(VAR_DIR / "signing-keys")
+# Requests per window (seconds) per client on the public verify endpoints.
+SHIPWRIGHT_VERIFY_RATE_LIMIT = (
+    _env_int("SHIPWRIGHT_VERIFY_RATE_LIMIT", 120),
+    _env_int("SHIPWRIGHT_VERIFY_RATE_WINDOW_S", 60),
 )
+SHIPWRIGHT_SIGNING_KEY_DIR = Path(_env_str("SHIPWRIGHT_SIGNING_KEY_DIR") or str(VAR_DIR / "signing-keys"))
 
 LOGGING = {
     "version": 1,

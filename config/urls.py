@@ -6,6 +6,8 @@ from . import views
 urlpatterns = [
     path("", include("courses.urls")),
     path("labs/", include("labs.urls")),
+    path("", include("grading.urls")),
+    path("", include("certificates.urls")),
     path("accounts/", include("allauth.urls")),
     path("profile/", include("accounts.urls")),
     path("admin/", admin.site.urls),

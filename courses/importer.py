@@ -18,11 +18,10 @@ import tarfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 import yaml
 from django.db import transaction
-from typing import TypeVar
-
 from pydantic import BaseModel, ValidationError
 
 from labs.spec import LabSpec
@@ -372,9 +371,7 @@ def _check_manifest(reader: _Reader, course_dir: Path, spec: CourseSpec) -> None
         if not path.is_file():
             reader.problem(manifest_path, relative, "data file is missing (run make_data.py)")
         elif hashlib.sha256(path.read_bytes()).hexdigest() != expected:
-            reader.problem(
-                manifest_path, relative, "data file does not match the manifest (run make_data.py)"
-            )
+            reader.problem(manifest_path, relative, "data file does not match the manifest (run make_data.py)")
 
 
 def _load_course(reader: _Reader, course_dir: Path) -> CourseData | None:
@@ -408,7 +405,11 @@ def _load_course(reader: _Reader, course_dir: Path) -> CourseData | None:
 
     labs: list[LabData] = []
     labs_dir = course_dir / "labs"
-    lab_folders = sorted(p for p in labs_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))) if labs_dir.is_dir() else []
+    lab_folders = (
+        sorted(p for p in labs_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+        if labs_dir.is_dir()
+        else []
+    )
     for folder in lab_folders:
         lab = _load_lab(reader, folder)
         if lab is not None:
@@ -417,7 +418,8 @@ def _load_course(reader: _Reader, course_dir: Path) -> CourseData | None:
     for lab in labs:
         if lab.spec.module not in module_specs:
             reader.problem(
-                labs_dir / lab.spec.slug / "lab.yaml", "module",
+                labs_dir / lab.spec.slug / "lab.yaml",
+                "module",
                 f"no module with slug {lab.spec.module!r} in this course",
             )
     for module_spec in module_specs.values():
@@ -427,7 +429,8 @@ def _load_course(reader: _Reader, course_dir: Path) -> CourseData | None:
         for index, requirement in enumerate(spec.certificate.requirements):
             if requirement.lab not in lab_slugs and not (labs_dir / requirement.lab).is_dir():
                 reader.problem(
-                    spec_path, f"certificate.requirements.{index}.lab",
+                    spec_path,
+                    f"certificate.requirements.{index}.lab",
                     f"lab {requirement.lab!r} does not exist in this course",
                 )
     # Order labs as their modules are ordered.
@@ -552,7 +555,8 @@ def content_import(root: Path) -> ImportReport:
                     kept_lessons.append(lesson.pk)
                 _unpublish(
                     Lesson.objects.filter(module=module).exclude(pk__in=kept_lessons),
-                    "lesson", report,
+                    "lesson",
+                    report,
                 )
                 kept_questions = []
                 for q_order, question in enumerate(module_data.questions):
@@ -569,12 +573,8 @@ def content_import(root: Path) -> ImportReport:
                         },
                     )
                     kept_questions.append(obj.pk)
-                Question.objects.filter(module=module).exclude(pk__in=kept_questions).update(
-                    published=False
-                )
-            _unpublish(
-                Module.objects.filter(course=course).exclude(pk__in=kept_modules), "module", report
-            )
+                Question.objects.filter(module=module).exclude(pk__in=kept_questions).update(published=False)
+            _unpublish(Module.objects.filter(course=course).exclude(pk__in=kept_modules), "module", report)
             modules = {module.slug: module for module in Module.objects.filter(course=course)}
             kept_labs = []
             for order, lab_data in enumerate(data.labs):

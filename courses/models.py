@@ -64,9 +64,7 @@ class Module(models.Model):
 
     class Meta:
         ordering = ["course", "order"]
-        constraints = [
-            models.UniqueConstraint(fields=["course", "slug"], name="module_unique_slug_per_course")
-        ]
+        constraints = [models.UniqueConstraint(fields=["course", "slug"], name="module_unique_slug_per_course")]
 
     def __str__(self) -> str:
         return f"{self.course.slug}/{self.slug}"
@@ -100,9 +98,7 @@ class Lesson(models.Model):
 
     class Meta:
         ordering = ["module", "order"]
-        constraints = [
-            models.UniqueConstraint(fields=["module", "slug"], name="lesson_unique_slug_per_module")
-        ]
+        constraints = [models.UniqueConstraint(fields=["module", "slug"], name="lesson_unique_slug_per_module")]
 
     def __str__(self) -> str:
         return self.title
@@ -110,9 +106,7 @@ class Lesson(models.Model):
     def get_absolute_url(self) -> str:
         from django.urls import reverse
 
-        return reverse(
-            "courses:lesson-detail", args=[self.module.course.slug, self.module.slug, self.slug]
-        )
+        return reverse("courses:lesson-detail", args=[self.module.course.slug, self.module.slug, self.slug])
 
 
 class Question(models.Model):
@@ -129,18 +123,14 @@ class Question(models.Model):
 
     class Meta:
         ordering = ["module", "order"]
-        constraints = [
-            models.UniqueConstraint(fields=["module", "key"], name="question_unique_key_per_module")
-        ]
+        constraints = [models.UniqueConstraint(fields=["module", "key"], name="question_unique_key_per_module")]
 
     def __str__(self) -> str:
         return f"{self.module}#{self.key}"
 
 
 class Enrollment(models.Model):
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrollments"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrollments")
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="enrollments")
     created_at = models.DateTimeField(auto_now_add=True)
     # "Continue where you left off": the last lesson, quiz or lab page visited.
@@ -150,32 +140,27 @@ class Enrollment(models.Model):
 
     class Meta:
         ordering = ["-last_activity_at"]
-        constraints = [
-            models.UniqueConstraint(fields=["user", "course"], name="enrollment_unique_per_user")
-        ]
+        constraints = [models.UniqueConstraint(fields=["user", "course"], name="enrollment_unique_per_user")]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.course}"
 
 
 class LessonProgress(models.Model):
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lesson_progress"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="lesson_progress")
     lesson = models.ForeignKey(Lesson, on_delete=models.CASCADE, related_name="progress")
     completed_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         verbose_name_plural = "lesson progress"
-        constraints = [
-            models.UniqueConstraint(fields=["user", "lesson"], name="lesson_progress_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["user", "lesson"], name="lesson_progress_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read {self.lesson_id}"
 
 
 class QuizAttempt(models.Model):
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quiz_attempts"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quiz_attempts")
     module = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="quiz_attempts")
     answers = models.JSONField(default=dict)
     correct = models.PositiveIntegerField()
@@ -188,6 +173,9 @@ class QuizAttempt(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(correct__lte=models.F("total")), name="quiz_correct_lte_total")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} on {self.module_id}: {self.correct}/{self.total}"
 
     @property
     def percent(self) -> float:

@@ -64,13 +64,9 @@ def course_progress(*, user, course: Course) -> CourseProgress:
 
     modules = list(course.modules.published().prefetch_related("lessons"))
     lessons = Lesson.objects.published().filter(module__in=modules)
-    read = set(
-        LessonProgress.objects.filter(user=user, lesson__in=lessons).values_list("lesson_id", flat=True)
-    )
+    read = set(LessonProgress.objects.filter(user=user, lesson__in=lessons).values_list("lesson_id", flat=True))
     quiz_passed = set(
-        QuizAttempt.objects.filter(user=user, module__in=modules, passed=True).values_list(
-            "module_id", flat=True
-        )
+        QuizAttempt.objects.filter(user=user, module__in=modules, passed=True).values_list("module_id", flat=True)
     )
     labs = list(Lab.objects.published().filter(course=course).select_related("module"))
     labs_passed = set(

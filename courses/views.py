@@ -37,11 +37,7 @@ def _require_enrollment(request: HttpRequest, course: Course) -> HttpResponse | 
 
 
 def catalog(request: HttpRequest) -> HttpResponse:
-    courses = (
-        Course.objects.visible_to(request.user)
-        .prefetch_related("modules", "labs")
-        .order_by("order", "title")
-    )
+    courses = Course.objects.visible_to(request.user).prefetch_related("modules", "labs").order_by("order", "title")
     cards = []
     for course in courses:
         modules = [m for m in course.modules.all() if m.published or request.user.is_staff]
@@ -112,9 +108,7 @@ def lesson_detail(request: HttpRequest, slug: str, module_slug: str, lesson_slug
     if request.method == "POST":
         services.lesson_mark_read(user=request.user, lesson=lesson)
         return redirect(_next_after(course, module, lesson, lessons))
-    services.enrollment_touch(
-        user=request.user, course=course, url=lesson.get_absolute_url(), title=lesson.title
-    )
+    services.enrollment_touch(user=request.user, course=course, url=lesson.get_absolute_url(), title=lesson.title)
     index = lessons.index(lesson)
     is_read = lesson.progress.filter(user=request.user).exists()
     return render(
@@ -193,11 +187,7 @@ def quiz(request: HttpRequest, slug: str, module_slug: str) -> HttpResponse:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    enrollments = (
-        Enrollment.objects.filter(user=request.user)
-        .select_related("course")
-        .order_by("-last_activity_at")
-    )
+    enrollments = Enrollment.objects.filter(user=request.user).select_related("course").order_by("-last_activity_at")
     rows = []
     for enrollment in enrollments:
         if not (enrollment.course.published or request.user.is_staff):

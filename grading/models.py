@@ -42,9 +42,7 @@ class Submission(models.Model):
     FINISHED = (Status.PASSED, Status.FAILED, Status.ERROR)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions")
     lab = models.ForeignKey("labs.Lab", on_delete=models.CASCADE, related_name="submissions")
     source_kind = models.CharField(max_length=16, choices=SourceKind.choices)
     source_name = models.CharField(max_length=500, blank=True)
@@ -54,6 +52,7 @@ class Submission(models.Model):
     snapshot_path = models.CharField(max_length=300)
     snapshot_sha256 = models.CharField(max_length=64)
     snapshot_size = models.PositiveBigIntegerField(default=0)
+    intake_s = models.FloatField(default=0)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     low_priority = models.BooleanField(default=False)
@@ -80,6 +79,7 @@ class Submission(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     objects = SubmissionQuerySet.as_manager()
 
@@ -141,9 +141,10 @@ class StageRun(models.Model):
 
     class Meta:
         ordering = ["submission", "order"]
-        constraints = [
-            models.UniqueConstraint(fields=["submission", "name"], name="stage_run_unique_name")
-        ]
+        constraints = [models.UniqueConstraint(fields=["submission", "name"], name="stage_run_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.submission_id}:{self.name}"
 
 
 class CheckResult(models.Model):
@@ -169,3 +170,6 @@ class CheckResult(models.Model):
             models.UniqueConstraint(fields=["submission", "name"], name="check_result_unique_name"),
             models.CheckConstraint(condition=Q(score__lte=models.F("max_score")), name="check_score_lte_max"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.submission_id}:{self.name}"

@@ -26,9 +26,7 @@ class Lab(models.Model):
         NOTEBOOK = "notebook", "Notebook (.ipynb)"
 
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="labs")
-    module = models.ForeignKey(
-        Module, on_delete=models.SET_NULL, null=True, blank=True, related_name="labs"
-    )
+    module = models.ForeignKey(Module, on_delete=models.SET_NULL, null=True, blank=True, related_name="labs")
     slug = models.SlugField(max_length=80)
     title = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -51,21 +49,19 @@ class Lab(models.Model):
 
     class Meta:
         ordering = ["course", "order"]
-        constraints = [
-            models.UniqueConstraint(fields=["course", "slug"], name="lab_unique_slug_per_course")
-        ]
+        constraints = [models.UniqueConstraint(fields=["course", "slug"], name="lab_unique_slug_per_course")]
 
     def __str__(self) -> str:
-        return f"{self.course.slug}/{self.slug}"
-
-    @property
-    def full_slug(self) -> str:
         return f"{self.course.slug}/{self.slug}"
 
     def get_absolute_url(self) -> str:
         from django.urls import reverse
 
         return reverse("labs:lab-detail", args=[self.course.slug, self.slug])
+
+    @property
+    def full_slug(self) -> str:
+        return f"{self.course.slug}/{self.slug}"
 
     @property
     def parsed_spec(self) -> LabSpec:

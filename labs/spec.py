@@ -184,9 +184,7 @@ class LabSpec(_Strict):
         for stage in self.stages:
             for need in stage.needs:
                 if need not in seen:
-                    raise ValueError(
-                        f"stage {stage.name!r} needs {need!r}, which is not an earlier stage"
-                    )
+                    raise ValueError(f"stage {stage.name!r} needs {need!r}, which is not an earlier stage")
             seen.add(stage.name)
         check_names = [check.name for check in self.checks]
         if len(set(check_names)) != len(check_names):

@@ -60,3 +60,22 @@ def sample_course(db):
 
     content_import(CONTENT)
     return Course.objects.get(slug="mlops-foundations")
+
+
+@pytest.fixture(scope="session")
+def _signing_key_dir(tmp_path_factory):
+    from certificates import signing
+
+    folder = tmp_path_factory.mktemp("signing-keys")
+    signing.save_private_key_file(signing.generate_private_key(), folder / "key-1.pem")
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(settings, _signing_key_dir, tmp_path_factory):
+    """Every test signs with a throwaway issuer key and starts with an empty cache."""
+    from django.core.cache import cache
+
+    settings.SHIPWRIGHT_SIGNING_KEY_DIR = _signing_key_dir
+    cache.clear()
+    yield

@@ -22,7 +22,9 @@ def tree(tmp_path: Path) -> Path:
     """A small valid content tree: one course, two modules, one lab."""
     root = tmp_path / "content"
     course = root / "demo"
-    write(course / "course.yaml", """
+    write(
+        course / "course.yaml",
+        """
         slug: demo
         title: Demo course
         summary: A course for tests.
@@ -34,9 +36,12 @@ def tree(tmp_path: Path) -> Path:
           title: Demo certificate
           requirements:
             - lab: first-lab
-        """)
+        """,
+    )
     write(course / "overview.md", "# Overview\n\nHello.\n")
-    write(course / "modules/01-first/module.yaml", """
+    write(
+        course / "modules/01-first/module.yaml",
+        """
         slug: first
         title: First module
         summary: The first.
@@ -45,10 +50,13 @@ def tree(tmp_path: Path) -> Path:
           - {slug: more, title: More, file: more.md}
         quiz: quiz.yaml
         lab: first-lab
-        """)
+        """,
+    )
     write(course / "modules/01-first/intro.md", "# Intro\n\n```python\nprint('hi')\n```\n")
     write(course / "modules/01-first/more.md", "More text.\n")
-    write(course / "modules/01-first/quiz.yaml", """
+    write(
+        course / "modules/01-first/quiz.yaml",
+        """
         pass_mark: 50
         questions:
           - id: one
@@ -56,16 +64,22 @@ def tree(tmp_path: Path) -> Path:
             choices: [A, B]
             answer: 1
             explanation: Because B.
-        """)
-    write(course / "modules/02-second/module.yaml", """
+        """,
+    )
+    write(
+        course / "modules/02-second/module.yaml",
+        """
         slug: second
         title: Second module
         lessons:
           - {slug: only, title: Only, file: only.md}
-        """)
+        """,
+    )
     write(course / "modules/02-second/only.md", "Only.\n")
     lab = course / "labs/first-lab"
-    write(lab / "lab.yaml", """
+    write(
+        lab / "lab.yaml",
+        """
         slug: first-lab
         title: First lab
         module: first
@@ -77,7 +91,8 @@ def tree(tmp_path: Path) -> Path:
           - {name: run, run: [python, main.py]}
         checks:
           - {name: main.py exits 0, kind: exit_code, stage: run, points: 10, required: true}
-        """)
+        """,
+    )
     write(lab / "instructions.md", "Do the thing.\n")
     write(lab / "starter/main.py", "print('hello')\n")
     write(lab / "hidden/secret.txt", "hidden answer\n")
@@ -136,13 +151,16 @@ def test_a_script_in_a_lesson_never_reaches_the_html(db, tree):
 
 def test_every_problem_is_reported_with_file_and_field_and_nothing_is_written(db, tree):
     write(tree / "demo/modules/02-second/module.yaml", "slug: second\ntitle: [unclosed\n")
-    write(tree / "demo/modules/01-first/quiz.yaml", """
+    write(
+        tree / "demo/modules/01-first/quiz.yaml",
+        """
         questions:
           - id: one
             prompt: Pick
             choices: [A, B]
             answer: 5
-        """)
+        """,
+    )
     lab_yaml = tree / "demo/labs/first-lab/lab.yaml"
     lab_yaml.write_text(lab_yaml.read_text().replace("instructions: instructions.md", "instructions: missing.md"))
     with pytest.raises(ContentError) as caught:
@@ -168,7 +186,9 @@ def test_a_failed_import_leaves_the_previous_import_untouched(db, tree):
 def test_unknown_fields_and_bad_cross_references_are_named(db, tree):
     lab_yaml = tree / "demo/labs/first-lab/lab.yaml"
     lab_yaml.write_text(
-        lab_yaml.read_text().replace("module: first", "module: nowhere").replace("pass_mark: 50", "pass_mark: 50\ncolour: red")
+        lab_yaml.read_text()
+        .replace("module: first", "module: nowhere")
+        .replace("pass_mark: 50", "pass_mark: 50\ncolour: red")
     )
     with pytest.raises(ContentError) as caught:
         content_load(tree)
@@ -191,6 +211,12 @@ def test_the_sample_course_imports_cleanly(db):
     assert course.published
     assert course.modules.count() == 7
     assert set(Lab.objects.filter(course=course).values_list("slug", flat=True)) == {
-        "validate-data", "train-model", "serve-model", "ci-workflow", "drift-monitor", "audit-trail", "capstone",
+        "validate-data",
+        "train-model",
+        "serve-model",
+        "ci-workflow",
+        "drift-monitor",
+        "audit-trail",
+        "capstone",
     }
     assert [r["lab"] for r in course.requirements][-1] == "capstone"

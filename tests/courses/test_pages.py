@@ -14,8 +14,12 @@ def course(db):
     LessonFactory(module=module, slug="first", title="First lesson", order=0, body_html="<p>Lesson one body</p>")
     LessonFactory(module=module, slug="second", title="Second lesson", order=1)
     module.questions.create(
-        key="q1", order=0, prompt_html="<p>Two plus two?</p>", choices_html=["<p>3</p>", "<p>4</p>"],
-        answer=1, explanation_html="<p>Arithmetic.</p>",
+        key="q1",
+        order=0,
+        prompt_html="<p>Two plus two?</p>",
+        choices_html=["<p>3</p>", "<p>4</p>"],
+        answer=1,
+        explanation_html="<p>Arithmetic.</p>",
     )
     return course
 

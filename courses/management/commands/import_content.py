@@ -17,9 +17,7 @@ class Command(BaseCommand):
         except ContentError as exc:
             for problem in exc.problems:
                 self.stderr.write(f"  {problem}")
-            raise CommandError(
-                f"{len(exc.problems)} problem(s) found in {root}; nothing was imported."
-            ) from exc
+            raise CommandError(f"{len(exc.problems)} problem(s) found in {root}; nothing was imported.") from exc
         for label in report.created:
             self.stdout.write(f"created     {label}")
         for label in report.updated:

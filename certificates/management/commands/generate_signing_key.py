@@ -1,0 +1,17 @@
+from django.core.management.base import BaseCommand
+
+from certificates import keys
+
+
+class Command(BaseCommand):
+    help = "Create a new issuer signing key (key-<n>.pem). Old public keys stay published."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--if-missing", action="store_true", help="do nothing when a key already exists")
+
+    def handle(self, *args, if_missing: bool, **options) -> None:
+        if if_missing and keys.key_files():
+            self.stdout.write("A signing key already exists.")
+            return
+        key_id, path = keys.generate_key()
+        self.stdout.write(self.style.SUCCESS(f"Created signing key {key_id} at {path} (keep it secret)."))

@@ -1,0 +1,316 @@
+"""Issuing, revoking and reading certificates.
+
+A certificate's credential is built once, signed once and stored; pages and
+downloads serve the stored bytes. Status changes touch only the signed status
+list, never the credential.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from courses.models import Course
+from grading.models import Submission
+from labs.models import Lab
+
+from . import keys, signing
+from . import status_list as bitstring
+from .credential import build_open_badge_credential
+from .models import Certificate, CertificateEvent, StatusList
+from .verifier import VerificationReport, verify_credential
+
+STATUS_LIST_SLUG = "revocation"
+WITHDRAWN_BY_HOLDER = "withdrawn by holder"
+ISSUER_NAME = "Shipwright"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def status_list_url() -> str:
+    return f"{settings.SITE_URL}/status/{STATUS_LIST_SLUG}"
+
+
+def verify_url(public_id: str) -> str:
+    return f"{settings.SITE_URL}/verify/{public_id}/"
+
+
+def certificate_for(*, user, course: Course) -> Certificate | None:
+    if user is None or not getattr(user, "pk", None):
+        return None
+    return Certificate.objects.filter(user=user, course=course).first()
+
+
+def _best_passing(user, lab: Lab, pass_mark: float | None) -> Submission | None:
+    best = None
+    for submission in Submission.objects.filter(user=user, lab=lab, status=Submission.Status.PASSED):
+        percent = submission.percent or 0.0
+        if pass_mark is not None and percent + 1e-9 < pass_mark:
+            continue
+        if best is None or percent > (best.percent or 0.0):
+            best = submission
+    return best
+
+
+def requirements_met(*, user, course: Course) -> list[Submission] | None:
+    """The best passing submission for each required lab, or None if any is missing."""
+    if not course.requirements:
+        return None
+    labs = {lab.slug: lab for lab in Lab.objects.filter(course=course)}
+    evidence = []
+    for requirement in course.requirements:
+        lab = labs.get(requirement["lab"])
+        if lab is None:
+            return None
+        best = _best_passing(user, lab, requirement.get("pass_mark"))
+        if best is None:
+            return None
+        evidence.append(best)
+    return evidence
+
+
+def _status_list() -> StatusList:
+    status_list, _ = StatusList.objects.get_or_create(
+        slug=STATUS_LIST_SLUG, defaults={"bits": bytes(bitstring.new_bitstring())}
+    )
+    return status_list
+
+
+def _free_status_index() -> int:
+    """A random unused index, so list positions say nothing about issue order."""
+    size = bitstring.MIN_LIST_BITS
+    used = set(Certificate.objects.values_list("status_index", flat=True))
+    if len(used) >= size:
+        raise RuntimeError("the status list is full")
+    while True:
+        index = secrets.randbelow(size)
+        if index not in used:
+            return index
+
+
+def certificate_award_if_complete(*, user, course: Course) -> Certificate | None:
+    """Issue the course certificate if `user` now meets every requirement and has
+    none yet. Call inside the transaction that stores the passing result; exactly
+    once per learner and course (a unique constraint backs this up)."""
+    if certificate_for(user=user, course=course) is not None:
+        return None
+    evidence = requirements_met(user=user, course=course)
+    if evidence is None:
+        return None
+    try:
+        with transaction.atomic():
+            return _issue(user=user, course=course, evidence=evidence)
+    except IntegrityError:
+        # Issued concurrently by another worker: exactly once still holds.
+        return certificate_for(user=user, course=course)
+
+
+def _issue(*, user, course: Course, evidence: list[Submission]) -> Certificate:
+    key = keys.current_key()
+    public_id = secrets.token_urlsafe(24)
+    issued_at = timezone.now().replace(microsecond=0)
+    index = _free_status_index()
+    _status_list()
+    labs = ", ".join(sub.lab.title for sub in evidence)
+    evidence_items = [
+        {
+            "id": f"{verify_url(public_id)}#lab-{sub.lab.slug}",
+            "type": ["Evidence"],
+            "name": f"Lab {sub.lab.slug}: {sub.score:g} / {sub.max_score:g}",
+            "description": (
+                f"Passed {sub.lab.title} on {sub.finished_at:%Y-%m-%d}; graded in a sandbox by the image "
+                f"{sub.image_digest or sub.image}; lab content {sub.lab_hash[:16]}; source sha256 "
+                f"{sub.snapshot_sha256[:16]}" + (f"; commit {sub.commit}" if sub.commit else "")
+            ),
+        }
+        for sub in evidence
+    ]
+    title = course.certificate_title or course.title
+    unsigned = build_open_badge_credential(
+        credential_url=verify_url(public_id),
+        issuer_did=keys.issuer_did(),
+        issuer_name=ISSUER_NAME,
+        issuer_url=settings.SITE_URL + "/",
+        holder_name=user.public_name,
+        achievement_id=f"{settings.SITE_URL}/courses/{course.slug}/#certificate",
+        achievement_name=title,
+        achievement_description=f"Awarded for passing every graded lab of the course {course.title}.",
+        criteria_narrative=f"Pass every required lab, graded by running the learner's pipeline: {labs}.",
+        valid_from=_iso(issued_at),
+        status_list_url=status_list_url(),
+        status_index=index,
+        evidence=evidence_items,
+    )
+    signed = signing.sign(
+        unsigned, private_key=key.private_key, verification_method=key.verification_method, created=_iso(issued_at)
+    )
+    certificate = Certificate.objects.create(
+        public_id=public_id,
+        user=user,
+        course=course,
+        title=title,
+        holder_name=user.public_name,
+        issued_at=issued_at,
+        credential=json.dumps(signed, indent=2, ensure_ascii=False),
+        signing_key=keys.register(key.key_id, key.private_key),
+        status_index=index,
+        evidence=[
+            {
+                "lab": sub.lab.title,
+                "slug": sub.lab.slug,
+                "score": sub.score,
+                "max_score": sub.max_score,
+                "date": f"{sub.finished_at:%Y-%m-%d}",
+                "image_digest": sub.image_digest,
+                "lab_hash": sub.lab_hash,
+                "commit": sub.commit,
+            }
+            for sub in evidence
+        ],
+    )
+    CertificateEvent.objects.create(certificate=certificate, action=CertificateEvent.Action.ISSUED, by_label="system")
+    return certificate
+
+
+def status_list_document() -> dict:
+    """The signed BitstringStatusListCredential, re-signed when the bits change."""
+    status_list = _status_list()
+    if not status_list.credential:
+        _resign(status_list)
+    return json.loads(status_list.credential)
+
+
+def _resign(status_list: StatusList) -> None:
+    key = keys.current_key()
+    now = _iso(timezone.now())
+    unsigned = bitstring.status_list_credential(
+        status_list_url=status_list_url(),
+        issuer_did=keys.issuer_did(),
+        bits=bytearray(bytes(status_list.bits)),
+        valid_from=now,
+    )
+    signed = signing.sign(
+        unsigned, private_key=key.private_key, verification_method=key.verification_method, created=now
+    )
+    status_list.credential = json.dumps(signed)
+    status_list.save(update_fields=["credential", "updated_at"])
+
+
+def _set_bit(index: int, value: bool) -> None:
+    status_list = StatusList.objects.select_for_update().get(pk=_status_list().pk)
+    bits = bytearray(bytes(status_list.bits))
+    bitstring.set_bit(bits, index, value)
+    status_list.bits = bytes(bits)
+    status_list.save(update_fields=["bits", "updated_at"])
+    _resign(status_list)
+
+
+def _by_label(by) -> str:
+    return getattr(by, "email", "") or (by if isinstance(by, str) else "system")
+
+
+@transaction.atomic
+def certificate_revoke(*, certificate: Certificate, reason: str, by=None) -> Certificate:
+    """Revoke for good: the status list bit is set and the page says so."""
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("a reason is required")
+    certificate = Certificate.objects.select_for_update().get(pk=certificate.pk)
+    if certificate.status == Certificate.Status.REVOKED:
+        return certificate
+    certificate.status = Certificate.Status.REVOKED
+    certificate.status_reason = reason
+    certificate.status_changed_at = timezone.now()
+    certificate.save(update_fields=["status", "status_reason", "status_changed_at"])
+    _set_bit(certificate.status_index, True)
+    CertificateEvent.objects.create(
+        certificate=certificate,
+        action=CertificateEvent.Action.REVOKED,
+        reason=reason,
+        by=by if getattr(by, "pk", None) else None,
+        by_label=_by_label(by),
+    )
+    return certificate
+
+
+@transaction.atomic
+def certificate_suspend(*, certificate: Certificate, reason: str, by=None) -> Certificate:
+    """Suspend pending review; shown on the verify page. Reversible."""
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("a reason is required")
+    certificate = Certificate.objects.select_for_update().get(pk=certificate.pk)
+    if certificate.status != Certificate.Status.VALID:
+        return certificate
+    certificate.status = Certificate.Status.SUSPENDED
+    certificate.status_reason = reason
+    certificate.status_changed_at = timezone.now()
+    certificate.save(update_fields=["status", "status_reason", "status_changed_at"])
+    CertificateEvent.objects.create(
+        certificate=certificate,
+        action=CertificateEvent.Action.SUSPENDED,
+        reason=reason,
+        by=by if getattr(by, "pk", None) else None,
+        by_label=_by_label(by),
+    )
+    return certificate
+
+
+@transaction.atomic
+def certificate_reinstate(*, certificate: Certificate, reason: str = "", by=None) -> Certificate:
+    """Lift a suspension. A revoked certificate stays revoked."""
+    certificate = Certificate.objects.select_for_update().get(pk=certificate.pk)
+    if certificate.status != Certificate.Status.SUSPENDED:
+        return certificate
+    certificate.status = Certificate.Status.VALID
+    certificate.status_reason = ""
+    certificate.status_changed_at = timezone.now()
+    certificate.save(update_fields=["status", "status_reason", "status_changed_at"])
+    CertificateEvent.objects.create(
+        certificate=certificate,
+        action=CertificateEvent.Action.REINSTATED,
+        reason=reason.strip(),
+        by=by if getattr(by, "pk", None) else None,
+        by_label=_by_label(by),
+    )
+    return certificate
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@lru_cache(maxsize=2048)
+def _verify_cached(
+    credential_digest: str, did_digest: str, status_digest: str, now_bucket: int, credential: str, did: str, status: str
+) -> VerificationReport:
+    del credential_digest, did_digest, status_digest, now_bucket  # the cache key
+    return verify_credential(json.loads(credential), json.loads(did), status_list=json.loads(status))
+
+
+def certificate_verify(certificate: Certificate) -> VerificationReport:
+    """Re-verify the stored credential bytes against the published DID document
+    and status list. Memoized on the exact bytes of all three (and the minute),
+    so a change to any of them, such as tampering in the database, is verified
+    afresh and shows as a failed check."""
+    did = json.dumps(keys.did_document(), sort_keys=True)
+    status = json.dumps(status_list_document(), sort_keys=True)
+    bucket = int(timezone.now().timestamp() // 60)
+    return _verify_cached(
+        _digest(certificate.credential),
+        _digest(did),
+        _digest(status),
+        bucket,
+        certificate.credential,
+        did,
+        status,
+    )

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET, require_POST
+
+from . import keys, services
+from .models import Certificate
+from .pdf import render_certificate_pdf
+from .ratelimit import rate_limited
+
+NOT_FOUND = "No certificate with this id is public."
+
+
+def _public_certificate(public_id: str) -> Certificate:
+    """The certificate if it exists and its holder made it public. Unknown and
+    hidden ids raise the very same 404."""
+    certificate = Certificate.objects.select_related("course").filter(public_id=public_id, public=True).first()
+    if certificate is None:
+        raise Http404(NOT_FOUND)
+    return certificate
+
+
+@require_GET
+@rate_limited
+def verify(request: HttpRequest, public_id: str) -> HttpResponse:
+    certificate = _public_certificate(public_id)
+    report = services.certificate_verify(certificate)
+    credential = json.loads(certificate.credential)
+    requirements = [r["lab"] for r in certificate.course.requirements]
+    return render(
+        request,
+        "certificates/verify.html",
+        {
+            "certificate": certificate,
+            "report": report,
+            "credential": credential,
+            "requirements": requirements,
+            "labs": {lab.slug: lab for lab in certificate.course.labs.all()},
+            "verify_url": services.verify_url(certificate.public_id),
+            "issuer_did": keys.issuer_did(),
+        },
+    )
+
+
+@require_GET
+@rate_limited
+def credential_json(request: HttpRequest, public_id: str) -> HttpResponse:
+    certificate = _public_certificate(public_id)
+    response = HttpResponse(certificate.credential.encode(), content_type="application/vc+ld+json")
+    response["Content-Disposition"] = f'inline; filename="{certificate.public_id}.json"'
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@require_GET
+@cache_control(public=True, max_age=300)
+def did_json(request: HttpRequest) -> JsonResponse:
+    response = JsonResponse(keys.did_document(), json_dumps_params={"indent": 2})
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@require_GET
+@cache_control(public=True, max_age=60)
+def status_list(request: HttpRequest, slug: str) -> JsonResponse:
+    """The signed status list: no cookies, no logging of who asked, cacheable."""
+    if slug != services.STATUS_LIST_SLUG:
+        raise Http404
+    response = JsonResponse(services.status_list_document())
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def _own_certificate(request: HttpRequest, public_id: str) -> Certificate:
+    return get_object_or_404(Certificate.objects.select_related("course"), public_id=public_id, user=request.user)
+
+
+@login_required
+def certificate_pdf(request: HttpRequest, public_id: str) -> HttpResponse:
+    certificate = _own_certificate(request, public_id)
+    pdf = render_certificate_pdf(
+        display_name=certificate.holder_name,
+        course_title=certificate.title,
+        issued_on=certificate.issued_at.date(),
+        credential_id=certificate.public_id,
+        verify_url=services.verify_url(certificate.public_id),
+    )
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="shipwright-{certificate.course.slug}.pdf"'
+    return response
+
+
+@login_required
+@require_POST
+def certificate_settings(request: HttpRequest, public_id: str) -> HttpResponse:
+    certificate = _own_certificate(request, public_id)
+    certificate.public = request.POST.get("public") == "on"
+    certificate.show_evidence = request.POST.get("show_evidence") == "on"
+    certificate.save(update_fields=["public", "show_evidence"])
+    messages.success(request, "Certificate privacy saved.")
+    return redirect("courses:dashboard")
+
+
+def linkedin_url(certificate: Certificate) -> str:
+    """LinkedIn's "Add to profile" link with the certificate's fields filled in."""
+    return "https://www.linkedin.com/profile/add?" + urlencode(
+        {
+            "startTask": "CERTIFICATION_NAME",
+            "name": certificate.title,
+            "organizationName": services.ISSUER_NAME,
+            "issueYear": certificate.issued_at.year,
+            "issueMonth": certificate.issued_at.month,
+            "certUrl": services.verify_url(certificate.public_id),
+            "certId": certificate.public_id,
+        }
+    )

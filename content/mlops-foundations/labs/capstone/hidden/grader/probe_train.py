@@ -1,0 +1,62 @@
+"""Grader probe for the train-model contract (used by the capstone).
+
+Loads the learner's `model.pkl` with joblib, predicts the hidden holdout features
+(a DataFrame with the 30 feature columns) and reads `metrics.json`. Records raw
+observations only; the host computes accuracy against labels it never mounts.
+
+    python probe_train.py --repo /workspace --features FEATURES.csv --out OBS.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import joblib
+import pandas as pd
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repo", type=Path, required=True)
+    parser.add_argument("--features", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    repo = args.repo.resolve()
+    obs: dict = {}
+    for name in ("model.pkl", "metrics.json"):
+        path = repo / name
+        obs[f"{name}_is_file"] = path.is_file() and not path.is_symlink()
+
+    try:
+        metrics = json.loads((repo / "metrics.json").read_text())
+        accuracy = metrics.get("accuracy") if isinstance(metrics, dict) else None
+        is_number = isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool)
+        obs["reported_accuracy"] = float(accuracy) if is_number and math.isfinite(accuracy) else None
+        obs["metrics_error"] = None if obs["reported_accuracy"] is not None else (
+            "metrics.json has no number 'accuracy'")
+    except Exception as exc:
+        obs["reported_accuracy"] = None
+        obs["metrics_error"] = f"metrics.json: {type(exc).__name__}: {exc}"[:300]
+
+    # Unpickling may import the learner's own modules (a custom transformer).
+    sys.path.insert(0, str(repo))
+    os.chdir(repo)
+    try:
+        model = joblib.load(repo / "model.pkl")
+        features = pd.read_csv(args.features)
+        predictions = model.predict(features)
+        obs["predictions"] = [int(p) for p in predictions]
+        obs["model_error"] = None
+    except Exception as exc:
+        obs["predictions"] = None
+        obs["model_error"] = f"model.pkl: {type(exc).__name__}: {exc}"[:300]
+    args.out.write_text(json.dumps(obs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""A small, tested training package for the breast-cancer data."""

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Build the lab image shipwright-lab:py311 (idempotent, fast when up to date).
+#
+#   1. base image: python:3.11-slim when the engine has it (or SHIPWRIGHT_PULL_BASE=1
+#      pulls it where a registry is reachable); otherwise
+#      shipwright-base:bookworm, made here once with debootstrap + `docker import`
+#      (skipped when that image exists);
+#   2. wheelhouse: docker/.wheelhouse, downloaded on the host with pip for CPython 3.11
+#      on manylinux x86_64 (skipped when its stamp matches docker/lab/requirements.txt);
+#   3. image: `docker build --network none` (skipped when the image's
+#      org.shipwright.input-hash label matches Dockerfile + requirements + base id).
+#
+# Environment: LAB_IMAGE (default shipwright-lab:py311), BASE_IMAGE (force a base),
+#              SHIPWRIGHT_FORCE=1 (rebuild the image even when its hash matches).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "$0")" && pwd)"
+LAB_IMAGE="${LAB_IMAGE:-shipwright-lab:py311}"
+LOCAL_BASE="shipwright-base:bookworm"
+WHEELHOUSE="$HERE/.wheelhouse"
+REQS="$HERE/lab/requirements.txt"
+DOCKERFILE="$HERE/lab/Dockerfile"
+export DOCKER_API_VERSION="${DOCKER_API_VERSION:-1.41}"
+# Debian's client matches the 20.10 engine; the classic builder needs no buildx plugin.
+if [ -x /usr/bin/docker ]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
+export DOCKER_BUILDKIT=0
+
+step_start=0
+step() { step_start=$SECONDS; echo "==> $*"; }
+done_step() { echo "    done in $((SECONDS - step_start)) s${1:+ ($1)}"; }
+total_start=$SECONDS
+
+"$DOCKER" info >/dev/null 2>&1 || { echo "build-images: Docker engine not reachable; run docker/engine.sh first" >&2; exit 1; }
+
+# --- 1. base image ---------------------------------------------------------------
+step "base image"
+if [ -n "${BASE_IMAGE:-}" ]; then
+    done_step "BASE_IMAGE=$BASE_IMAGE given"
+elif "$DOCKER" image inspect python:3.11-slim >/dev/null 2>&1; then
+    BASE_IMAGE=python:3.11-slim; done_step "python:3.11-slim present"
+elif "$DOCKER" image inspect "$LOCAL_BASE" >/dev/null 2>&1; then
+    BASE_IMAGE="$LOCAL_BASE"; done_step "$LOCAL_BASE present, skipped"
+elif [ -n "${SHIPWRIGHT_PULL_BASE:-}" ]; then
+    # Opt-in only: on machines without a registry a pull would just hang and fail.
+    "$DOCKER" pull -q python:3.11-slim >/dev/null
+    BASE_IMAGE=python:3.11-slim; done_step "pulled python:3.11-slim"
+else
+    command -v debootstrap >/dev/null || {
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+    rootfs="$(mktemp -d /var/tmp/shipwright-rootfs.XXXXXX)"
+    trap 'rm -rf "$rootfs"' EXIT
+    mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+    echo "    no registry: debootstrap bookworm from $mirror"
+    debootstrap --variant=minbase --include=python3,python3-venv,python3-pip \
+        bookworm "$rootfs" "$mirror" >/var/tmp/shipwright-debootstrap.log 2>&1 || {
+        echo "build-images: debootstrap failed; see /var/tmp/shipwright-debootstrap.log" >&2; exit 1; }
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+           "$rootfs"/var/log/* "$rootfs"/tmp/*
+    tar -C "$rootfs" --numeric-owner -c . | "$DOCKER" import \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'ENV LANG=C.UTF-8' \
+        --change 'CMD ["python3"]' - "$LOCAL_BASE" >/dev/null
+    rm -rf "$rootfs"; trap - EXIT
+    BASE_IMAGE="$LOCAL_BASE"; done_step "built $LOCAL_BASE"
+fi
+
+# --- 2. wheelhouse -----------------------------------------------------------------
+step "wheelhouse"
+platforms=()
+for tag in manylinux_2_36 manylinux_2_35 manylinux_2_34 manylinux_2_31 manylinux_2_28 \
+           manylinux_2_27 manylinux_2_26 manylinux_2_24 manylinux_2_17 manylinux2014 \
+           manylinux_2_12 manylinux2010 manylinux_2_5 manylinux1; do
+    platforms+=(--platform "${tag}_x86_64")   # bookworm has glibc 2.36
+done
+wh_hash="$( { sha256sum "$REQS" | cut -d' ' -f1; echo "${platforms[*]}"; } | sha256sum | cut -d' ' -f1)"
+if [ -f "$WHEELHOUSE/.stamp" ] && [ "$(cat "$WHEELHOUSE/.stamp")" = "$wh_hash" ]; then
+    done_step "up to date, skipped"
+else
+    rm -rf "$WHEELHOUSE"; mkdir -p "$WHEELHOUSE"
+    python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+        --python-version 3.11 --implementation cp --abi cp311 "${platforms[@]}" \
+        -d "$WHEELHOUSE" -r "$REQS" 2> >(grep -v 'is ignored: it is neither' >&2)
+    echo "$wh_hash" > "$WHEELHOUSE/.stamp"
+    done_step "$(ls "$WHEELHOUSE"/*.whl | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1)"
+fi
+
+# --- 3. lab image ------------------------------------------------------------------
+step "lab image $LAB_IMAGE"
+base_id="$("$DOCKER" image inspect --format '{{.Id}}' "$BASE_IMAGE")"
+input_hash="$( { cat "$DOCKERFILE" "$REQS"; echo "$base_id"; } | sha256sum | cut -d' ' -f1)"
+current="$("$DOCKER" image inspect --format '{{ index .Config.Labels "org.shipwright.input-hash" }}' "$LAB_IMAGE" 2>/dev/null || true)"
+if [ "$current" = "$input_hash" ] && [ -z "${SHIPWRIGHT_FORCE:-}" ]; then
+    done_step "input hash ${input_hash:0:12} unchanged, skipped"
+else
+    "$DOCKER" build --quiet --network none --force-rm \
+        --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg INPUT_HASH="$input_hash" \
+        -f "$DOCKERFILE" -t "$LAB_IMAGE" "$HERE" >/dev/null
+    # The builder stage is untagged and only needed as cache for the next build.
+    "$DOCKER" run --rm --network none --read-only --tmpfs /tmp "$LAB_IMAGE" python -c \
+        "import numpy, pandas, sklearn, joblib, fastapi, uvicorn, httpx, flask, pytest, pytest_cov, yaml, nbformat, nbclient, ipykernel; from jupyter_client.kernelspec import KernelSpecManager as K; assert 'python3' in K().find_kernel_specs()" \
+        || { echo "build-images: $LAB_IMAGE failed its smoke test" >&2; exit 1; }
+    done_step "input hash ${input_hash:0:12}, $("$DOCKER" image inspect --format '{{.Size}}' "$LAB_IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
+fi
+
+echo "build-images: $LAB_IMAGE ready in $((SECONDS - total_start)) s"

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Make sure a Docker engine is running on this machine (idempotent; run as root).
+#
+# - installs Debian's docker.io when dockerd is missing;
+# - starts dockerd without a bridge or iptables rules when `docker info` fails:
+#   lab containers use network_mode "none" only, so the engine needs no networking,
+#   and builds run with --network none;
+# - waits until the engine answers, or fails with a clear message.
+#
+# Debian's engine is 20.10 (API 1.41) while /usr/local/bin/docker may be a newer
+# client: we pin DOCKER_API_VERSION so the CLI and the Python SDK both negotiate 1.41.
+# Callers that source nothing should export DOCKER_API_VERSION=1.41 themselves, or use
+# /usr/bin/docker.
+#
+# Environment: SHIPWRIGHT_DOCKERD_LOG (default /var/log/shipwright-dockerd.log),
+#              SHIPWRIGHT_DOCKERD_TIMEOUT seconds (default 60).
+set -euo pipefail
+
+LOG="${SHIPWRIGHT_DOCKERD_LOG:-/var/log/shipwright-dockerd.log}"
+TIMEOUT="${SHIPWRIGHT_DOCKERD_TIMEOUT:-60}"
+export DOCKER_API_VERSION="${DOCKER_API_VERSION:-1.41}"
+
+# Prefer Debian's client: it matches the engine's API version.
+if [ -x /usr/bin/docker ]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
+
+if ! command -v dockerd >/dev/null 2>&1 && [ ! -x /usr/sbin/dockerd ]; then
+    echo "engine: installing docker.io from Debian" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq docker.io >/dev/null
+    DOCKER=/usr/bin/docker
+fi
+
+if "$DOCKER" info >/dev/null 2>&1; then
+    echo "engine: already running ($("$DOCKER" version --format '{{.Server.Version}}'))"
+    exit 0
+fi
+
+DOCKERD="$(command -v dockerd || echo /usr/sbin/dockerd)"
+mkdir -p "$(dirname "$LOG")"
+echo "engine: starting $DOCKERD (log: $LOG)"
+# setsid: the daemon must outlive the shell (and the Make target) that started it.
+setsid "$DOCKERD" --bridge=none --iptables=false --ip-masq=false >>"$LOG" 2>&1 </dev/null &
+
+deadline=$((SECONDS + TIMEOUT))
+until "$DOCKER" info >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+        echo "engine: dockerd did not answer within ${TIMEOUT}s; last lines of $LOG:" >&2
+        tail -n 20 "$LOG" >&2 || true
+        exit 1
+    fi
+    sleep 0.5
+done
+echo "engine: running ($("$DOCKER" version --format '{{.Server.Version}}'), API ${DOCKER_API_VERSION})"

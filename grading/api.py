@@ -1,0 +1,88 @@
+"""The submission API for learners' own CI: personal token, JSON in and out."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.services import api_token_authenticate
+from labs.models import Lab
+
+from . import services
+from .intake import IntakeError
+from .models import Submission
+from .views import _intake_and_create
+
+UNAUTHORIZED = "Missing or invalid API token: send 'Authorization: Bearer <token>' (create one on your profile page)."
+
+
+def _user(request: HttpRequest):
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return api_token_authenticate(token.strip())
+
+
+def _error(message: str, status: int) -> JsonResponse:
+    response = JsonResponse({"error": message}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="shipwright"'
+    return response
+
+
+@csrf_exempt
+@require_POST
+def submission_create(request: HttpRequest, course_slug: str, lab_slug: str) -> JsonResponse:
+    user = _user(request)
+    if user is None:
+        return _error(UNAUTHORIZED, 401)
+    lab = Lab.objects.published().select_related("course").filter(course__slug=course_slug, slug=lab_slug).first()
+    if lab is None:
+        return _error(f"No lab {course_slug}/{lab_slug}.", 404)
+    upload = request.FILES.get("archive") or request.FILES.get("file")
+    git_url = git_ref = ""
+    if upload is None:
+        try:
+            body = json.loads(request.body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error("Send a multipart form with an 'archive' file, or JSON with 'git_url'.", 400)
+        if not isinstance(body, dict) or not isinstance(body.get("git_url"), str):
+            return _error("Send a multipart form with an 'archive' file, or JSON with 'git_url'.", 400)
+        git_url = body["git_url"].strip()
+        git_ref = str(body.get("ref") or "").strip()
+        if lab.kind == Lab.Kind.NOTEBOOK:
+            return _error("This is a notebook lab: upload one .ipynb file as 'archive'.", 400)
+    try:
+        services.submission_check_allowed(user=user, lab=lab)
+        submission = _intake_and_create(user=user, lab=lab, upload=upload, git_url=git_url, git_ref=git_ref)
+    except services.SubmissionRejected as exc:
+        return _error(str(exc), 429 if "wait" in str(exc).lower() or "already" in str(exc) else 400)
+    except IntakeError as exc:
+        return _error(str(exc), 400)
+    return JsonResponse(
+        {
+            "id": str(submission.pk),
+            "status": submission.status,
+            "status_url": request.build_absolute_uri(f"/api/v1/submissions/{submission.pk}"),
+            "html_url": request.build_absolute_uri(submission.get_absolute_url()),
+        },
+        status=201,
+    )
+
+
+@require_GET
+def submission_detail(request: HttpRequest, pk) -> JsonResponse:
+    user = _user(request)
+    if user is None:
+        return _error(UNAUTHORIZED, 401)
+    submission = Submission.objects.select_related("lab", "lab__course").filter(pk=pk, user=user).first()
+    if submission is None:
+        return _error("No such submission.", 404)
+    document = (
+        submission.result if submission.finished and submission.result else services.submission_result_json(submission)
+    )
+    return JsonResponse(document)

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from django import forms
+
+from labs.models import Lab
+
+CHOOSE_ONE = "Upload a file or give a git URL, not both."
+NOTHING_GIVEN = "Choose a file to upload or give a git URL."
+NOTEBOOK_ONLY = "This is a notebook lab: upload one .ipynb file."
+
+
+class SubmissionForm(forms.Form):
+    archive = forms.FileField(
+        required=False,
+        label="Upload",
+        help_text="A .zip or .tar.gz of your repository (max 50 MB), or your .ipynb for notebook labs.",
+    )
+    git_url = forms.CharField(
+        required=False,
+        label="…or a public git repository",
+        max_length=500,
+        widget=forms.URLInput(attrs={"placeholder": "https://github.com/you/your-repo.git"}),
+    )
+    git_ref = forms.CharField(
+        required=False,
+        label="Branch, tag or commit (optional)",
+        max_length=200,
+    )
+
+    def __init__(self, *args, lab: Lab, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lab = lab
+        if lab.kind == Lab.Kind.NOTEBOOK:
+            self.fields["archive"].label = "Your notebook (.ipynb)"
+            self.fields["archive"].help_text = "One Jupyter notebook that runs top to bottom."
+            self.fields["archive"].widget.attrs["accept"] = ".ipynb"
+            del self.fields["git_url"]
+            del self.fields["git_ref"]
+        else:
+            self.fields["archive"].widget.attrs["accept"] = ".zip,.tar.gz,.tgz"
+
+    def clean(self):
+        data = super().clean()
+        upload = data.get("archive")
+        url = (data.get("git_url") or "").strip()
+        if self.lab.kind == Lab.Kind.NOTEBOOK:
+            if upload is None:
+                raise forms.ValidationError(NOTEBOOK_ONLY)
+            return data
+        if upload is not None and url:
+            raise forms.ValidationError(CHOOSE_ONE)
+        if upload is None and not url:
+            raise forms.ValidationError(NOTHING_GIVEN)
+        data["git_url"] = url
+        data["git_ref"] = (data.get("git_ref") or "").strip()
+        return data

@@ -1,0 +1,323 @@
+"""The runner: one lab pipeline over one snapshot, stage by stage, in the sandbox.
+
+No ORM here either: `grading.services` hands in the lab's spec and assets and
+stores what comes back. Each stage runs in a fresh container over the shared
+workspace; a stage whose `needs` did not succeed is skipped with the reason; files
+that checks need are read back right after the stage that produces them (a later
+stage could change them); grader-owned stages report observations through their
+own channel (/grader-out). Verdicts are computed afterwards by `grading.checks`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labs.spec import FilesCheck, LabSpec, ReferenceCheck, ReportedMetricCheck, StageSpec
+
+from . import checks as judging
+from .checks import CheckOutcome, StageOutcome
+from .sandbox import FileTooLarge, Sandbox
+from .sandbox import Limits as SandboxLimits
+
+MAX_READBACK_BYTES = 20 * 1024 * 1024
+MAX_OBSERVATIONS_BYTES = 5 * 1024 * 1024
+GRADER_OUTPUT_NOTE = "(output of a grader-owned stage is not shown: it could reveal hidden tests)"
+
+
+@dataclass(frozen=True)
+class LabAssets:
+    """A lab's starter and hidden files, extracted once per content hash."""
+
+    root: Path
+    starter: Path
+    hidden: Path
+
+
+@dataclass
+class PipelineResult:
+    outcomes: list[StageOutcome]
+    checks: list[CheckOutcome]
+    status: str
+    score: float
+    max_score: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def observations(self) -> dict[str, dict[str, Any]]:
+        return {o.spec.name: o.observations for o in self.outcomes if o.observations is not None}
+
+
+def lab_assets(*, lab_hash: str, starter_zip: bytes, hidden_archive: bytes, cache_dir: Path) -> LabAssets:
+    """Extract a lab's files under `cache_dir/<lab_hash>` (atomically, once)."""
+    root = Path(cache_dir) / lab_hash
+    if not (root / ".complete").exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{lab_hash[:12]}-", dir=cache_dir))
+        try:
+            starter = staging / "starter"
+            starter.mkdir()
+            with zipfile.ZipFile(io.BytesIO(starter_zip)) as archive:
+                for info in archive.infolist():
+                    parts = Path(info.filename).parts[1:]  # drop "<slug>-starter/"
+                    if not parts or info.is_dir() or ".." in parts:
+                        continue
+                    target = starter.joinpath(*parts)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(archive.read(info))
+            hidden = staging / "hidden"
+            hidden.mkdir()
+            with tarfile.open(fileobj=io.BytesIO(hidden_archive), mode="r:gz") as archive:
+                archive.extractall(hidden, filter="data")
+            _make_world_readable(staging)
+            (staging / ".complete").write_text(lab_hash)
+            try:
+                os.rename(staging, root)
+            except OSError:
+                # Another worker extracted the same lab first; theirs is identical.
+                shutil.rmtree(staging, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return LabAssets(root=root, starter=root / "starter", hidden=root / "hidden")
+
+
+def _make_world_readable(path: Path) -> None:
+    # The sandbox user (uid 1000) reads assets through a read-only bind mount.
+    path.chmod(0o755)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames:
+            Path(dirpath, name).chmod(0o755)
+        for name in filenames:
+            file = Path(dirpath, name)
+            file.chmod(0o755 if file.stat().st_mode & 0o111 else 0o644)
+
+
+def stage_assets_dir(assets: LabAssets, stage: StageSpec) -> Path | None:
+    """A folder holding only the hidden assets this stage may see (cached)."""
+    if not stage.assets:
+        return None
+    digest = hashlib.sha256("\0".join(sorted(stage.assets)).encode()).hexdigest()[:16]
+    target = assets.root / "stages" / f"{stage.name}-{digest}"
+    if target.exists():
+        return target
+    staging = Path(tempfile.mkdtemp(prefix=".stage-", dir=assets.root))
+    try:
+        for relative in stage.assets:
+            source = assets.hidden / relative.rstrip("/")
+            destination = staging / relative.rstrip("/")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, destination)
+            else:
+                shutil.copy2(source, destination)
+        _make_world_readable(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def official_files(spec: LabSpec, assets: LabAssets) -> dict[str, bytes]:
+    result = {}
+    for item in spec.files:
+        base, _, relative = item.from_.partition("/")
+        source = (assets.starter if base == "starter" else assets.hidden) / relative
+        result[item.to] = source.read_bytes()
+    return result
+
+
+def hidden_labels(spec: LabSpec, assets: LabAssets) -> dict[str, list[int]]:
+    labels = {}
+    for check in spec.checks:
+        path = getattr(check, "labels", None)
+        if path and path not in labels:
+            labels[path] = json.loads((assets.hidden / path).read_text())
+    return labels
+
+
+def _files_needed(spec: LabSpec) -> dict[str, set[str]]:
+    needed: dict[str, set[str]] = {}
+    for check in spec.checks:
+        if isinstance(check, FilesCheck):
+            needed.setdefault(check.stage, set()).update(check.paths)
+        elif isinstance(check, ReportedMetricCheck):
+            needed.setdefault(check.stage, set()).add(check.file)
+    return needed
+
+
+def _sandbox_limits(limits) -> SandboxLimits:
+    return SandboxLimits(**limits.model_dump())
+
+
+def run_pipeline(
+    *,
+    spec: LabSpec,
+    snapshot: Path,
+    assets: LabAssets,
+    image: str,
+    run_id: str,
+    reference: dict[str, dict[str, Any]] | None,
+    judge: bool = True,
+    on_stage: Callable[[int, StageSpec, float], None] | None = None,
+    sandbox_factory: Callable[..., Sandbox] = Sandbox,
+) -> PipelineResult:
+    """Run every stage of `spec` over `snapshot` and judge the checks.
+
+    Raises grading.sandbox.SandboxUnavailable (a platform error) when the engine
+    or image is missing; everything learner code does is a result, not an error.
+    """
+    needed = _files_needed(spec)
+    files = official_files(spec, assets)
+    outcomes: dict[str, StageOutcome] = {}
+    timings: dict[str, float] = {}
+    started = time.monotonic()
+    sandbox = sandbox_factory(
+        run_id=run_id,
+        image=image,
+        workspace_mb=spec.limits.workspace_mb,
+        labels={"shipwright.lab": spec.slug},
+    )
+    with sandbox:
+        sandbox.load_tar(snapshot)
+        if files:
+            sandbox.add_readonly_files(files)
+        timings["sandbox_start_s"] = round(time.monotonic() - started, 3)
+        for index, stage in enumerate(spec.stages):
+            limits = stage.limits(spec.limits)
+            failed_need = next((need for need in stage.needs if not outcomes[need].succeeded), None)
+            if failed_need is not None:
+                outcomes[stage.name] = StageOutcome(
+                    spec=stage, limits=limits, status="skipped", skipped_because=failed_need
+                )
+                continue
+            if on_stage is not None:
+                on_stage(index, stage, limits.time_s)
+            result = sandbox.run(
+                name=stage.name,
+                argv=list(stage.run),
+                limits=_sandbox_limits(limits),
+                assets_dir=stage_assets_dir(assets, stage),
+                grader_out=stage.grader,
+            )
+            outcome = StageOutcome(
+                spec=stage,
+                limits=limits,
+                status="ran",
+                exit_code=result.exit_code,
+                timed_out=result.timed_out,
+                oom_killed=result.oom_killed,
+                pids_limit_hit=result.pids_limit_hit,
+                duration_s=result.duration_s,
+                cpu_s=result.cpu_s,
+                peak_memory_mb=result.peak_memory_mb,
+                output=result.output,
+                output_truncated_bytes=result.output_truncated_bytes,
+            )
+            for path in sorted(needed.get(stage.name, ())):
+                try:
+                    outcome.files[path] = sandbox.read_file(path, max_bytes=MAX_READBACK_BYTES)
+                except FileTooLarge:
+                    outcome.files[path] = None
+            if stage.grader:
+                try:
+                    raw = sandbox.read_grader_out("observations.json", max_bytes=MAX_OBSERVATIONS_BYTES)
+                except FileTooLarge:
+                    raw = None
+                if raw is None:
+                    outcome.observations_error = f"no observations were recorded ({outcome.summary()})"
+                else:
+                    try:
+                        observations = json.loads(raw)
+                        if not isinstance(observations, dict):
+                            raise ValueError("not an object")
+                        outcome.observations = observations
+                    except ValueError as exc:
+                        outcome.observations_error = f"the observations could not be read ({exc})"
+            outcomes[stage.name] = outcome
+        teardown_started = time.monotonic()
+    timings["teardown_s"] = round(time.monotonic() - teardown_started, 3)
+    check_results: list[CheckOutcome] = []
+    status, score, max_score = judging.FAILED, 0.0, 0.0
+    if judge:
+        labels = hidden_labels(spec, assets)
+        check_results = judging.judge_checks(spec=spec, outcomes=outcomes, labels=labels, reference=reference)
+        status, score, max_score = judging.verdict(spec=spec, checks=check_results)
+    return PipelineResult(
+        outcomes=list(outcomes.values()),
+        checks=check_results,
+        status=status,
+        score=score,
+        max_score=max_score,
+        timings=timings,
+    )
+
+
+def needs_reference(spec: LabSpec) -> bool:
+    return any(isinstance(check, ReferenceCheck) for check in spec.checks)
+
+
+def reference_observations(
+    *,
+    spec: LabSpec,
+    assets: LabAssets,
+    image: str,
+    image_digest: str,
+    snapshot_dir: Path,
+    sandbox_factory: Callable[..., Sandbox] = Sandbox,
+) -> dict[str, dict[str, Any]]:
+    """Observations of the lab's reference solution, computed once per lab content
+    and image, and cached beside the assets. They stay on the grader's side."""
+    from . import intake
+
+    cache = assets.root / f"reference-{image_digest.replace(':', '_')[:80]}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    if not spec.reference:
+        raise RuntimeError(f"lab {spec.slug} has reference checks but no reference solution")
+    source = assets.hidden / spec.reference.removeprefix("hidden/")
+    limits = intake.IntakeLimits()
+    snapshot_dir.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        snapshot = intake.snapshot_from_directory(source, dest_dir=snapshot_dir, limits=limits)
+    else:
+        snapshot = intake.snapshot_from_notebook_file(source, dest_dir=snapshot_dir, limits=limits)
+    result = run_pipeline(
+        spec=spec,
+        snapshot=snapshot.path,
+        assets=assets,
+        image=image,
+        run_id=f"reference-{spec.slug}-{uuid.uuid4().hex[:12]}",
+        reference=None,
+        judge=False,
+        sandbox_factory=sandbox_factory,
+    )
+    observations = result.observations()
+    missing = [
+        check.stage for check in spec.checks if isinstance(check, ReferenceCheck) and check.stage not in observations
+    ]
+    if missing:
+        raise RuntimeError(
+            f"the reference solution of {spec.slug} produced no observations in {missing}: "
+            + "; ".join(o.summary() + "\n" + o.output[-2000:] for o in result.outcomes)
+        )
+    tmp = cache.with_suffix(".tmp")
+    tmp.write_text(json.dumps(observations))
+    os.replace(tmp, cache)
+    return observations

@@ -1,0 +1,786 @@
+"""Run untrusted lab code in Docker containers: one `Sandbox` per grading run.
+
+No Django here: callers pass everything (image, limits, paths, labels).
+
+Layout of a run (all named ``shipwright-<run_id>-*`` and labelled
+``shipwright.run=<run_id>``, ``shipwright.created=<epoch>``):
+
+- the workspace is a tmpfs-backed local volume (``size=<workspace_mb>m,mode=1777``),
+  kept mounted by a "holder" container (``sleep infinity``) for the whole run, so every
+  stage container sees the same files. A container that mounted such a volume alone
+  would get a fresh, empty tmpfs. Writes past the size fail with ENOSPC; the host disk
+  is never touched (tmpfs pages are charged to the writing container's memory).
+- the workspace root is owned by root with mode 1777 (sticky), like /tmp: the learner
+  (uid 1000) creates and deletes their own files, but cannot delete, rename or replace
+  official files (owned by root, mode 0444) or the root-owned sticky directories that
+  hold them.
+- files enter the workspace through short-lived "setup" containers: the payload is
+  `put_archive`-d into the setup container's own (disk) root filesystem, never into a
+  tmpfs mount, then copied into the volume by `tar` (as uid 1000) or by a small Python
+  script (as root with CHOWN/DAC_OVERRIDE/FOWNER only, for official files). This works
+  whether or not the engine runs on the worker's host.
+- each stage runs in a fresh container: network "none" (loopback only), read-only root,
+  uid 1000, all capabilities dropped, no-new-privileges, memory = memory + swap, CPU
+  quota, pids limit, size-capped /tmp, log driver "none" (output is streamed over an
+  attach socket and capped in memory, so nothing a learner prints lands on disk).
+  When PID 1 exits the kernel kills everything left in the container's PID namespace.
+- a grader stage (``grader_out=True``) gets /grader-out on its own small tmpfs volume
+  held by a second holder, so `read_grader_out` can read it after the stage exited.
+- files come back out with the archive API of a holder: every path component is
+  `stat`-ed first (the engine's stat does not follow a final symlink) and anything that
+  is not a directory (for parents) or a regular file (for the target) counts as absent.
+
+Errors: `SandboxUnavailable` is the platform's (engine unreachable, image missing,
+engine API failure): retry the run. Every other `SandboxError` is about the learner's
+input (`SnapshotRejected`, `FileTooLarge`) and is a result. A learner's failing, slow
+or greedy code is never an exception: it is a `StageResult`.
+
+Deviations from the first sketch of the interface:
+- `read_file`/`read_grader_out` raise `FileTooLarge` (a `SandboxError`) for a file
+  larger than ``max_bytes`` instead of returning None, so the caller can say so.
+- `load_tar` raises `SnapshotRejected` when the snapshot does not fit the workspace or
+  is not a readable tar archive.
+- `StageResult.cpu_s` and `peak_memory_mb` are sampled from the engine's stats stream
+  while the stage runs (Docker drops a container's cgroup when it exits): None for a
+  stage too short to be sampled (under about a second).
+- `pids_limit_hit` is inferred from the output (EAGAIN from fork/clone/thread start):
+  the engine does not report pids-limit events.
+- `image_digest` returns the image ID (``sha256:`` digest of the image config), which
+  locally built images always have; registry RepoDigests are not used.
+- ``assets_dir`` must be a path on the engine's host (it is bind-mounted).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import re
+import tarfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import docker.errors
+import requests
+
+import docker
+
+logger = logging.getLogger(__name__)
+
+SANDBOX_UID = 1000
+WORKSPACE = "/workspace"
+GRADER_DIR = "/grader"
+GRADER_OUT = "/grader-out"
+GRADER_OUT_MB = 32
+LABEL_RUN = "shipwright.run"
+LABEL_CREATED = "shipwright.created"
+LABEL_ROLE = "shipwright.role"
+SETUP_TIMEOUT_S = 120
+STATS_DELAY_S = 1.0
+# How long the engine may take to answer a non-waiting API call.
+API_TIMEOUT_S = 60
+
+_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+# Go's os.FileMode type bits (dir, symlink, named pipe, socket, device, char device,
+# irregular), as sent in the archive API's X-Docker-Container-Path-Stat header.
+_GO_MODE_DIR = 1 << 31
+_GO_MODE_TYPE = (1 << 31) | (1 << 27) | (1 << 25) | (1 << 24) | (1 << 26) | (1 << 21) | (1 << 19)
+# What a fork, clone or thread start prints when the pids cgroup refuses it.
+_PIDS_MARKERS = (
+    b"Resource temporarily unavailable",
+    b"can't start new thread",
+    b"fork: retry",
+    b"Cannot fork",
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    time_s: float = 300
+    memory_mb: int = 1024
+    cpus: float = 1.0
+    pids: int = 128
+    workspace_mb: int = 512
+    tmp_mb: int = 64
+    output_kb: int = 1024
+
+    def __post_init__(self) -> None:
+        for field in ("time_s", "memory_mb", "cpus", "pids", "workspace_mb", "tmp_mb", "output_kb"):
+            if not getattr(self, field) > 0:
+                raise ValueError(f"Limits.{field} must be positive")
+
+
+@dataclass(frozen=True)
+class StageResult:
+    exit_code: int | None  # None when the stage was killed for its time limit
+    output: str  # stdout and stderr merged, head and tail kept
+    output_truncated_bytes: int
+    timed_out: bool
+    oom_killed: bool
+    duration_s: float
+    cpu_s: float | None
+    peak_memory_mb: float | None
+    pids_limit_hit: bool
+
+
+class SandboxError(Exception):
+    """Base class. Only `SandboxUnavailable` is the platform's fault."""
+
+
+class SandboxUnavailable(SandboxError):
+    """The engine is unreachable, the image is missing or the engine failed: retry."""
+
+
+class SnapshotRejected(SandboxError):
+    """The submission's snapshot could not be loaded (too big for the workspace, corrupt)."""
+
+
+class FileTooLarge(SandboxError):
+    def __init__(self, path: str, size: int, max_bytes: int) -> None:
+        super().__init__(f"{path} is {size} bytes, more than {max_bytes}")
+        self.path, self.size, self.max_bytes = path, size, max_bytes
+
+
+def _client(client: docker.DockerClient | None) -> docker.DockerClient:
+    if client is not None:
+        return client
+    try:
+        # Negotiates the API version (Debian's engine 20.10 speaks 1.41).
+        return docker.from_env(timeout=API_TIMEOUT_S)
+    except docker.errors.DockerException as exc:
+        raise SandboxUnavailable(f"Docker engine unreachable: {exc}") from exc
+
+
+def _unavailable(exc: Exception) -> SandboxUnavailable:
+    return SandboxUnavailable(f"Docker engine error: {exc}")
+
+
+# Everything the engine can throw at us that is not the learner's doing.
+_ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+
+
+def engine_available(client: docker.DockerClient | None = None) -> bool:
+    try:
+        return bool(_client(client).ping())
+    except (SandboxUnavailable, *_ENGINE_ERRORS):
+        return False
+
+
+def image_digest(image: str, client: docker.DockerClient | None = None) -> str:
+    try:
+        return str(_client(client).api.inspect_image(image)["Id"])
+    except docker.errors.ImageNotFound as exc:
+        raise SandboxUnavailable(f"image {image} is missing") from exc
+    except _ENGINE_ERRORS as exc:
+        raise _unavailable(exc) from exc
+
+
+def reap_leftovers(*, older_than_s: float, client: docker.DockerClient | None = None) -> int:
+    """Remove containers, then volumes, labelled by a sandbox and older than that.
+
+    Idempotent; returns how many objects were removed. A volume still used by a
+    container that is too young to reap stays (the engine refuses to remove it).
+    """
+    api = _client(client).api
+    cutoff = time.time() - older_than_s
+    removed = 0
+    try:
+        for c in api.containers(all=True, filters={"label": LABEL_RUN}):
+            if _created(c.get("Labels") or {}, c.get("Created", 0)) <= cutoff:
+                try:
+                    api.remove_container(c["Id"], force=True, v=True)
+                    removed += 1
+                except docker.errors.NotFound:
+                    pass
+        for v in api.volumes(filters={"label": LABEL_RUN}).get("Volumes") or []:
+            if _created(v.get("Labels") or {}, 0) <= cutoff:
+                try:
+                    api.remove_volume(v["Name"], force=True)
+                    removed += 1
+                except docker.errors.NotFound:
+                    pass
+                except docker.errors.APIError as exc:
+                    logger.info("volume %s not reaped: %s", v["Name"], exc)
+    except _ENGINE_ERRORS as exc:
+        raise _unavailable(exc) from exc
+    return removed
+
+
+def _created(labels: dict[str, str], fallback: float) -> float:
+    try:
+        return float(labels[LABEL_CREATED])
+    except (KeyError, ValueError):
+        return float(fallback)
+
+
+def _relative(path: str) -> PurePosixPath:
+    p = PurePosixPath(path)
+    if not path or p.is_absolute() or any(part in ("..", ".", "") for part in path.split("/")):
+        raise ValueError(f"not a plain relative path: {path!r}")
+    return p
+
+
+def _check_world_readable(root: Path) -> None:
+    """The bind mount keeps host permissions: uid 1000 must be able to read the assets.
+
+    (tempfile.mkdtemp makes 0700 directories; chmod them 0755 before a run.)
+    """
+    if not root.is_dir():
+        raise ValueError(f"assets_dir {root} is not a directory")
+    for path in [root, *root.rglob("*")]:
+        mode = path.lstat().st_mode
+        needed = 0o005 if path.is_dir() else 0o004
+        if mode & needed != needed:
+            raise ValueError(f"assets_dir: {path} is not readable by the sandbox user (uid {SANDBOX_UID})")
+
+
+def _tar_of(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class _OutputCollector(threading.Thread):
+    """Reads an attach stream to its end, keeping the first and last bytes only."""
+
+    def __init__(self, stream: Any, cap_bytes: int) -> None:
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.head_cap = cap_bytes // 2
+        self.tail_cap = cap_bytes - self.head_cap
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+        self.pids_marker = False
+
+    def run(self) -> None:
+        try:
+            for chunk in self.stream:
+                self._add(chunk)
+        except Exception:  # the stream breaks when the container is killed
+            pass
+
+    def _add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        if not self.pids_marker and any(m in chunk for m in _PIDS_MARKERS):
+            self.pids_marker = True
+        room = self.head_cap - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            if len(self.tail) > 2 * self.tail_cap:
+                del self.tail[: len(self.tail) - self.tail_cap]
+
+    def text(self) -> tuple[str, int]:
+        tail = bytes(self.tail[-self.tail_cap :]) if self.tail_cap else b""
+        cut = self.total - len(self.head) - len(tail)
+        data = bytes(self.head)
+        if cut:
+            data += f"\n[... {cut} bytes of output cut ...]\n".encode()
+        data += tail
+        # NUL is valid UTF-8 but not storable as text in PostgreSQL.
+        return data.decode("utf-8", errors="replace").replace("\x00", "\ufffd"), cut
+
+
+class _StatsSampler(threading.Thread):
+    """Keeps the last sample of the engine's stats stream for a running container.
+
+    Asking for stats while the engine starts a container slows every stage by about
+    0.2 s here, so sampling begins only once a stage has run for STATS_DELAY_S.
+    """
+
+    def __init__(self, api: docker.APIClient, container_id: str) -> None:
+        super().__init__(daemon=True)
+        self.api, self.container_id = api, container_id
+        self.cpu_s: float | None = None
+        self.peak_mb: float | None = None
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        if self.finished.wait(STATS_DELAY_S):
+            return
+        try:
+            for s in self.api.stats(self.container_id, decode=True, stream=True):
+                usage = (s.get("cpu_stats") or {}).get("cpu_usage") or {}
+                if usage.get("total_usage"):
+                    self.cpu_s = usage["total_usage"] / 1e9
+                mem = s.get("memory_stats") or {}
+                peak = mem.get("max_usage") or mem.get("usage")
+                if peak:
+                    self.peak_mb = max(self.peak_mb or 0.0, peak / 2**20)
+        except Exception:  # ends with the container; best effort by design
+            pass
+
+
+_READONLY_SCRIPT = r"""
+import json, os, shutil, stat
+man = json.load(open("/tmp/shipwright-in/manifest.json"))
+for index, rel in man:
+    parts = rel.split("/")
+    d = "/workspace"
+    for p in parts[:-1]:
+        q = os.path.join(d, p)
+        try:
+            st = os.lstat(q)
+        except FileNotFoundError:
+            st = None
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            os.unlink(q)  # a link or file where a directory belongs is replaced
+            st = None
+        if st is None:
+            os.mkdir(q)
+        os.chown(q, 0, 0)
+        os.chmod(q, 0o1777)  # the learner may add files here but not remove ours
+        d = q
+    target = os.path.join(d, parts[-1])
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(target)
+        else:
+            os.unlink(target)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444)
+    with os.fdopen(fd, "wb") as out, open(f"/tmp/shipwright-in/{index}", "rb") as src:
+        shutil.copyfileobj(src, out)
+    os.chown(target, 0, 0)
+    os.chmod(target, 0o444)
+"""
+
+
+class Sandbox:
+    """One grading run's containers and workspace. Use as a context manager.
+
+    On exit every container and volume labelled with this run is killed and removed,
+    whatever happened; leftovers of an earlier attempt with the same run_id are removed
+    on entry, so a retried run starts clean.
+    """
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        image: str,
+        workspace_mb: int,
+        labels: dict[str, str] | None = None,
+        client: docker.DockerClient | None = None,
+    ) -> None:
+        if not _NAME_RE.match(run_id) or len(run_id) > 40:
+            raise ValueError(f"run_id must match {_NAME_RE.pattern} (40 chars max): {run_id!r}")
+        if workspace_mb <= 0:
+            raise ValueError("workspace_mb must be positive")
+        self.run_id = run_id
+        self.image = image
+        self.workspace_mb = workspace_mb
+        self.extra_labels = dict(labels or {})
+        self._given_client = client
+        self._docker: docker.DockerClient | None = None
+        self._containers: list[str] = []
+        self._volumes: list[str] = []
+        self.workspace_volume = f"shipwright-{run_id}-workspace"
+        self._holder: str | None = None
+        self._grader_out_holder: str | None = None
+        self._grader_out_volume: str | None = None
+        self._grader_out_count = 0
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    @property
+    def api(self) -> docker.APIClient:
+        assert self._docker is not None, "use Sandbox as a context manager"
+        return self._docker.api
+
+    def _labels(self, role: str) -> dict[str, str]:
+        return {
+            **self.extra_labels,
+            LABEL_RUN: self.run_id,
+            LABEL_CREATED: str(int(time.time())),
+            LABEL_ROLE: role,
+        }
+
+    def __enter__(self) -> Sandbox:
+        self._docker = _client(self._given_client)
+        try:
+            self.api.inspect_image(self.image)
+        except docker.errors.ImageNotFound as exc:
+            self._close_client()
+            raise SandboxUnavailable(f"image {self.image} is missing") from exc
+        except _ENGINE_ERRORS as exc:
+            self._close_client()
+            raise _unavailable(exc) from exc
+        try:
+            self._remove_run_objects()
+            self._create_volume(self.workspace_volume, self.workspace_mb)
+            self._holder = self._start_holder("holder", self.workspace_volume, WORKSPACE)
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, _ENGINE_ERRORS):
+                raise _unavailable(exc) from exc
+            raise
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self._remove_run_objects()
+        except Exception as cleanup_error:
+            # Never mask the run's own outcome; reap_leftovers finds these later.
+            logger.warning("sandbox %s: cleanup failed: %s", self.run_id, cleanup_error)
+        finally:
+            self._close_client()
+
+    def _close_client(self) -> None:
+        if self._docker is not None and self._given_client is None:
+            self._docker.close()
+        self._docker = None
+
+    def _remove_run_objects(self) -> None:
+        api = self.api
+        ids = set(self._containers)
+        ids.update(c["Id"] for c in api.containers(all=True, filters={"label": f"{LABEL_RUN}={self.run_id}"}))
+        for cid in ids:
+            try:
+                api.remove_container(cid, force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+        self._containers.clear()
+        names = set(self._volumes)
+        names.update(
+            v["Name"] for v in api.volumes(filters={"label": f"{LABEL_RUN}={self.run_id}"}).get("Volumes") or []
+        )
+        for name in names:
+            for attempt in range(5):
+                try:
+                    api.remove_volume(name, force=True)
+                    break
+                except docker.errors.NotFound:
+                    break
+                except docker.errors.APIError:  # "volume is in use" right after a removal
+                    if attempt == 4:
+                        raise
+                    time.sleep(0.1 * (attempt + 1))
+        self._volumes.clear()
+        self._holder = self._grader_out_holder = self._grader_out_volume = None
+
+    def _create_volume(self, name: str, size_mb: int) -> None:
+        self.api.create_volume(
+            name,
+            driver="local",
+            driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={size_mb}m,mode=1777"},
+            labels=self._labels("volume"),
+        )
+        self._volumes.append(name)
+
+    def _host_config(self, **extra: Any) -> dict[str, Any]:
+        base: dict[str, Any] = dict(
+            network_mode="none",
+            read_only=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            ipc_mode="private",
+        )
+        base.update(extra)
+        return self.api.create_host_config(**base)
+
+    def _create(self, name: str, role: str, argv: list[str], **kwargs: Any) -> str:
+        full = f"shipwright-{self.run_id}-{name}"
+        try:
+            self.api.remove_container(full, force=True, v=True)  # a stale one from a crash
+        except docker.errors.NotFound:
+            pass
+        container = self.api.create_container(
+            self.image,
+            command=argv,
+            name=full,
+            labels=self._labels(role),
+            **kwargs,
+        )
+        cid = str(container["Id"])
+        self._containers.append(cid)
+        return cid
+
+    def _start_holder(self, name: str, volume: str, target: str) -> str:
+        cid = self._create(
+            name,
+            "holder",
+            ["sleep", "infinity"],
+            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+            host_config=self._host_config(
+                mounts=[docker.types.Mount(target, volume, type="volume", no_copy=True)],
+                mem_limit="32m",
+                memswap_limit="32m",
+                pids_limit=4,
+                log_config=docker.types.LogConfig(type="none"),
+            ),
+        )
+        self.api.start(cid)
+        return cid
+
+    def _remove(self, cid: str) -> None:
+        try:
+            self.api.remove_container(cid, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        if cid in self._containers:
+            self._containers.remove(cid)
+
+    # --- putting files in ------------------------------------------------------------
+
+    def _setup(self, name: str, argv: list[str], payload: bytes, *, root: bool) -> tuple[int, str]:
+        """Runs argv in a throwaway container with the payload tar extracted at /tmp."""
+        cid = self._create(
+            f"setup-{name}",
+            "setup",
+            argv,
+            user="0:0" if root else f"{SANDBOX_UID}:{SANDBOX_UID}",
+            working_dir=WORKSPACE,
+            host_config=self._host_config(
+                # Writable root: put_archive goes to /tmp on the container's own layer.
+                read_only=False,
+                cap_add=["CHOWN", "DAC_OVERRIDE", "FOWNER"] if root else None,
+                mounts=[docker.types.Mount(WORKSPACE, self.workspace_volume, type="volume", no_copy=True)],
+                mem_limit="256m",
+                memswap_limit="256m",
+                pids_limit=16,
+                log_config=docker.types.LogConfig(type="json-file", config={"max-size": "1m"}),
+            ),
+        )
+        try:
+            if not self.api.put_archive(cid, "/tmp", payload):
+                raise SandboxUnavailable("engine refused the setup archive")
+            self.api.start(cid)
+            try:
+                status = self.api.wait(cid, timeout=SETUP_TIMEOUT_S)
+            except requests.exceptions.RequestException as exc:
+                raise SandboxUnavailable(f"setup {name} did not finish: {exc}") from exc
+            logs = self.api.logs(cid, stdout=True, stderr=True, tail=50)
+            return int(status.get("StatusCode", -1)), logs.decode("utf-8", errors="replace")
+        finally:
+            self._remove(cid)
+
+    def load_tar(self, tar_path: Path) -> None:
+        """Extracts a .tar(.gz) snapshot into the workspace, as uid 1000."""
+        data = Path(tar_path).read_bytes()
+        payload = _tar_of({"shipwright-in/snapshot": data})
+        try:
+            code, logs = self._setup(
+                "load",
+                # Existing directories (the root-owned workspace root) keep their metadata.
+                ["tar", "-xf", "/tmp/shipwright-in/snapshot", "-C", WORKSPACE, "--no-same-owner", "--no-overwrite-dir"],
+                payload,
+                root=False,
+            )
+        except _ENGINE_ERRORS as exc:
+            raise _unavailable(exc) from exc
+        if code != 0:
+            # GNU tar reports a full disk as ENOSPC or as a short write.
+            if "No space left on device" in logs or "Wrote only" in logs:
+                raise SnapshotRejected(f"the submission does not fit in the {self.workspace_mb} MB workspace")
+            raise SnapshotRejected(f"the submission archive could not be extracted: {logs.strip()[-500:]}")
+
+    def add_readonly_files(self, files: dict[str, bytes]) -> None:
+        """Places official files, replacing any copy; root-owned, mode 0444.
+
+        Their parent directories become root-owned and sticky (1777): the learner can
+        still add files beside them but cannot remove, rename or rewrite them.
+        """
+        if not files:
+            return
+        manifest = [[i, str(_relative(rel))] for i, rel in enumerate(files)]
+        payload_files = {f"shipwright-in/{i}": data for i, data in enumerate(files.values())}
+        payload_files["shipwright-in/manifest.json"] = json.dumps(manifest).encode()
+        try:
+            code, logs = self._setup(
+                "official", ["python3", "-I", "-c", _READONLY_SCRIPT], _tar_of(payload_files), root=True
+            )
+        except _ENGINE_ERRORS as exc:
+            raise _unavailable(exc) from exc
+        if code != 0:
+            if "No space left on device" in logs:
+                raise SnapshotRejected(f"the official files do not fit in the {self.workspace_mb} MB workspace")
+            raise SandboxUnavailable(f"placing official files failed: {logs.strip()[-500:]}")
+
+    # --- running stages --------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        name: str,
+        argv: list[str],
+        limits: Limits,
+        assets_dir: Path | None = None,
+        grader_out: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> StageResult:
+        if not _NAME_RE.match(name):
+            raise ValueError(f"stage name must match {_NAME_RE.pattern}: {name!r}")
+        if not argv or not all(isinstance(a, str) for a in argv):
+            raise ValueError("argv must be a non-empty list of strings")
+        try:
+            return self._run(name, argv, limits, assets_dir, grader_out, env or {})
+        except _ENGINE_ERRORS as exc:
+            raise _unavailable(exc) from exc
+
+    def _run(
+        self,
+        name: str,
+        argv: list[str],
+        limits: Limits,
+        assets_dir: Path | None,
+        grader_out: bool,
+        env: dict[str, str],
+    ) -> StageResult:
+        mounts = [docker.types.Mount(WORKSPACE, self.workspace_volume, type="volume", no_copy=True)]
+        if assets_dir is not None:
+            assets = Path(assets_dir).resolve()
+            _check_world_readable(assets)
+            mounts.append(docker.types.Mount(GRADER_DIR, str(assets), type="bind", read_only=True))
+        if grader_out:
+            mounts.append(docker.types.Mount(GRADER_OUT, self._fresh_grader_out(), type="volume", no_copy=True))
+        environment = {**env, "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+        memory = f"{limits.memory_mb}m"
+        cid = self._create(
+            f"stage-{name}",
+            "stage",
+            argv,
+            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+            working_dir=WORKSPACE,
+            environment=environment,
+            host_config=self._host_config(
+                mounts=mounts,
+                mem_limit=memory,
+                memswap_limit=memory,  # no swap: memory + swap = memory
+                nano_cpus=int(limits.cpus * 1e9),
+                pids_limit=limits.pids,
+                tmpfs={"/tmp": f"size={limits.tmp_mb}m,mode=1777"},
+                # Nothing the learner prints is written to the host's disk.
+                log_config=docker.types.LogConfig(type="none"),
+            ),
+        )
+        try:
+            # Attach before start so no output is lost.
+            stream = self.api.attach(cid, stdout=True, stderr=True, stream=True, logs=False)
+            collector = _OutputCollector(stream, limits.output_kb * 1024)
+            collector.start()
+            sampler = _StatsSampler(self.api, cid)
+            started = time.monotonic()
+            self.api.start(cid)
+            sampler.start()
+            timed_out = False
+            try:
+                status = self.api.wait(cid, timeout=limits.time_s)
+                exit_code: int | None = int(status["StatusCode"])
+            except requests.exceptions.RequestException:
+                # The read timeout is the wall-clock limit. If the engine went away
+                # instead, inspect raises and the run is the platform's failure.
+                state = self.api.inspect_container(cid)["State"]
+                if state.get("Running"):
+                    self.api.kill(cid)
+                    timed_out, exit_code = True, None
+                else:  # it finished in the same instant
+                    exit_code = int(state.get("ExitCode", -1))
+            duration = time.monotonic() - started
+            sampler.finished.set()
+            collector.join(timeout=5)
+            oom = bool(self.api.inspect_container(cid)["State"].get("OOMKilled"))
+            output, cut = collector.text()
+            sampler.join(timeout=0.05)
+            return StageResult(
+                exit_code=exit_code,
+                output=output,
+                output_truncated_bytes=cut,
+                timed_out=timed_out,
+                oom_killed=oom,
+                duration_s=round(duration, 3),
+                cpu_s=sampler.cpu_s,
+                peak_memory_mb=round(sampler.peak_mb, 1) if sampler.peak_mb else None,
+                pids_limit_hit=collector.pids_marker,
+            )
+        finally:
+            self._remove(cid)
+
+    def _fresh_grader_out(self) -> str:
+        """A new, empty, size-capped /grader-out, held mounted until the next one."""
+        if self._grader_out_holder:
+            self._remove(self._grader_out_holder)
+        if self._grader_out_volume:
+            self.api.remove_volume(self._grader_out_volume, force=True)
+            self._volumes.remove(self._grader_out_volume)
+        self._grader_out_count += 1
+        n = self._grader_out_count
+        volume = f"shipwright-{self.run_id}-grader-out-{n}"
+        self._create_volume(volume, GRADER_OUT_MB)
+        self._grader_out_volume = volume
+        self._grader_out_holder = self._start_holder(f"grader-out-holder-{n}", volume, GRADER_OUT)
+        return volume
+
+    # --- getting files out -------------------------------------------------------------
+
+    def read_file(self, path: str, *, max_bytes: int) -> bytes | None:
+        """A regular file of the workspace, or None if missing or not a regular file.
+
+        No symbolic link is followed, at any depth. Raises FileTooLarge past max_bytes.
+        """
+        assert self._holder is not None, "use Sandbox as a context manager"
+        return self._read(self._holder, WORKSPACE, _relative(path), max_bytes)
+
+    def read_grader_out(self, name: str = "observations.json", *, max_bytes: int = 5_000_000) -> bytes | None:
+        """A regular file from the last grader stage's /grader-out (None if absent)."""
+        if self._grader_out_holder is None:
+            return None
+        return self._read(self._grader_out_holder, GRADER_OUT, _relative(name), max_bytes)
+
+    def _stat(self, cid: str, path: str) -> dict[str, Any] | None:
+        api = self.api
+        response = api.head(api._url("/containers/{0}/archive", cid), params={"path": path})
+        if response.status_code == 404:
+            return None
+        api._raise_for_status(response)
+        header = response.headers.get("X-Docker-Container-Path-Stat")
+        if not header:
+            raise SandboxUnavailable("engine sent no path stat")
+        return dict(json.loads(base64.b64decode(header)))
+
+    def _read(self, cid: str, root: str, rel: PurePosixPath, max_bytes: int) -> bytes | None:
+        try:
+            prefix = root
+            for part in rel.parts[:-1]:
+                prefix = f"{prefix}/{part}"
+                st = self._stat(cid, prefix)
+                if st is None or not (st["mode"] & _GO_MODE_DIR) or st.get("linkTarget"):
+                    return None
+            full = f"{root}/{rel}"
+            st = self._stat(cid, full)
+            if st is None or (st["mode"] & _GO_MODE_TYPE) or st.get("linkTarget"):
+                return None
+            if st["size"] > max_bytes:
+                raise FileTooLarge(str(rel), int(st["size"]), max_bytes)
+            stream, _ = self.api.get_archive(cid, full)
+            raw = bytearray()
+            for chunk in stream:
+                raw += chunk
+                if len(raw) > max_bytes + 1_048_576:  # headers and padding aside
+                    raise FileTooLarge(str(rel), len(raw), max_bytes)
+        except (FileTooLarge, SandboxUnavailable):
+            raise
+        except _ENGINE_ERRORS as exc:
+            raise _unavailable(exc) from exc
+        with tarfile.open(fileobj=io.BytesIO(bytes(raw)), mode="r:") as tar:
+            member = tar.next()
+            if member is None or not member.isreg():
+                return None
+            if member.size > max_bytes:
+                raise FileTooLarge(str(rel), member.size, max_bytes)
+            f = tar.extractfile(member)
+            return f.read() if f is not None else None

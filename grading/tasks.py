@@ -1,0 +1,29 @@
+"""Celery adapters: take primary keys, call a service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(bind=True, name="grading.grade_submission", acks_late=True, max_retries=None)
+def grade_submission(self, submission_id: str) -> None:
+    """Grade one submission. Idempotent: a redelivered message finds it claimed
+    or finished and does nothing. Retries only for platform errors."""
+    outcome = services.submission_grade(submission_id, worker=self.request.hostname or "worker")
+    if isinstance(outcome, services.Retry):
+        raise self.retry(countdown=outcome.countdown_s)
+
+
+@shared_task(name="grading.reap_stale_submissions")
+def reap_stale_submissions() -> list[str]:
+    """Requeue submissions whose worker died; remove leftover containers."""
+    from .sandbox import SandboxError, reap_leftovers
+
+    acted = services.submissions_reap_stale()
+    try:
+        reap_leftovers(older_than_s=services.budget.MAX_HARD_LIMIT_S)
+    except SandboxError:
+        pass
+    return acted

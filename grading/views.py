@@ -1,0 +1,258 @@
+from __future__ import annotations
+
+import csv
+import statistics
+import time
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_POST
+
+from courses.models import Course
+from labs.models import Lab
+from labs.views import _lab_for
+
+from . import services
+from .forms import SubmissionForm
+from .intake import IntakeError, snapshot_from_git, snapshot_from_upload
+from .models import Submission
+
+UPLOAD_TOO_LARGE = "The upload is larger than the {mb:g} MB limit."
+
+
+class CappedUploadHandler(FileUploadHandler):
+    """Stops reading an upload as soon as it passes the size cap, before it is
+    written anywhere (the intake checks again while it snapshots)."""
+
+    def __init__(self, request=None, cap: int = 0):
+        super().__init__(request)
+        self.cap = cap
+        self.received = 0
+
+    def receive_data_chunk(self, raw_data, start):
+        self.received += len(raw_data)
+        if self.received > self.cap:
+            self.request.upload_too_large = True
+            raise StopUpload(connection_reset=False)
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None
+
+
+def _submission_for_user(request: HttpRequest, pk) -> Submission:
+    """The submission if it is the user's own (or the user is staff); else 404."""
+    queryset = Submission.objects.select_related("lab", "lab__course", "user")
+    if not request.user.is_authenticated:
+        raise Http404
+    if not request.user.is_staff:
+        queryset = queryset.filter(user=request.user)
+    return get_object_or_404(queryset, pk=pk)
+
+
+def lab_submission_context(request: HttpRequest, lab: Lab) -> dict:
+    """The submit form and attempt history shown on a lab page."""
+    attempts = list(Submission.objects.filter(user=request.user, lab=lab).order_by("-created_at")[:50])
+    best = max(
+        (
+            s
+            for s in attempts
+            if s.score is not None and s.status in (Submission.Status.PASSED, Submission.Status.FAILED)
+        ),
+        key=lambda s: (s.status == Submission.Status.PASSED, s.score),
+        default=None,
+    )
+    form = SubmissionForm(lab=lab)
+    context = {"lab": lab, "form": form, "attempts": attempts, "best": best}
+    return {
+        "submit_form_html": render_to_string("grading/_submit_form.html", context, request=request),
+        "attempts_html": render_to_string("grading/_attempts.html", context, request=request),
+    }
+
+
+@csrf_exempt
+@login_required
+@require_POST
+def submission_create(request: HttpRequest, course_slug: str, lab_slug: str) -> HttpResponse:
+    # The capped handler must be installed before anything reads the body, so CSRF
+    # is checked by the inner view (Django's documented pattern).
+    request.upload_handlers.insert(0, CappedUploadHandler(request, cap=settings.SHIPWRIGHT_UPLOAD_MAX_BYTES))
+    return _submission_create(request, course_slug, lab_slug)
+
+
+@csrf_protect
+def _submission_create(request: HttpRequest, course_slug: str, lab_slug: str) -> HttpResponse:
+    lab = _lab_for(request, course_slug, lab_slug)
+    if getattr(request, "upload_too_large", False):
+        messages.error(request, UPLOAD_TOO_LARGE.format(mb=settings.SHIPWRIGHT_UPLOAD_MAX_BYTES / 1024 / 1024))
+        return redirect(lab.get_absolute_url())
+    form = SubmissionForm(request.POST, request.FILES, lab=lab)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect(lab.get_absolute_url())
+    try:
+        services.submission_check_allowed(user=request.user, lab=lab)
+        submission = _intake_and_create(
+            user=request.user,
+            lab=lab,
+            upload=form.cleaned_data.get("archive"),
+            git_url=form.cleaned_data.get("git_url") or "",
+            git_ref=form.cleaned_data.get("git_ref") or "",
+        )
+    except (IntakeError, services.SubmissionRejected) as exc:
+        messages.error(request, str(exc))
+        return redirect(lab.get_absolute_url())
+    return redirect(submission.get_absolute_url())
+
+
+def _intake_and_create(*, user, lab: Lab, upload, git_url: str, git_ref: str) -> Submission:
+    started = time.monotonic()
+    if upload is not None:
+        snapshot = snapshot_from_upload(
+            upload, upload.name, lab_kind=lab.kind, dest_dir=services.snapshot_dir(), limits=services.intake_limits()
+        )
+    else:
+        url = f"{git_url}#{git_ref}" if git_ref else git_url
+        snapshot = snapshot_from_git(url, dest_dir=services.snapshot_dir(), limits=services.intake_limits())
+    return services.submission_create(
+        user=user,
+        lab=lab,
+        snapshot=snapshot,
+        git_url=git_url,
+        git_ref=git_ref,
+        intake_s=time.monotonic() - started,
+    )
+
+
+def _queue_context(submission: Submission) -> dict:
+    """Position in the queue and an estimate from recent run times of this lab."""
+    if submission.status != Submission.Status.QUEUED:
+        return {}
+    ahead = Submission.objects.filter(
+        status__in=[Submission.Status.QUEUED, Submission.Status.RUNNING],
+        created_at__lt=submission.created_at,
+        low_priority=False,
+    ).count()
+    recent = [
+        (s.finished_at - s.started_at).total_seconds()
+        for s in Submission.objects.filter(
+            lab=submission.lab, finished_at__isnull=False, started_at__isnull=False
+        ).order_by("-finished_at")[:20]
+    ]
+    typical = statistics.median(recent) if recent else None
+    estimate = typical * (ahead + 1) if typical else None
+    return {"queue_position": ahead + 1, "estimate_s": estimate, "typical_s": typical}
+
+
+def _detail_context(request: HttpRequest, submission: Submission) -> dict:
+    stages = list(submission.stage_runs.all())
+    checks = list(submission.check_results.all())
+    elapsed = None
+    if submission.status == Submission.Status.RUNNING and submission.stage_started_at:
+        elapsed = (timezone.now() - submission.stage_started_at).total_seconds()
+    return {
+        "submission": submission,
+        "lab": submission.lab,
+        "stages": stages,
+        "checks": checks,
+        "stage_elapsed_s": elapsed,
+        "is_staff": request.user.is_staff,
+        "grader_note": "The output of this grader-owned stage is not shown, because it could reveal hidden tests.",
+        **_queue_context(submission),
+    }
+
+
+def submission_detail(request: HttpRequest, pk) -> HttpResponse:
+    submission = _submission_for_user(request, pk)
+    return render(request, "grading/submission_detail.html", _detail_context(request, submission))
+
+
+def submission_status(request: HttpRequest, pk) -> HttpResponse:
+    """The live part of the submission page (polled by htmx until finished)."""
+    submission = _submission_for_user(request, pk)
+    response = render(request, "grading/_submission_status.html", _detail_context(request, submission))
+    if submission.finished:
+        # Tell htmx to stop polling and refresh the whole page once with the verdict.
+        response["HX-Refresh"] = "true"
+    return response
+
+
+@staff_member_required
+def lab_submissions(request: HttpRequest, course_slug: str, lab_slug: str) -> HttpResponse:
+    lab = get_object_or_404(Lab.objects.select_related("course"), course__slug=course_slug, slug=lab_slug)
+    submissions = Submission.objects.filter(lab=lab).select_related("user").order_by("-created_at")
+    status = request.GET.get("status", "")
+    learner = request.GET.get("learner", "").strip()
+    if status in Submission.Status.values:
+        submissions = submissions.filter(status=status)
+    if learner:
+        submissions = submissions.filter(Q(user__email__icontains=learner) | Q(user__display_name__icontains=learner))
+    return render(
+        request,
+        "grading/lab_submissions.html",
+        {
+            "lab": lab,
+            "submissions": submissions[:500],
+            "status": status,
+            "learner": learner,
+            "statuses": Submission.Status.choices,
+        },
+    )
+
+
+@staff_member_required
+@require_POST
+def submission_regrade(request: HttpRequest, pk) -> HttpResponse:
+    submission = get_object_or_404(Submission, pk=pk)
+    services.submission_regrade(submission=submission)
+    messages.success(request, "Queued for regrading on the low-priority queue.")
+    return redirect(submission.get_absolute_url())
+
+
+@staff_member_required
+@require_POST
+def lab_regrade_all(request: HttpRequest, course_slug: str, lab_slug: str) -> HttpResponse:
+    lab = get_object_or_404(Lab, course__slug=course_slug, slug=lab_slug)
+    count = 0
+    for submission in Submission.objects.filter(lab=lab).exclude(status=Submission.Status.RUNNING):
+        services.submission_regrade(submission=submission)
+        count += 1
+    messages.success(request, f"Queued {count} submission(s) for regrading on the low-priority queue.")
+    return redirect("grading:lab-submissions", course_slug=course_slug, lab_slug=lab_slug)
+
+
+@staff_member_required
+def course_grades_csv(request: HttpRequest, course_slug: str) -> HttpResponse:
+    """One row per enrolled learner: the best score of each lab."""
+    course = get_object_or_404(Course, slug=course_slug)
+    labs = list(Lab.objects.filter(course=course, published=True).order_by("order"))
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{course.slug}-grades.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["email", "display_name", *[f"{lab.slug} (best %)" for lab in labs], "labs_passed"])
+    best: dict[tuple[int, int], tuple[bool, float]] = {}
+    for s in Submission.objects.filter(lab__in=labs, score__isnull=False).exclude(max_score=0):
+        key = (s.user_id, s.lab_id)
+        value = (s.status == Submission.Status.PASSED, 100.0 * s.score / s.max_score)
+        best[key] = max(best.get(key, value), value)
+    for enrollment in course.enrollments.select_related("user").order_by("user__email"):
+        user = enrollment.user
+        row = [user.email, user.public_name]
+        passed = 0
+        for lab in labs:
+            value = best.get((user.pk, lab.pk))
+            row.append(f"{value[1]:.1f}" if value else "")
+            passed += bool(value and value[0])
+        writer.writerow([*row, passed])
+    return response

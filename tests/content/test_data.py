@@ -1,0 +1,100 @@
+"""The generated data of the mlops-foundations course (content/mlops-foundations/make_data.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+COURSE_DIR = Path(__file__).resolve().parents[2] / "content" / "mlops-foundations"
+LABS = (
+    "validate-data",
+    "train-model",
+    "serve-model",
+    "ci-workflow",
+    "drift-monitor",
+    "audit-trail",
+    "capstone",
+)
+HIDDEN_DATA_LABS = ("validate-data", "train-model")
+FEATURES = list(load_breast_cancer().feature_names)
+
+
+def _read(rel: str) -> pd.DataFrame:
+    return pd.read_csv(COURSE_DIR / rel)
+
+
+def test_make_data_check_reports_every_file_up_to_date():
+    result = subprocess.run(
+        [sys.executable, "make_data.py", "--check"],
+        cwd=COURSE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_manifest_names_every_generated_file():
+    manifest = json.loads((COURSE_DIR / "data-manifest.json").read_text())
+    expected = {f"labs/{slug}/starter/data/train.csv" for slug in LABS} | {
+        f"labs/{slug}/hidden/data/{name}"
+        for slug in HIDDEN_DATA_LABS
+        for name in ("holdout.csv", "holdout_features.csv", "holdout_labels.json")
+    }
+    assert set(manifest) == expected
+
+
+@pytest.mark.parametrize("slug", LABS)
+def test_every_starter_train_csv_has_455_rows_with_the_contract_columns(slug):
+    train = _read(f"labs/{slug}/starter/data/train.csv")
+    assert train.shape == (455, 31)
+    assert list(train.columns) == [*FEATURES, "target"]
+    assert all(train[c].dtype == "float64" for c in FEATURES)
+    assert train["target"].dtype == "int64"
+    assert set(train["target"]) == {0, 1}
+
+
+@pytest.mark.parametrize("slug", HIDDEN_DATA_LABS)
+def test_hidden_holdout_files_agree_with_each_other(slug):
+    holdout = _read(f"labs/{slug}/hidden/data/holdout.csv")
+    features = _read(f"labs/{slug}/hidden/data/holdout_features.csv")
+    labels = json.loads((COURSE_DIR / f"labs/{slug}/hidden/data/holdout_labels.json").read_text())
+    assert holdout.shape == (114, 31)
+    assert list(holdout.columns) == [*FEATURES, "target"]
+    assert list(features.columns) == FEATURES
+    pd.testing.assert_frame_equal(features, holdout[FEATURES])
+    assert labels == holdout["target"].tolist()
+    assert all(type(v) is int for v in labels)
+
+
+def test_split_is_the_stratified_split_of_the_full_data_set():
+    bunch = load_breast_cancer(as_frame=True)
+    train = _read("labs/validate-data/starter/data/train.csv")
+    holdout = _read("labs/validate-data/hidden/data/holdout.csv")
+    full = pd.concat([train, holdout], ignore_index=True)
+    # Together the two files are exactly the data set, values read back bit for bit.
+    original = bunch.frame.sort_values(FEATURES).reset_index(drop=True)
+    together = full.sort_values(FEATURES).reset_index(drop=True)
+    pd.testing.assert_frame_equal(together, original, check_exact=True, check_dtype=False)
+    # Stratified: each class is split 80/20 to within one row.
+    for cls in (0, 1):
+        total = int((full["target"] == cls).sum())
+        assert abs(int((holdout["target"] == cls).sum()) - total * 0.2) <= 1
+    assert abs(train["target"].mean() - holdout["target"].mean()) < 0.01
+
+
+def test_no_holdout_row_appears_in_any_starter():
+    holdout = _read("labs/train-model/hidden/data/holdout.csv")
+    holdout_rows = set(holdout.itertuples(index=False, name=None))
+    holdout_features = set(holdout[FEATURES].itertuples(index=False, name=None))
+    for slug in LABS:
+        train = _read(f"labs/{slug}/starter/data/train.csv")
+        assert not holdout_rows & set(train.itertuples(index=False, name=None)), slug
+        # Not even with a different label.
+        assert not holdout_features & set(train[FEATURES].itertuples(index=False, name=None)), slug

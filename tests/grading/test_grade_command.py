@@ -1,0 +1,125 @@
+"""`manage.py grade` end to end: intake, the real Docker sandbox, checks, JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from django.core.management import call_command
+
+from accounts.models import User
+from grading.models import Submission
+from tests.grading.tiny_lab import make_solution
+
+
+def grade(*args: str) -> tuple[int, dict | None, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    import sys
+
+    saved = sys.stderr
+    sys.stderr = err
+    try:
+        call_command("grade", *args, stdout=out)
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        sys.stderr = saved
+    text = out.getvalue()
+    return code, (json.loads(text) if text.strip().startswith("{") else None), err.getvalue()
+
+
+def by_name(document: dict) -> dict[str, dict]:
+    return {test["name"]: test for test in document["tests"]}
+
+
+def test_a_correct_solution_passes_with_the_contract_json(tiny_lab, tmp_path):
+    code, document, _ = grade("tiny-course/tiny", str(make_solution(tmp_path, "correct")), "--json")
+    assert code == 0
+    assert document["status"] == "passed"
+    assert document["score"] == document["max_score"] == 100.0
+    assert document["lab"] == "tiny-course/tiny"
+    assert set(document) >= {"submission", "tests", "stages", "duration_s", "timings", "provenance", "certificate"}
+    assert document["provenance"]["image_digest"].startswith("sha256:")
+    assert document["provenance"]["lab_hash"] == tiny_lab.content_hash
+    assert len(document["provenance"]["source_sha256"]) == 64
+    stage = document["stages"][0]
+    assert stage["name"] == "run" and stage["exit_code"] == 0 and "done" in stage["output"]
+    assert Submission.objects.get(pk=document["submission"]).user.email == "grader@shipwright.invalid"
+
+
+def test_a_dishonest_solution_fails_the_named_checks(tiny_lab, tmp_path):
+    code, document, _ = grade("tiny-course/tiny", str(make_solution(tmp_path, "dishonest")), "--json")
+    assert code == 0 and document["status"] == "failed"
+    tests = by_name(document)
+    assert tests["predictions are accurate"]["status"] == "failed"
+    assert "holdout accuracy 0.5000 (2 of 4 rows)" in tests["predictions are accurate"]["output"]
+    assert tests["reported accuracy is honest"]["status"] == "failed"
+
+
+def test_a_crash_fails_and_skips_what_depends_on_it(tiny_lab, tmp_path):
+    code, document, _ = grade("tiny-course/tiny", str(make_solution(tmp_path, "crashes")), "--json")
+    assert code == 0 and document["status"] == "failed"
+    tests = by_name(document)
+    assert tests["main.py exits 0"]["output"] == "main.py exited with code 1"
+    assert "RuntimeError: boom" in document["stages"][0]["output"]
+    assert tests["the answer loads"]["status"] == "skipped"
+    assert tests["the answer loads"]["output"] == "skipped because run failed"
+
+
+def test_a_hang_is_stopped_at_the_time_limit(tiny_lab, tmp_path):
+    code, document, _ = grade("tiny-course/tiny", str(make_solution(tmp_path, "hangs")), "--json")
+    assert code == 0 and document["status"] == "failed"
+    assert by_name(document)["main.py exits 0"]["output"] == "main.py was stopped after 10 s (the time limit)"
+    assert document["stages"][0]["timed_out"] is True
+
+
+def test_printing_a_fake_result_changes_nothing(tiny_lab, tmp_path):
+    code, document, _ = grade("tiny-course/tiny", str(make_solution(tmp_path, "spoofs")), "--json")
+    assert code == 0 and document["status"] == "failed"
+    assert by_name(document)["predictions are accurate"]["status"] == "failed"
+
+
+def test_grading_for_a_learner_counts_toward_their_progress(tiny_lab, tmp_path):
+    code, document, _ = grade(
+        "tiny-course/tiny",
+        str(make_solution(tmp_path, "correct")),
+        "--json",
+        "--user",
+        "new@example.com",
+        "--create-user",
+    )
+    assert code == 0 and document["status"] == "passed"
+    user = User.objects.get(email="new@example.com")
+    assert not user.has_usable_password()
+    assert user.enrollments.filter(course__slug="tiny-course").exists()
+
+
+def test_an_unknown_user_exits_2(tiny_lab, tmp_path):
+    code, document, err = grade(
+        "tiny-course/tiny", str(make_solution(tmp_path, "correct")), "--user", "nobody@example.com"
+    )
+    assert code == 2 and document is None
+    assert "no user with e-mail 'nobody@example.com'" in err
+
+
+def test_an_unknown_lab_exits_2(tiny_lab, tmp_path):
+    code, _, err = grade("tiny-course/nope", str(tmp_path))
+    assert code == 2 and "no lab 'tiny-course/nope'" in err
+
+
+def test_a_rejected_archive_exits_2_with_one_line_and_grades_nothing(tiny_lab, tmp_path):
+    bad = tmp_path / "bad.zip"
+    bad.write_text("this is not a zip")
+    code, document, err = grade("tiny-course/tiny", str(bad), "--json")
+    assert code == 2 and document is None
+    assert len(err.strip().splitlines()) == 1
+    assert not Submission.objects.exists()
+
+
+def test_an_unreachable_engine_is_a_platform_error_exit_1(tiny_lab, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    code, document, _ = grade("tiny-course/tiny", str(make_solution(tmp_path, "correct")), "--json")
+    assert code == 1 and document["status"] == "error"
+    submission = Submission.objects.get(pk=document["submission"])
+    assert "Grading is delayed" in submission.error_message
