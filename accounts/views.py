@@ -47,3 +47,32 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     if services.api_token_revoke(user=request.user, token_id=token_id):
         messages.success(request, "Token revoked.")
     return redirect("accounts:profile")
+
+
+@login_required
+def data_export(request: HttpRequest) -> HttpResponse:
+    import json
+
+    data = services.user_data_export(user=request.user)
+    response = HttpResponse(json.dumps(data, indent=2), content_type="application/json")
+    response["Content-Disposition"] = 'attachment; filename="shipwright-my-data.json"'
+    return response
+
+
+DELETE_CONFIRM_MISMATCH = "Type your e-mail address exactly to confirm."
+
+
+@login_required
+def account_delete(request: HttpRequest) -> HttpResponse:
+    error = None
+    if request.method == "POST":
+        if request.POST.get("confirm", "").strip().lower() == request.user.email.lower():
+            from django.contrib.auth import logout
+
+            user = request.user
+            logout(request)
+            services.user_delete(user=user)
+            messages.success(request, "Your account and your data were deleted; your certificates were revoked.")
+            return redirect("courses:catalog")
+        error = DELETE_CONFIRM_MISMATCH
+    return render(request, "accounts/delete.html", {"error": error}, status=400 if error else 200)

@@ -195,11 +195,11 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         rows.append(
             {"enrollment": enrollment, "progress": course_progress(user=request.user, course=enrollment.course)}
         )
-    certificates = []
-    try:
-        from certificates.models import Certificate
+    from certificates.models import Certificate
+    from certificates.views import linkedin_url
 
-        certificates = list(Certificate.objects.filter(user=request.user).select_related("course"))
-    except (ImportError, LookupError):
-        pass
+    certificates = [
+        {"certificate": certificate, "linkedin_url": linkedin_url(certificate)}
+        for certificate in Certificate.objects.filter(user=request.user).select_related("course")
+    ]
     return render(request, "courses/dashboard.html", {"rows": rows, "certificates": certificates})

@@ -72,6 +72,7 @@ CORRUPT_ARCHIVE = '"{name}" is not a valid {kind} archive: {reason}'
 INVALID_NOTEBOOK = '"{name}" is not a valid notebook: {reason}'
 ENTRY_ESCAPES = '{entry} "{name}" escapes the submission'
 ENTRY_UNSAFE_NAME = '{entry} "{name}" has an unsafe name (control character or a part longer than 255 bytes)'
+ENTRY_TOO_DEEP = '{entry} "{name}" is nested more than {depth} folders deep'
 LINK_ESCAPES = '{entry} "{name}" is a link to "{target}", outside the submission'
 LINK_UNSAFE_TARGET = '{entry} "{name}" is a link with an unsafe target'
 HARD_LINK = '{entry} "{name}" is a hard link'
@@ -108,6 +109,7 @@ NOTEBOOK_NAME = "submission.ipynb"
 
 _CHUNK = 1024 * 1024
 _MAX_LINK_TARGET = 4096
+_MAX_DEPTH = 100  # folders; also bounds the descriptors a directory walk holds open
 _MAX_LINK_HOPS = 40  # as the kernel's ELOOP: a longer chain cannot resolve anywhere
 _JUNK_DIRS = frozenset({".git", "__pycache__", "__MACOSX"})
 _JUNK_FILES = frozenset({".DS_Store"})
@@ -239,13 +241,15 @@ class _Builder:
         name = raw.replace("\\", "/") if self.backslash_is_separator else raw
         if _unsafe_chars(name):
             raise self.error(ENTRY_UNSAFE_NAME, raw)
-        if name.startswith("/") or re.match(r"[A-Za-z]:", name):
+        if name.startswith("/") or (self.backslash_is_separator and re.match(r"[A-Za-z]:", name)):
             raise self.error(ENTRY_ESCAPES, raw)
         parts = [part for part in name.split("/") if part not in ("", ".")]
         if ".." in parts:
             raise self.error(ENTRY_ESCAPES, raw)
         if any(len(part.encode("utf-8")) > 255 for part in parts):
             raise self.error(ENTRY_UNSAFE_NAME, raw)
+        if len(parts) > _MAX_DEPTH:
+            raise self.error(ENTRY_TOO_DEEP, raw, depth=str(_MAX_DEPTH))
         if not parts or any(part in _JUNK_DIRS for part in parts) or parts[-1] in _JUNK_FILES:
             return None
         return "/".join(parts)
@@ -274,7 +278,7 @@ class _Builder:
     def add_link(self, name: str, shown: str, target: str) -> None:
         if not target or len(target) > _MAX_LINK_TARGET or _unsafe_chars(target):
             raise self.error(LINK_UNSAFE_TARGET, shown)
-        if target.startswith("/") or re.match(r"[A-Za-z]:", target):
+        if target.startswith("/") or (self.backslash_is_separator and re.match(r"[A-Za-z]:", target)):
             raise self.error(LINK_ESCAPES, shown, target=_show(target))
         self._claim(name, _Entry("link", shown, target=target))
 
@@ -584,36 +588,52 @@ def _reject_special(builder: _Builder, kind: int, shown: str, *, allowed: tuple[
 
 
 def _read_directory(root: Path, builder: _Builder) -> None:
-    """Walks without following links; a file is opened with O_NOFOLLOW and checked
-    again after opening, so a swap between the listing and the read is caught."""
-    pending: list[tuple[str, str]] = [(str(root), "")]
-    while pending:
-        dir_path, rel = pending.pop()
-        with os.scandir(dir_path) as it:
-            children = sorted(it, key=lambda d: d.name)
-        for child in children:
+    """Walks with directory file descriptors and O_NOFOLLOW at every step, so a folder
+    or file swapped for a link after it was listed is never followed out of the tree.
+    Open descriptors are bounded by the depth, itself capped by `clean`."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+    stack = [(os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), "")]
+    listings = [_listing(stack[0][0])]
+    try:
+        while stack:
+            dir_fd, rel = stack[-1]
+            if not listings[-1]:
+                os.close(dir_fd)
+                stack.pop()
+                listings.pop()
+                continue
+            child = listings[-1].pop()
             shown = f"{rel}/{child.name}" if rel else child.name
             builder.count(shown)
             name = builder.clean(shown)
             if name is None:
                 continue
-            st = child.stat(follow_symlinks=False)
-            kind = stat.S_IFMT(st.st_mode)
+            kind = stat.S_IFMT(child.stat(follow_symlinks=False).st_mode)
             if kind == stat.S_IFDIR:
                 builder.add_dir(name, shown)
-                pending.append((child.path, shown))
+                stack.append((os.open(child.name, flags | os.O_DIRECTORY, dir_fd=dir_fd), shown))
+                listings.append(_listing(stack[-1][0]))
             elif kind == stat.S_IFLNK:
-                builder.add_link(name, shown, os.readlink(child.path))
+                builder.add_link(name, shown, os.readlink(child.name, dir_fd=dir_fd))
             elif kind == stat.S_IFREG:
-                builder.declare(st.st_size, shown)
-                fd = os.open(child.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+                fd = os.open(child.name, flags | os.O_NONBLOCK, dir_fd=dir_fd)
                 with open(fd, "rb") as data:
                     opened = os.fstat(data.fileno())
                     if not stat.S_ISREG(opened.st_mode):
                         _reject_special(builder, stat.S_IFMT(opened.st_mode), shown, allowed=())
+                    builder.declare(opened.st_size, shown)
                     builder.add_file(name, shown, data, executable=bool(opened.st_mode & 0o111))
             else:
                 _reject_special(builder, kind, shown, allowed=())
+    finally:
+        for dir_fd, _rel in stack:
+            os.close(dir_fd)
+
+
+def _listing(dir_fd: int) -> list[os.DirEntry[str]]:
+    """Children in reverse name order (popped from the end: walked in name order)."""
+    with os.scandir(dir_fd) as it:
+        return sorted(it, key=lambda d: d.name, reverse=True)
 
 
 # ---------------------------------------------------------------------------------------

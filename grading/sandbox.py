@@ -64,10 +64,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import docker
 import docker.errors
 import requests
-
-import docker
 
 logger = logging.getLogger(__name__)
 

@@ -271,6 +271,11 @@ HOSTILE_TARS = [
         [member("bad\x1bname", b"x")],
         'archive entry "bad\\x1bname" has an unsafe name (control character or a part longer than 255 bytes)',
     ),
+    (
+        "nested too deep",
+        [member("a/" * 100 + "f.py", b"x")],
+        f'archive entry "{("a/" * 100 + "f.py")[:200]}…" is nested more than 100 folders deep',
+    ),
     ("nothing but junk", [member(".git/HEAD", b"ref")], "archive contains no files"),
 ]
 
@@ -627,10 +632,18 @@ def _no_git(*args, **kwargs):
     raise AssertionError("git must not run for a rejected URL")
 
 
+_REAL_GETADDRINFO = socket.getaddrinfo
+
+
 def fake_dns(table: dict[str, list[str]]):
+    """A resolver for the names in `table`; any other name is only parsed as a numeric
+    address (AI_NUMERICHOST: "2130706433" is 127.0.0.1), so no query leaves the machine."""
+
     def getaddrinfo(host, port, *args, **kwargs):
         if host not in table:
-            raise AssertionError(f"unexpected name lookup of {host}")
+            return _REAL_GETADDRINFO(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+        if not table[host]:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return [
             (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in table[host]
         ]
@@ -644,6 +657,7 @@ DNS = {
     "split.example": ["140.82.121.3", "192.168.1.20"],
     "metadata.example": ["169.254.169.254"],
     "v6metadata.example": ["fd00:ec2::254"],
+    "nxdomain.example": [],
 }
 
 REJECTED_URLS = [
@@ -667,6 +681,10 @@ REJECTED_URLS = [
     ("https://224.0.0.1/x.git", True, "224.0.0.1 resolves to a private address"),
     ("https://100.64.0.1/x.git", True, "100.64.0.1 resolves to a private address"),
     ("https://[64:ff9b::a00:1]/x.git", True, "64:ff9b::a00:1 resolves to a private address"),
+    ("https://2130706433/x.git", False, "2130706433 resolves to a private address"),
+    ("https://0x7f.1/x.git", False, "0x7f.1 resolves to a private address"),
+    ("https://10.1/x.git", True, "10.1 resolves to a private address"),
+    ("https://nxdomain.example/x.git", True, "nxdomain.example could not be resolved"),
     ("https://internal.example/x.git", True, "internal.example resolves to a private address"),
     ("https://split.example/x.git", True, "split.example resolves to a private address"),
     ("https://metadata.example/x.git", True, "metadata.example resolves to a private address"),

@@ -14,9 +14,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
-import docker
 from grading.sandbox import (
     LABEL_CREATED,
     LABEL_RUN,
