@@ -132,6 +132,10 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "config.wsgi.application"
 
+if not _env_str("DATABASE_URL"):
+    # The embedded default: SQLite under var/, which must exist before it opens.
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+
 DATABASES = {
     "default": dj_database_url.parse(
         _env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'shipwright.sqlite3'}",

@@ -7,10 +7,10 @@ symbolic links, gzip header without name or time), stored content-addressed as
 the archive format, timestamps or owners it came in.
 
 Rules, the same for zip, tar.gz, directories and git work trees:
-- names: absolute paths, drive letters and `..` components are rejected; in archives
-  a backslash is read as a path separator (old Windows zip tools write them), so
-  `..\\..\\x` is rejected too; control characters and components over 255 bytes are
-  rejected.
+- names: absolute paths and `..` components are rejected; in archives a backslash is
+  read as a path separator (old Windows zip tools write them), so `..\\..\\x` is
+  rejected too, as are drive letters; control characters, parts over 255 bytes and
+  nesting deeper than 100 folders are rejected.
 - links: a symbolic link is kept only if its target, resolved from the link's directory
   through the other links of the submission, stays inside it. Hard links (tar) are
   rejected, as are device nodes, FIFOs, sockets and anything else that is not a file,
@@ -25,8 +25,15 @@ Rules, the same for zip, tar.gz, directories and git work trees:
 - a submission without any file is rejected.
 
 Every check runs while the source is read, before anything reaches `dest_dir`; files
-are spooled through a private temporary directory inside `dest_dir` that is removed
-whatever happens, and the finished tarball is moved into place with `os.replace`.
+are spooled through a private temporary directory inside `dest_dir` (`.intake-*`) that
+is removed whatever happens (only a killed process can leave one behind), and the
+finished tarball is moved into place with `os.replace`.
+
+Git: the URL policy (`check_git_url`) runs before any connection, and git is pinned to
+the addresses it checked with `http.curloptResolve` (git >= 2.37; older versions ignore
+the key, leaving the DNS-rebinding window open). Redirects are off, which also stops git
+following `http-alternates` to other hosts. No proxy variables reach git: a proxy would
+resolve the host itself, so a deployment that needs one must not use this path as is.
 
 This module reads no Django settings and imports no models: callers pass IntakeLimits.
 """
@@ -846,7 +853,8 @@ def check_git_url(source: str, *, limits: IntakeLimits) -> GitTarget:
         raise IntakeError(GIT_BAD_URL.format(url=_show(url)))
     is_commit = False
     if hash_sign:
-        is_commit = bool(_SHA_REF.fullmatch(ref))
+        is_commit = bool(_SHA_REF.fullmatch(ref.lower()))
+        ref = ref.lower() if is_commit else ref
         if not is_commit and (
             not _NAMED_REF.fullmatch(ref) or ".." in ref or "//" in ref or ref.endswith(("/", ".lock", "."))
         ):

@@ -178,25 +178,34 @@ def image_digest(image: str, client: docker.DockerClient | None = None) -> str:
         raise _unavailable(exc) from exc
 
 
-def reap_leftovers(*, older_than_s: float, client: docker.DockerClient | None = None) -> int:
-    """Remove containers, then volumes, labelled by a sandbox and older than that.
+def reap_leftovers(
+    *, older_than_s: float, run_ids: set[str] | None = None, client: docker.DockerClient | None = None
+) -> int:
+    """Remove containers, then volumes, labelled by a sandbox and older than that,
+    and, whatever their age, those of the runs named in `run_ids` (runs whose
+    worker died).
 
     Idempotent; returns how many objects were removed. A volume still used by a
     container that is too young to reap stays (the engine refuses to remove it).
     """
     api = _client(client).api
     cutoff = time.time() - older_than_s
+    doomed = run_ids or set()
     removed = 0
+
+    def expired(labels: dict[str, str], fallback: float) -> bool:
+        return labels.get(LABEL_RUN) in doomed or _created(labels, fallback) <= cutoff
+
     try:
         for c in api.containers(all=True, filters={"label": LABEL_RUN}):
-            if _created(c.get("Labels") or {}, c.get("Created", 0)) <= cutoff:
+            if expired(c.get("Labels") or {}, c.get("Created", 0)):
                 try:
                     api.remove_container(c["Id"], force=True, v=True)
                     removed += 1
                 except docker.errors.NotFound:
                     pass
         for v in api.volumes(filters={"label": LABEL_RUN}).get("Volumes") or []:
-            if _created(v.get("Labels") or {}, 0) <= cutoff:
+            if expired(v.get("Labels") or {}, 0):
                 try:
                     api.remove_volume(v["Name"], force=True)
                     removed += 1

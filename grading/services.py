@@ -26,7 +26,7 @@ from labs.models import Lab
 from . import budget, runner
 from .intake import IntakeLimits, Snapshot
 from .models import CheckResult, StageRun, Submission
-from .sandbox import SandboxUnavailable, image_digest
+from .sandbox import SandboxError, SandboxUnavailable, image_digest, reap_leftovers
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ def submission_grade(submission_id, *, worker: str | None = None) -> Submission 
     lab = submission.lab
     spec = lab.parsed_spec
     image = spec.image or settings.SHIPWRIGHT_LAB_IMAGE
-    run_id = f"{submission.pk.hex[:20]}-{submission.attempts}"
+    run_id = run_id_for(submission)
 
     def on_stage(index: int, stage, limit_s: float) -> None:
         Submission.objects.filter(pk=submission.pk).update(
@@ -438,6 +438,11 @@ def _certificate_json(submission: Submission) -> dict | None:
     return {"id": certificate.public_id, "url": f"/verify/{certificate.public_id}/"}
 
 
+def run_id_for(submission: Submission) -> str:
+    """The sandbox run id of a submission's current attempt (labels its containers)."""
+    return f"{submission.pk.hex[:20]}-{submission.attempts}"
+
+
 def submissions_reap_stale(*, now=None) -> list[str]:
     """Requeue running submissions whose worker stopped heartbeating (it died), or
     mark them as errors after the last attempt. Returns the ids it acted on. Safe
@@ -445,11 +450,13 @@ def submissions_reap_stale(*, now=None) -> list[str]:
     does nothing."""
     now = now or timezone.now()
     acted = []
+    dead_runs = set()
     stale = Submission.objects.filter(
         status=Submission.Status.RUNNING,
         heartbeat_at__lt=now - timedelta(seconds=budget.STALE_HEARTBEAT_S),
     )
     for submission in stale:
+        dead_runs.add(run_id_for(submission))
         if submission.attempts < settings.SHIPWRIGHT_MAX_ATTEMPTS:
             changed = Submission.objects.filter(
                 pk=submission.pk, status=Submission.Status.RUNNING, heartbeat_at=submission.heartbeat_at
@@ -475,4 +482,10 @@ def submissions_reap_stale(*, now=None) -> list[str]:
                 submission.result = submission_result_json(submission)
                 submission.save(update_fields=["result"])
                 acted.append(str(submission.pk))
+    if dead_runs:
+        # The dead worker's containers still run (their time limit was enforced by it).
+        try:
+            reap_leftovers(older_than_s=budget.MAX_HARD_LIMIT_S, run_ids=dead_runs)
+        except SandboxError:
+            log.warning("could not remove the containers of dead runs %s", sorted(dead_runs))
     return acted

@@ -56,9 +56,7 @@ def load_table() -> pd.DataFrame:
 
 
 def split_table(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    train, holdout = train_test_split(
-        table, test_size=TEST_SIZE, random_state=RANDOM_STATE, stratify=table["target"]
-    )
+    train, holdout = train_test_split(table, test_size=TEST_SIZE, random_state=RANDOM_STATE, stratify=table["target"])
     return train.reset_index(drop=True), holdout.reset_index(drop=True)
 
 
@@ -106,9 +104,7 @@ def check(files: dict[str, bytes]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--check", action="store_true", help="compare with the files on disk; write nothing"
-    )
+    parser.add_argument("--check", action="store_true", help="compare with the files on disk; write nothing")
     args = parser.parse_args(argv)
     files = build_files()
     if not args.check:

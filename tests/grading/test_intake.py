@@ -384,24 +384,25 @@ def test_oversize_upload_is_rejected_while_streaming(tmp_path, dest):
     limits = IntakeLimits(upload_max_bytes=1000)
     assert rejected(lambda: upload(archive, dest, limits=limits), dest) == "upload is 3.1 KB; the limit is 1000 bytes"
 
-    class Stream(io.RawIOBase):  # a request body: no size, not seekable
-        def __init__(self, data: bytes):
-            self.data = io.BytesIO(data)
+    class EndlessBody(io.RawIOBase):  # a request body: no size, not seekable, never ending
+        served = 0
 
         def readable(self):
             return True
 
         def read(self, n=-1):
-            return self.data.read(n)
+            n = 65536 if n is None or n < 0 else n
+            self.served += n
+            return b"\0" * n
 
-    stream = Stream(archive.read_bytes())
+    body = EndlessBody()
     assert (
         rejected(
-            lambda: intake.snapshot_from_upload(stream, "repo.zip", lab_kind="repo", dest_dir=dest, limits=limits), dest
+            lambda: intake.snapshot_from_upload(body, "repo.zip", lab_kind="repo", dest_dir=dest, limits=limits), dest
         )
         == "upload is over 1000 bytes; the limit is 1000 bytes"
     )
-    assert stream.data.tell() <= 1000 + 1024 * 1024  # stopped at the first chunk past the limit
+    assert body.served <= 1000 + MiB  # stopped at the first chunk past the limit
 
 
 @pytest.mark.parametrize(

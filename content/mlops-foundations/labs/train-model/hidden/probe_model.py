@@ -62,12 +62,12 @@ def check_metrics(workspace: Path) -> bool | str:
     except (ValueError, UnicodeDecodeError) as exc:
         return _short(f"metrics.json is not valid JSON: {exc}")
     if not isinstance(data, dict):
-        return f"metrics.json holds a JSON {type(data).__name__}; expected an object like {{\"accuracy\": 0.95}}"
+        return f'metrics.json holds a JSON {type(data).__name__}; expected an object like {{"accuracy": 0.95}}'
     if "accuracy" not in data:
-        return "metrics.json has no \"accuracy\" field"
+        return 'metrics.json has no "accuracy" field'
     value = data["accuracy"]
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return f"metrics.json \"accuracy\" must be a number, got {json.dumps(value)[:60]}"
+        return f'metrics.json "accuracy" must be a number, got {json.dumps(value)[:60]}'
     return True
 
 

@@ -52,7 +52,7 @@ def _kind(dtype):
         return "category"
     if isinstance(dtype, pd.StringDtype):
         return "str"
-    if dtype == object:
+    if pdt.is_object_dtype(dtype):
         return "object"
     return str(dtype)
 
@@ -120,7 +120,7 @@ def _fingerprint(df, target):
 def _make(spec):
     columns = {
         name: pd.Series([row[i] for row in spec["rows"]], dtype=dtype)
-        for i, (name, dtype) in enumerate(zip(spec["columns"], spec["dtypes"]))
+        for i, (name, dtype) in enumerate(zip(spec["columns"], spec["dtypes"], strict=True))
     }
     frame = pd.DataFrame(columns)
     if "index" in spec:
@@ -211,12 +211,12 @@ def probe_clean(cases, train):
     obs["clean_train_csv"] = err if err is not None else _fingerprint(result, "target")
 
     obs["clean_input_unchanged"] = (
-        True if not unchanged else "clean() modified the frame it was given: " + ", ".join(unchanged)
+        True if not unchanged else "clean() modified the frame it was given: " + ", ".join(dict.fromkeys(unchanged))
     )
     obs["clean_returns_new_frame"] = (
         True
         if not new_frame
-        else "clean() returned the very frame it was given (not a new one): " + ", ".join(new_frame)
+        else "clean() returned the very frame it was given (not a new one): " + ", ".join(dict.fromkeys(new_frame))
     )
     return obs
 
@@ -280,9 +280,11 @@ def probe_split(cases, train):
 
     def small(df, target):
         out = _frame(df, ("columns", "index"))
-        out["class_counts"] = {
-            str(_value(k)): int(n) for k, n in sorted(df[target].value_counts().items())
-        } if target in df.columns else None
+        out["class_counts"] = (
+            {str(_value(k)): int(n) for k, n in sorted(df[target].value_counts().items())}
+            if target in df.columns
+            else None
+        )
         return out
 
     run("split_defaults", train, "target", _fingerprint)

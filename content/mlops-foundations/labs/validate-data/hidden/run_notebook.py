@@ -120,7 +120,9 @@ def run_notebook(client, nb) -> str | bool:
             continue
         remaining = deadline - time.monotonic()
         if remaining < 1:
-            return f"the notebook did not finish within {NOTEBOOK_BUDGET_S} s (stopped before {describe_cell(nb, index)})"
+            return (
+                f"the notebook did not finish within {NOTEBOOK_BUDGET_S} s (stopped before {describe_cell(nb, index)})"
+            )
         limit = int(min(CELL_TIMEOUT_S, remaining))
         client.timeout = limit
         try:

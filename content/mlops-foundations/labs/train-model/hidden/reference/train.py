@@ -25,12 +25,8 @@ def main() -> None:
 
     # Hold back a validation split: the model never sees it while fitting, so its
     # accuracy there is an honest estimate of the accuracy on new data.
-    X_train, X_val, y_train, y_val = train_test_split(
-        X, y, test_size=0.2, random_state=SEED, stratify=y
-    )
-    model = make_pipeline(
-        StandardScaler(), LogisticRegression(max_iter=1000, random_state=SEED)
-    )
+    X_train, X_val, y_train, y_val = train_test_split(X, y, test_size=0.2, random_state=SEED, stratify=y)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=SEED))
     model.fit(X_train, y_train)
     accuracy = float(model.score(X_val, y_val))
 

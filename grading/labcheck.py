@@ -1,0 +1,87 @@
+"""A lab's own test suite: its reference solution and wrong variants, graded by
+the real engine, must get the verdicts the lab declares."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from labs.models import Lab
+
+from . import intake, runner
+from .sandbox import image_digest
+from .services import _lab_assets, intake_limits
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    path: str
+    expected: str
+    expected_failing: tuple[str, ...]
+    status: str
+    score: float
+    max_score: float
+    failing: tuple[str, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def lab_check(lab: Lab) -> list[CaseResult]:
+    """Grade the reference (expected to pass) and every variant; report mismatches."""
+    spec = lab.parsed_spec
+    image = spec.image or settings.SHIPWRIGHT_LAB_IMAGE
+    digest = image_digest(image)
+    assets = _lab_assets(lab)
+    with tempfile.TemporaryDirectory(prefix="lab-check-") as scratch:
+        snapshots = Path(scratch)
+        reference = None
+        if runner.needs_reference(spec):
+            reference = runner.reference_observations(
+                spec=spec, assets=assets, image=image, image_digest=digest, snapshot_dir=snapshots
+            )
+        cases = []
+        if spec.reference:
+            cases.append((spec.reference, "passed", ()))
+        cases += [(v.path, v.expect, tuple(v.failing)) for v in spec.variants]
+        results = []
+        for path, expected, expected_failing in cases:
+            source = assets.hidden / path.removeprefix("hidden/")
+            if source.is_dir():
+                snapshot = intake.snapshot_from_directory(source, dest_dir=snapshots, limits=intake_limits())
+            else:
+                snapshot = intake.snapshot_from_notebook_file(source, dest_dir=snapshots, limits=intake_limits())
+            result = runner.run_pipeline(
+                spec=spec,
+                snapshot=snapshot.path,
+                assets=assets,
+                image=image,
+                run_id=f"labcheck-{uuid.uuid4().hex[:12]}",
+                reference=reference,
+            )
+            failing = tuple(c.name for c in result.checks if c.status == "failed")
+            problems = []
+            if result.status != expected:
+                problems.append(f"expected {expected}, got {result.status} ({result.score:g}/{result.max_score:g})")
+            for name in expected_failing:
+                if name not in failing:
+                    problems.append(f"check {name!r} should fail but did not")
+            results.append(
+                CaseResult(
+                    path=path,
+                    expected=expected,
+                    expected_failing=expected_failing,
+                    status=result.status,
+                    score=result.score,
+                    max_score=result.max_score,
+                    failing=failing,
+                    problems=tuple(problems),
+                )
+            )
+    return results
