@@ -238,6 +238,15 @@ def _tar_folder(folder: Path) -> bytes:
     return gzip.compress(raw.getvalue(), mtime=0)
 
 
+def _without_leading_title(text: str) -> str:
+    """A lesson's own `# Title` line is dropped: the page shows the title from
+    module.yaml as its one h1."""
+    lines = text.lstrip("\n").split("\n", 1)
+    if lines[0].startswith("# "):
+        return lines[1] if len(lines) > 1 else ""
+    return text
+
+
 def _load_module(reader: _Reader, folder: Path) -> tuple[ModuleSpec, ModuleData] | None:
     spec_path = folder / "module.yaml"
     spec = reader.model(spec_path, ModuleSpec)
@@ -256,7 +265,7 @@ def _load_module(reader: _Reader, folder: Path) -> tuple[ModuleSpec, ModuleData]
                 slug=ref.slug,
                 title=ref.title,
                 minutes=ref.minutes,
-                body_html=render(text),
+                body_html=render(_without_leading_title(text)),
                 hash=_sha256(ref.model_dump_json(), text),
             )
         )
