@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -98,7 +99,7 @@ def submission_create(
     """
     with transaction.atomic():
         # Serialise a learner's submissions so two tabs cannot both pass the checks.
-        type(user).objects.select_for_update().filter(pk=user.pk).first()
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
         submission_check_allowed(user=user, lab=lab, enforce_limits=enforce_limits)
         Enrollment.objects.get_or_create(user=user, course=lab.course)
         submission = Submission.objects.create(

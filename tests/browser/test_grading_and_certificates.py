@@ -1,0 +1,141 @@
+"""Submitting from the browser, live grading, earning a certificate and an
+employer checking it, with a real worker, Redis, Docker and Chromium."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.management import call_command
+
+from tests.grading.test_worker import REPO, Worker
+from tests.grading.tiny_lab import SOLUTIONS, make_tiny_course
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def tiny_lab(transactional_db, tmp_path):
+    from courses.importer import content_import
+    from labs.models import Lab
+
+    content_import(make_tiny_course(tmp_path / "content"))
+    return Lab.objects.get(slug="tiny")
+
+
+@pytest.fixture
+def worker(worker_env):
+    worker = Worker(worker_env)
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker_env(settings):
+    from django.db import connection
+
+    db = connection.settings_dict
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("grading", "low")
+    import os
+
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": f"postgresql://{db['USER'] or 'postgres'}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "SHIPWRIGHT_SIGNING_KEY_DIR": str(settings.SHIPWRIGHT_SIGNING_KEY_DIR),
+        "SHIPWRIGHT_SITE_URL": settings.SITE_URL,
+    }
+
+
+def log_in(page, live_server, user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
+
+
+def zip_solution(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("solution/main.py", textwrap.dedent(SOLUTIONS[name]).lstrip())
+    return path
+
+
+def test_a_learner_submits_watches_grading_live_and_earns_a_certificate(
+    page, browser, live_server, tiny_lab, learner, worker, tmp_path
+):
+    log_in(page, live_server, learner)
+    page.goto(live_server.url + "/courses/tiny-course/")
+    page.get_by_role("button", name="Enroll in this course").click()
+    page.goto(live_server.url + "/labs/tiny-course/tiny/")
+    page.get_by_label("Upload").set_input_files(str(zip_solution(tmp_path, "crashes")))
+    page.get_by_role("button", name="Submit for grading").click()
+    assert "/submissions/" in page.url
+    # The page updates by itself until the verdict arrives.
+    page.locator(".verdict").wait_for(timeout=120_000)
+    assert "Failed" in page.locator(".verdict").inner_text()
+    assert "main.py exited with code 1" in page.content()
+    assert "RuntimeError: boom" in page.content()
+
+    page.goto(live_server.url + "/labs/tiny-course/tiny/")
+    page.get_by_label("Upload").set_input_files(str(zip_solution(tmp_path, "correct")))
+    page.get_by_role("button", name="Submit for grading").click()
+    page.locator(".verdict").wait_for(timeout=120_000)
+    assert "Passed" in page.locator(".verdict").inner_text()
+
+    page.goto(live_server.url + "/dashboard/")
+    verify_link = page.get_by_role("link", name="Verify link")
+    href = verify_link.get_attribute("href")
+    assert href.startswith("/verify/")
+
+    # An employer, with no account, opens the URL.
+    employer = browser.new_context().new_page()
+    employer.goto(live_server.url + href)
+    banner = employer.locator("#status-banner").inner_text()
+    assert "Valid certificate" in banner
+    assert "Ada Learner" in employer.content() and learner.email not in employer.content()
+
+    public_id = href.strip("/").split("/")[1]
+    call_command("revoke_certificate", public_id, "--reason", "Academic misconduct")
+    employer.reload()
+    assert "Revoked" in employer.locator("#status-banner").inner_text()
+    assert "Academic misconduct" in employer.content()
+
+    # A tampered credential file fails the offline verifier.
+    credential = json.loads(employer.request.get(f"{live_server.url}/verify/{public_id}/credential.json").body())
+    did = employer.request.get(f"{live_server.url}/.well-known/did.json").body()
+    credential["credentialSubject"]["name"] = "Somebody Else"
+    (tmp_path / "credential.json").write_text(json.dumps(credential))
+    (tmp_path / "did.json").write_bytes(did)
+    run = subprocess.run(
+        [sys.executable, "-m", "certificates.verifier", "credential.json", "--did", "did.json", "--offline"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1 and "signature valid" in run.stdout
+    employer.context.close()
+
+
+def test_another_learner_gets_404_for_my_submission(page, live_server, tiny_lab, learner, other_learner, tmp_path):
+    from grading import services
+    from grading.intake import snapshot_from_directory
+    from tests.grading.tiny_lab import make_solution
+
+    snapshot = snapshot_from_directory(
+        make_solution(tmp_path, "correct"), dest_dir=services.snapshot_dir(), limits=services.intake_limits()
+    )
+    submission = services.submission_create(user=learner, lab=tiny_lab, snapshot=snapshot, enqueue=False)
+    log_in(page, live_server, other_learner)
+    response = page.goto(live_server.url + f"/submissions/{submission.pk}/")
+    assert response.status == 404
