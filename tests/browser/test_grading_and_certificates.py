@@ -4,9 +4,9 @@ employer checking it, with a real worker, Redis, Docker and Chromium."""
 from __future__ import annotations
 
 import json
-import textwrap
 import subprocess
 import sys
+import textwrap
 import zipfile
 from pathlib import Path
 
