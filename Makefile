@@ -16,7 +16,7 @@ system-deps:
 	@bash docker/system-deps.sh
 
 venv: system-deps
-	@if [ ! -x $(PY) ]; then $(PYTHON) -m venv $(VENV); fi
+	@if ! $(PY) -m pip --version >/dev/null 2>&1; then rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); fi
 	@if [ "$$(cat $(STAMP) 2>/dev/null)" != "$(REQ_HASH)" ]; then \
 	  $(PY) -m pip install --quiet --upgrade pip && \
 	  $(PY) -m pip install --quiet -r requirements-dev.txt && \

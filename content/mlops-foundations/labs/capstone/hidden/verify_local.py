@@ -34,6 +34,7 @@ from typing import Callable
 
 import yaml
 
+sys.dont_write_bytecode = True  # never leave __pycache__ inside content/
 HIDDEN = Path(__file__).resolve().parent
 LABS = HIDDEN.parent.parent
 GRADER = HIDDEN / "grader"
