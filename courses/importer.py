@@ -333,6 +333,17 @@ def _load_lab(reader: _Reader, folder: Path) -> LabData | None:
         for a_index, asset in enumerate(stage.assets):
             if reader.inside(hidden, asset, spec_path, f"stages.{s_index}.assets.{a_index}") is None:
                 ok = False
+    for s_index, stage in enumerate(spec.stages):
+        if stage.service is not None:
+            path = reader.inside(hidden, stage.service.requests, spec_path, f"stages.{s_index}.service.requests")
+            if path is None:
+                ok = False
+            else:
+                try:
+                    json.loads(path.read_text())
+                except ValueError as exc:
+                    reader.problem(path, "", f"invalid JSON: {exc}")
+                    ok = False
     for c_index, check in enumerate(spec.checks):
         labels = getattr(check, "labels", None)
         if labels and reader.inside(hidden, labels, spec_path, f"checks.{c_index}.labels") is None:

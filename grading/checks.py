@@ -19,9 +19,14 @@ from typing import Any
 from labs.spec import (
     AccuracyCheck,
     AgreementCheck,
+    AuditLogCheck,
     ExitCodeCheck,
     FilesCheck,
+    HttpAccuracyCheck,
+    HttpCheck,
+    HttpReadyCheck,
     LabSpec,
+    LatencyCheck,
     Limits,
     ObservationCheck,
     ReferenceCheck,
@@ -62,6 +67,12 @@ class StageOutcome:
 
     @property
     def label(self) -> str:
+        if self.spec.service is not None:
+            return f"the server ({' '.join(self.spec.service.start)})"
+        if self.spec.pytest is not None:
+            return "your test suite"
+        if self.spec.collect is not None:
+            return "reading your repository"
         return command_label(self.spec.run)
 
     def summary(self) -> str:
@@ -283,7 +294,263 @@ def _judge(
             raise _Fail("\n".join(mismatches))
         return f"{len(check.keys)} case(s) match the reference"
 
-    raise RuntimeError(f"unknown check kind {type(check).__name__}")
+    from . import static
+
+    judge = _JUDGES.get(type(check)) or static.JUDGES.get(type(check))
+    if judge is None:
+        raise RuntimeError(f"unknown check kind {type(check).__name__}")
+    return judge(check, outcomes, labels)
+
+
+# --- the service probe's observations ------------------------------------------
+
+
+def _service(outcomes: dict[str, StageOutcome], stage: str) -> dict:
+    observations = _observation_set(outcomes, stage)
+    ready = observations.get("ready") or {}
+    if ready.get("status") != 200:
+        if "exited" in ready:
+            raise _Fail(f"the server exited with code {ready['exited']} before answering {_ready_path(outcomes, stage)}")
+        raise _Fail(
+            f"the server did not answer {_ready_path(outcomes, stage)} with 200 within "
+            f"{outcomes[stage].spec.service.ready_timeout_s:g} s (last: {_describe_response(ready)})"
+        )
+    return observations
+
+
+def _ready_path(outcomes: dict[str, StageOutcome], stage: str) -> str:
+    return f"GET {outcomes[stage].spec.service.ready_path}"
+
+
+def _observation_set(outcomes: dict[str, StageOutcome], stage: str) -> dict:
+    outcome = _stage(outcomes, stage)
+    if outcome.observations is None:
+        raise _Fail(f"the grader could not examine your work in stage {stage!r}: "
+                    f"{outcome.observations_error or outcome.summary()}")
+    return outcome.observations
+
+
+def _describe_response(record: dict | None) -> str:
+    if not record:
+        return "no request was sent"
+    if record.get("status") is None:
+        return record.get("error") or "no answer"
+    body = record.get("json") if "json" in record else record.get("text", "")
+    return f"HTTP {record['status']} {_show(body, 200)}"
+
+
+def _sent(record: dict) -> str:
+    sent = record.get("sent")
+    return f"{record.get('method', 'GET')} {record.get('path', '?')}" + (f" {sent[:200]}" if sent else "")
+
+
+def _status_ok(expected: int | str, got: int | None) -> bool:
+    if got is None:
+        return False
+    if expected == "2xx":
+        return 200 <= got < 300
+    if expected == "4xx":
+        return 400 <= got < 500
+    return got == expected
+
+
+def _response(observations: dict, name: str) -> dict:
+    record = observations.get("responses", {}).get(name)
+    if record is None:
+        raise _Fail(f"request {name!r} was not sent")
+    return record
+
+
+def _rows_sent(record: dict, key: str) -> int | None:
+    try:
+        return len(json.loads(record["sent"])[key])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _judge_http_ready(check: HttpReadyCheck, outcomes, labels) -> str:
+    observations = _service(outcomes, check.stage)
+    ready = observations["ready"]
+    body = ready.get("json")
+    if check.json_ is not None:
+        if not isinstance(body, dict) or any(body.get(k) != v for k, v in check.json_.items()):
+            raise _Fail(f"{_ready_path(outcomes, check.stage)} answered {_describe_response(ready)}; "
+                        f"expected JSON with {_show(check.json_)}")
+    return f"{_ready_path(outcomes, check.stage)} answered 200 after {ready.get('seconds', 0):.1f} s"
+
+
+def _judge_http(check: HttpCheck, outcomes, labels) -> str:
+    observations = _service(outcomes, check.stage)
+    problems = []
+    for expect in check.expect:
+        record = _response(observations, expect.request)
+        status = record.get("status")
+        if not _status_ok(expect.status, status):
+            wanted = expect.status if isinstance(expect.status, str) else f"HTTP {expect.status}"
+            problems.append(f"{expect.request}: sent {_sent(record)}\n  expected {wanted}, got {_describe_response(record)}")
+            continue
+        body = record.get("json")
+        if expect.json_ is not None and (
+            not isinstance(body, dict) or any(body.get(k) != v for k, v in expect.json_.items())
+        ):
+            problems.append(f"{expect.request}: expected JSON with {_show(expect.json_)}, got {_describe_response(record)}")
+            continue
+        if expect.predictions:
+            values = body.get(expect.predictions) if isinstance(body, dict) else None
+            rows = _rows_sent(record, expect.rows_key)
+            if not isinstance(values, list) or (rows is not None and len(values) != rows):
+                problems.append(
+                    f"{expect.request}: expected {{\"{expect.predictions}\": [...]}} with {rows} item(s), "
+                    f"got {_describe_response(record)}"
+                )
+            elif not all(type(v) is int and v in (0, 1) for v in values):
+                problems.append(f"{expect.request}: every prediction must be the integer 0 or 1, got {_show(values)}")
+    if problems:
+        raise _Fail("\n".join(problems))
+    return f"{len(check.expect)} request(s) answered as expected"
+
+
+def _judge_http_accuracy(check: HttpAccuracyCheck, outcomes, labels) -> str:
+    observations = _service(outcomes, check.stage)
+    record = _response(observations, check.request)
+    body = record.get("json")
+    values = body.get(check.key) if isinstance(body, dict) else None
+    if record.get("status") != 200 or not isinstance(values, list):
+        raise _Fail(f"{check.request}: {_describe_response(record)}")
+    predictions = _predictions(values, "the predictions")
+    accuracy = _accuracy(predictions, labels[check.labels])
+    feedback = f"holdout accuracy through the API {accuracy:.4f}; needs ≥ {check.min:g}"
+    if accuracy < check.min:
+        raise _Fail(feedback)
+    return feedback
+
+
+def _judge_latency(check: LatencyCheck, outcomes, labels) -> str:
+    observations = _service(outcomes, check.stage)
+    values = observations.get("latency_ms") or []
+    statuses = observations.get("latency_statuses") or []
+    if not values:
+        raise _Fail("no latency calls were made")
+    failed = [s for s in statuses if s != 200]
+    if failed:
+        raise _Fail(f"{len(failed)} of {len(values)} single-row calls did not return 200 (e.g. {failed[0]})")
+    ordered = sorted(values)
+    # Nearest-rank percentile.
+    rank = max(1, math.ceil(check.percentile / 100 * len(ordered)))
+    value = ordered[rank - 1]
+    feedback = (
+        f"p{check.percentile:g} of {len(values)} sequential calls: {value:.1f} ms (limit {check.max_ms:g} ms); "
+        f"median {ordered[len(ordered) // 2]:.1f} ms"
+    )
+    if value > check.max_ms:
+        raise _Fail(feedback)
+    return feedback
+
+
+def _audit_entries(check: AuditLogCheck, observations: dict) -> tuple[str, list[dict]]:
+    captured = observations.get("captured", {})
+    text = captured.get(check.file)
+    if text is None:
+        reason = captured.get(f"{check.file}:error", "missing")
+        raise _Fail(f"no audit log at {check.file} after the requests ({reason})")
+    entries = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError as exc:
+            raise _Fail(f"line {number} of the audit log is not JSON: {line[:120]!r}") from exc
+        if not isinstance(entry, dict):
+            raise _Fail(f"line {number} of the audit log is not a JSON object")
+        entries.append(entry)
+    return text, entries
+
+
+def _judge_audit_log(check: AuditLogCheck, outcomes, labels) -> str:
+    from datetime import datetime, timedelta
+
+    observations = _service(outcomes, check.stage)
+    calls = [_response(observations, name) for name in check.logged]
+    for name, call in zip(check.logged, calls, strict=True):
+        if call.get("status") != 200:
+            raise _Fail(f"{name}: a valid request failed: sent {_sent(call)}, got {_describe_response(call)}")
+    text, all_entries = _audit_entries(check, observations)
+    entries = [entry for entry in all_entries if check.line_key in entry]
+    if check.rule == "one_line_per_request":
+        if len(entries) < len(calls):
+            raise _Fail(f"{len(calls)} POST requests were made, but the audit log has {len(entries)} line(s)")
+        return f"{len(calls)} requests, {len(entries)} JSON line(s)"
+    if check.rule == "not_logged":
+        extra = len(all_entries) - len(calls)
+        if extra > 0:
+            names = ", ".join(check.not_logged)
+            raise _Fail(f"the audit log has {extra} line(s) more than the logged requests: {names} must not be logged")
+        if extra < 0:
+            raise _Fail(f"the audit log has fewer lines ({len(all_entries)}) than requests ({len(calls)})")
+        return f"only the {len(calls)} logged requests appear"
+    if check.rule == "forbidden":
+        if not all_entries:
+            raise _Fail("the audit log has no lines to inspect")
+        lowered = text.lower()
+        values = set()
+        for name in [*check.logged, *check.not_logged]:
+            record = observations.get("responses", {}).get(name) or {}
+            try:
+                sent = json.loads(record.get("sent") or "null")
+            except ValueError:
+                continue
+            if isinstance(sent, dict) and isinstance(sent.get(check.forbidden_key), str):
+                values.add(sent[check.forbidden_key])
+        for value in sorted(values):
+            if value.lower() in lowered:
+                raise _Fail(f"a value sent as {check.forbidden_key!r} ({value}) appears in the audit log")
+        if f'"{check.forbidden_key.lower()}"' in lowered:
+            raise _Fail(f"the key {check.forbidden_key!r} appears in the audit log")
+        return f"neither the key {check.forbidden_key!r} nor its values appear"
+    if len(entries) != len(calls):
+        raise _Fail(f"expected one line per request ({len(calls)}), found {len(entries)}")
+    if check.rule == "sha256":
+        for number, (entry, call) in enumerate(zip(entries, calls, strict=True), 1):
+            value = entry.get("input_sha256")
+            if not isinstance(value, str) or value.lower() != call.get("body_sha256"):
+                raise _Fail(
+                    f"line {number}: input_sha256 {_show(value)} is not the SHA-256 of the raw request body "
+                    f"({call.get('body_sha256')}); hash the bytes as received, not re-serialised JSON"
+                )
+        return "input_sha256 matches the raw body of every request"
+    ids = []
+    for number, (entry, call) in enumerate(zip(entries, calls, strict=True), 1):
+        missing = [name for name in check.fields if name not in entry]
+        if missing:
+            raise _Fail(f"line {number} lacks {', '.join(missing)}: {_show(entry)}")
+        if "ts" in check.fields:
+            try:
+                stamp = datetime.fromisoformat(str(entry["ts"]).replace("Z", "+00:00"))
+            except ValueError as exc:
+                raise _Fail(f"line {number}: ts {entry['ts']!r} is not an ISO-8601 timestamp") from exc
+            if stamp.utcoffset() != timedelta(0):
+                raise _Fail(f"line {number}: ts {entry['ts']!r} must be in UTC (Z or +00:00)")
+        if "request_id" in check.fields:
+            if not isinstance(entry["request_id"], str) or not entry["request_id"].strip():
+                raise _Fail(f"line {number}: request_id must be a non-empty string")
+            ids.append(entry["request_id"])
+        if "predictions" in check.fields:
+            body = call.get("json")
+            if isinstance(body, dict) and entry["predictions"] != body.get("predictions"):
+                raise _Fail(f"line {number}: predictions {_show(entry['predictions'])} differ from the response's")
+    if len(set(ids)) != len(ids):
+        raise _Fail("request_id values repeat: each request needs its own")
+    return f"{', '.join(check.fields)} are right on all {len(entries)} lines"
+
+
+_JUDGES = {
+    HttpReadyCheck: _judge_http_ready,
+    HttpCheck: _judge_http,
+    HttpAccuracyCheck: _judge_http_accuracy,
+    LatencyCheck: _judge_latency,
+    AuditLogCheck: _judge_audit_log,
+}
 
 
 def judge_checks(

@@ -104,11 +104,57 @@ def _make_world_readable(path: Path) -> None:
             file.chmod(0o755 if file.stat().st_mode & 0o111 else 0o644)
 
 
+PROBES_DIR = Path(__file__).resolve().parent / "probes"
+PROBE_MOUNT = "/grader/_shipwright"
+_PROBE_SCRIPTS = {"service": "service_probe.py", "collect": "collect_files.py", "pytest": "pytest_probe.py"}
+
+
+def _probe_config(stage: StageSpec, assets: LabAssets) -> dict:
+    if stage.service is not None:
+        service = stage.service
+        requests = json.loads((assets.hidden / service.requests).read_text())
+        if isinstance(requests, list):
+            requests = {"requests": requests}
+        return {
+            "start": service.start,
+            "port": service.port,
+            "ready_path": service.ready_path,
+            "ready_timeout_s": service.ready_timeout_s,
+            "env": service.env,
+            "capture": service.capture,
+            "requests": requests.get("requests", []),
+            "latency": requests.get("latency"),
+        }
+    if stage.collect is not None:
+        return stage.collect.model_dump()
+    if stage.pytest is not None:
+        return {**stage.pytest.model_dump(), "time_s": max(10.0, (stage.time_s or 300) - 15)}
+    return {}
+
+
+def stage_argv(stage: StageSpec) -> list[str]:
+    """What the container runs: the stage's argv, or a platform probe with its config."""
+    if stage.probe is None:
+        return list(stage.run)
+    return ["python", f"{PROBE_MOUNT}/{_PROBE_SCRIPTS[stage.probe]}", f"{PROBE_MOUNT}/{stage.name}.json"]
+
+
+def _probes_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(PROBES_DIR.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
 def stage_assets_dir(assets: LabAssets, stage: StageSpec) -> Path | None:
-    """A folder holding only the hidden assets this stage may see (cached)."""
-    if not stage.assets:
+    """A folder holding only the hidden assets this stage may see, plus the
+    platform probe and its config for probe stages (cached per lab content)."""
+    if not stage.assets and stage.probe is None:
         return None
-    digest = hashlib.sha256("\0".join(sorted(stage.assets)).encode()).hexdigest()[:16]
+    key = "\0".join(sorted(stage.assets)) + "\0" + stage.model_dump_json()
+    if stage.probe is not None:
+        key += _probes_digest()
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     target = assets.root / "stages" / f"{stage.name}-{digest}"
     if target.exists():
         return target
@@ -122,6 +168,11 @@ def stage_assets_dir(assets: LabAssets, stage: StageSpec) -> Path | None:
                 shutil.copytree(source, destination)
             else:
                 shutil.copy2(source, destination)
+        if stage.probe is not None:
+            platform = staging / "_shipwright"
+            platform.mkdir()
+            shutil.copy2(PROBES_DIR / _PROBE_SCRIPTS[stage.probe], platform / _PROBE_SCRIPTS[stage.probe])
+            (platform / f"{stage.name}.json").write_text(json.dumps(_probe_config(stage, assets)))
         _make_world_readable(staging)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -211,10 +262,10 @@ def run_pipeline(
                 on_stage(index, stage, limits.time_s)
             result = sandbox.run(
                 name=stage.name,
-                argv=list(stage.run),
+                argv=stage_argv(stage),
                 limits=_sandbox_limits(limits),
                 assets_dir=stage_assets_dir(assets, stage),
-                grader_out=stage.grader,
+                grader_out=stage.grader_owned,
             )
             outcome = StageOutcome(
                 spec=stage,
@@ -235,7 +286,7 @@ def run_pipeline(
                     outcome.files[path] = sandbox.read_file(path, max_bytes=MAX_READBACK_BYTES)
                 except FileTooLarge:
                     outcome.files[path] = None
-            if stage.grader:
+            if stage.grader_owned:
                 try:
                     raw = sandbox.read_grader_out("observations.json", max_bytes=MAX_OBSERVATIONS_BYTES)
                 except FileTooLarge:

@@ -311,9 +311,9 @@ def _store_result(submission: Submission, result: runner.PipelineResult, *, imag
                 name=outcome.spec.name,
                 defaults={
                     "order": order,
-                    "command": " ".join(outcome.spec.run)[:500],
+                    "command": " ".join(runner.stage_argv(outcome.spec))[:500],
                     "status": StageRun.Status.SKIPPED if outcome.status == "skipped" else StageRun.Status.RAN,
-                    "grader": outcome.spec.grader,
+                    "grader": outcome.spec.grader_owned,
                     "exit_code": outcome.exit_code,
                     "timed_out": outcome.timed_out,
                     "oom_killed": outcome.oom_killed,

@@ -6,7 +6,7 @@ docs/authoring.md documents every field; keep the two in step.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -40,9 +40,39 @@ class FileSpec(_Strict):
         return value
 
 
+class ServiceSpec(_Strict):
+    """Start the learner's server in the stage and send it the lab's requests."""
+
+    start: list[str] = Field(min_length=1)
+    port: int = Field(8000, ge=1024, le=65535)
+    ready_path: str = "/health"
+    ready_timeout_s: float = Field(20, gt=0, le=300)
+    requests: str  # a JSON file under hidden/: a list of requests and an optional latency spec
+    env: dict[str, str] = {}
+    capture: list[str] = []  # files read after the requests (e.g. the audit log)
+
+
+class CollectSpec(_Strict):
+    """Read repository files for checks parsed on the host (no learner code runs)."""
+
+    paths: list[str] = []
+    globs: list[str] = []
+    scan: bool = False  # every text file, for the secret scan
+
+
+class PytestSpec(_Strict):
+    """Run the learner's own test suite with coverage."""
+
+    args: list[str] = ["-q"]
+    omit: list[str] = ["tests/*", "test_*.py", "*_test.py", "conftest.py", "*/conftest.py"]
+
+
 class StageSpec(_Strict):
     name: str = Field(pattern=STAGE_NAME)
-    run: list[str] = Field(min_length=1)
+    run: list[str] = []
+    service: ServiceSpec | None = None
+    collect: CollectSpec | None = None
+    pytest: PytestSpec | None = None
     needs: list[str] = []
     assets: list[str] = []
     grader: bool = False
@@ -59,6 +89,25 @@ class StageSpec(_Strict):
             if path.startswith("/") or ".." in path.split("/") or not path.strip("/"):
                 raise ValueError(f"asset {path!r} must be a relative path under hidden/")
         return value
+
+    @model_validator(mode="after")
+    def _one_action(self) -> StageSpec:
+        given = [name for name in ("run", "service", "collect", "pytest") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError("a stage needs exactly one of run, service, collect or pytest")
+        return self
+
+    @property
+    def probe(self) -> str | None:
+        """The platform probe that runs this stage, if any."""
+        for name in ("service", "collect", "pytest"):
+            if getattr(self, name) is not None:
+                return name
+        return None
+
+    @property
+    def grader_owned(self) -> bool:
+        return self.grader or self.probe is not None
 
     def limits(self, defaults: Limits) -> Limits:
         overrides = {
@@ -137,6 +186,87 @@ class ReferenceCheck(_CheckBase):
     tolerance: float = Field(1e-9, ge=0)
 
 
+class HttpExpect(_Strict):
+    request: str
+    status: int | Literal["2xx", "4xx"] = 200
+    json_: dict[str, Any] | None = Field(None, alias="json")  # these keys with these values
+    predictions: str | None = None  # key of a list with one 0/1 item per row sent under `rows_key`
+    rows_key: str = "features"
+
+
+class HttpReadyCheck(_CheckBase):
+    kind: Literal["http_ready"]
+    stage: str
+    json_: dict[str, Any] | None = Field(None, alias="json")
+
+
+class HttpCheck(_CheckBase):
+    kind: Literal["http"]
+    stage: str
+    expect: list[HttpExpect] = Field(min_length=1)
+
+
+class HttpAccuracyCheck(_CheckBase):
+    kind: Literal["http_accuracy"]
+    stage: str
+    request: str
+    key: str = "predictions"
+    labels: str
+    min: float = Field(ge=0, le=1)
+
+
+class LatencyCheck(_CheckBase):
+    kind: Literal["latency"]
+    stage: str
+    percentile: float = Field(95, gt=0, le=100)
+    max_ms: float = Field(gt=0)
+
+
+class AuditLogCheck(_CheckBase):
+    kind: Literal["audit_log"]
+    stage: str
+    file: str
+    rule: Literal["one_line_per_request", "fields", "sha256", "forbidden", "not_logged"]
+    logged: list[str] = []  # requests that must each add one line
+    not_logged: list[str] = []  # requests that must add none (rule not_logged)
+    fields: list[str] = ["ts", "request_id", "input_sha256", "predictions"]
+    forbidden_key: str = "email"  # neither the key nor any value sent under it may appear
+    line_key: str = "predictions"  # lines holding this key are the logged requests' lines
+
+
+class DockerfileCheck(_CheckBase):
+    kind: Literal["dockerfile"]
+    stage: str
+    path: str = "Dockerfile"
+    expose: list[int] = []
+
+
+class WorkflowCheck(_CheckBase):
+    kind: Literal["workflow"]
+    stage: str
+    rule: Literal["valid", "triggers", "checkout", "pytest"]
+    triggers: list[str] = ["push", "pull_request"]
+
+
+class RequirementsCheck(_CheckBase):
+    kind: Literal["requirements"]
+    stage: str
+    path: str = "requirements.txt"
+
+
+class SecretsCheck(_CheckBase):
+    kind: Literal["secrets"]
+    stage: str
+
+
+class PytestCheck(_CheckBase):
+    kind: Literal["pytest"]
+    stage: str
+    rule: Literal["passes", "collected", "coverage"]
+    min_tests: int = 1
+    min_coverage: float = Field(0, ge=0, le=100)
+
+
 CheckSpec = Annotated[
     ExitCodeCheck
     | FilesCheck
@@ -144,7 +274,17 @@ CheckSpec = Annotated[
     | AccuracyCheck
     | ReportedMetricCheck
     | AgreementCheck
-    | ReferenceCheck,
+    | ReferenceCheck
+    | HttpReadyCheck
+    | HttpCheck
+    | HttpAccuracyCheck
+    | LatencyCheck
+    | AuditLogCheck
+    | DockerfileCheck
+    | WorkflowCheck
+    | RequirementsCheck
+    | SecretsCheck
+    | PytestCheck,
     Field(discriminator="kind"),
 ]
 
@@ -198,6 +338,17 @@ class LabSpec(_Strict):
             for stage in stages:
                 if stage not in stage_names:
                     raise ValueError(f"check {check.name!r} names unknown stage {stage!r}")
+        probes = {stage.name: stage.probe for stage in self.stages}
+        needs_probe = {
+            HttpReadyCheck: "service", HttpCheck: "service", HttpAccuracyCheck: "service",
+            LatencyCheck: "service", AuditLogCheck: "service", DockerfileCheck: "collect",
+            WorkflowCheck: "collect", RequirementsCheck: "collect", SecretsCheck: "collect",
+            PytestCheck: "pytest",
+        }
+        for check in self.checks:
+            wanted = needs_probe.get(type(check))
+            if wanted and probes.get(check.stage) != wanted:
+                raise ValueError(f"check {check.name!r} ({check.kind}) needs a stage with `{wanted}:`")
         for variant in self.variants:
             for name in variant.failing:
                 if name not in check_names:

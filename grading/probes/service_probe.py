@@ -1,0 +1,134 @@
+"""Service probe: start the learner's server, send the lab's requests, record what
+came back. Judges nothing.
+
+    python service_probe.py CONFIG.json
+
+CONFIG: {"start": [argv], "port": 8000, "ready_path": "/health", "ready_timeout_s": 20,
+         "env": {...}, "requests": [{"name", "method", "path", "json" | "body", "headers"}],
+         "latency": {"method", "path", "json", "count"} | null, "capture": [paths]}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+OUT = Path(os.environ.get("GRADER_OUT", "/grader-out")) / "observations.json"
+MAX_TEXT = 2000
+MAX_CAPTURE = 1_000_000
+
+
+def _body(spec: dict) -> bytes | None:
+    if "json" in spec:
+        return json.dumps(spec["json"]).encode()
+    if "body" in spec:
+        return spec["body"].encode()
+    return None
+
+
+def _call(client: httpx.Client, spec: dict) -> dict:
+    body = _body(spec)
+    headers = dict(spec.get("headers") or {})
+    if body is not None and not any(k.lower() == "content-type" for k in headers):
+        headers["content-type"] = "application/json"
+    record: dict = {"method": spec.get("method", "GET"), "path": spec["path"]}
+    if body is not None:
+        record["body_sha256"] = hashlib.sha256(body).hexdigest()
+        record["sent"] = body[:MAX_TEXT].decode("utf-8", "replace")
+    started = time.perf_counter()
+    try:
+        response = client.request(record["method"], spec["path"], content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        record.update(status=None, error=f"{type(exc).__name__}: {exc}", ms=(time.perf_counter() - started) * 1000)
+        return record
+    record.update(status=response.status_code, ms=(time.perf_counter() - started) * 1000)
+    try:
+        record["json"] = response.json()
+    except ValueError:
+        record["text"] = response.text[:MAX_TEXT]
+    return record
+
+
+def _wait_ready(client: httpx.Client, server: subprocess.Popen, config: dict) -> dict:
+    started = time.monotonic()
+    last: dict = {"status": None, "error": "no answer"}
+    while time.monotonic() - started < config.get("ready_timeout_s", 20):
+        if server.poll() is not None:
+            return {**last, "exited": server.returncode, "seconds": round(time.monotonic() - started, 3)}
+        last = _call(client, {"method": "GET", "path": config.get("ready_path", "/health")})
+        if last["status"] == 200:
+            break
+        time.sleep(0.2)
+    return {**last, "seconds": round(time.monotonic() - started, 3)}
+
+
+def _stop(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(server.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            server.wait()
+
+
+def _capture(paths: list[str]) -> dict:
+    captured: dict = {}
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as handle:
+                captured[path] = handle.read(MAX_CAPTURE).decode("utf-8", "replace")
+        except OSError as exc:
+            captured[path] = None
+            captured[f"{path}:error"] = f"{type(exc).__name__}: {exc.strerror}"
+    return captured
+
+
+def main() -> int:
+    config = json.loads(Path(sys.argv[1]).read_text())
+    for path in config.get("capture", []):
+        try:
+            os.unlink(path)  # a file the submission brought must not count as the log
+        except OSError:
+            pass
+    env = {**os.environ, **config.get("env", {})}
+    server = subprocess.Popen(
+        config["start"], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    observations: dict = {"responses": {}}
+    try:
+        base = f"http://127.0.0.1:{config.get('port', 8000)}"
+        with httpx.Client(base_url=base, timeout=10.0, trust_env=False) as client:
+            observations["ready"] = _wait_ready(client, server, config)
+            if observations["ready"]["status"] == 200:
+                for spec in config.get("requests", []):
+                    observations["responses"][spec["name"]] = _call(client, spec)
+                latency = config.get("latency")
+                if latency:
+                    calls = [_call(client, latency) for _ in range(latency.get("count", 50))]
+                    observations["latency_ms"] = [round(c["ms"], 3) for c in calls]
+                    observations["latency_statuses"] = [c["status"] for c in calls]
+                time.sleep(0.3)  # let a server that logs from a background thread flush
+            observations["alive_at_end"] = server.poll() is None
+    finally:
+        _stop(server)
+        observations["captured"] = _capture(config.get("capture", []))
+        OUT.write_text(json.dumps(observations))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

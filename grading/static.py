@@ -1,0 +1,269 @@
+"""Static checks, judged on the host with real parsers over the files a collect
+stage read (YAML for GitHub Actions workflows, dockerfile-parse for Dockerfiles,
+packaging for requirements, detect-secrets for the secret scan), and the learner
+test-suite summary of a pytest stage. Never regular expressions over structure."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import yaml
+from detect_secrets.core.scan import scan_line
+from detect_secrets.settings import transient_settings
+from dockerfile_parse import DockerfileParser
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from labs.spec import DockerfileCheck, PytestCheck, RequirementsCheck, SecretsCheck, WorkflowCheck
+
+from .checks import _Fail, _observation_set
+
+SECRET_PLUGINS = {
+    "plugins_used": [
+        {"name": "AWSKeyDetector"},
+        {"name": "PrivateKeyDetector"},
+        {"name": "GitHubTokenDetector"},
+        {"name": "SlackDetector"},
+        {"name": "StripeDetector"},
+        {"name": "JwtTokenDetector"},
+        # Random-looking base64 tokens; hex digests (model and data hashes) are common
+        # in ML repositories and are not flagged.
+        {"name": "Base64HighEntropyString", "limit": 5.0},
+    ]
+}
+SECRET_SKIP_SUFFIXES = (".csv", ".ipynb", ".lock", ".svg")
+MAX_SCAN_LINE = 1000
+
+
+def _files(outcomes, stage: str) -> dict:
+    return _observation_set(outcomes, stage).get("files", {})
+
+
+def _judge_dockerfile(check: DockerfileCheck, outcomes, labels) -> str:
+    text = _files(outcomes, check.stage).get(check.path)
+    if text is None:
+        raise _Fail(f"no {check.path} at the repository root (or it is not a regular file)")
+    parser = DockerfileParser(fileobj=None, cache_content=True)
+    parser.content = text
+    instructions = parser.structure
+    problems = []
+    froms = [i for i, item in enumerate(instructions) if item["instruction"] == "FROM"]
+    if not froms:
+        problems.append("no FROM")
+        last_stage = instructions
+    else:
+        last_stage = instructions[froms[-1] :]
+    users = [item["value"].strip() for item in last_stage if item["instruction"] == "USER"]
+    if not users:
+        problems.append("no USER after the last FROM: the container would run as root")
+    else:
+        user = users[-1].split(":", 1)[0].strip().strip("'\"")
+        if user in ("", "root", "0"):
+            problems.append(f"the last USER is {users[-1]!r}, which is root")
+    exposed = set()
+    for item in instructions:
+        if item["instruction"] == "EXPOSE":
+            for port in item["value"].split():
+                exposed.add(port.split("/", 1)[0])
+    for port in check.expose:
+        if str(port) not in exposed:
+            problems.append(f"no EXPOSE {port}")
+    if not any(item["instruction"] in ("CMD", "ENTRYPOINT") for item in instructions):
+        problems.append("no CMD or ENTRYPOINT")
+    if problems:
+        raise _Fail("; ".join(problems))
+    return "FROM, a non-root USER" + (f", EXPOSE {', '.join(map(str, check.expose))}" if check.expose else "") + " and CMD found"
+
+
+def _workflows(outcomes, stage: str) -> list[dict]:
+    found = []
+    for path, text in sorted(_files(outcomes, stage).items()):
+        if not path.startswith(".github/workflows/") or not path.endswith((".yml", ".yaml")):
+            continue
+        entry: dict = {"path": path, "valid": False}
+        if text is None:
+            entry["error"] = "not a regular text file"
+        else:
+            try:
+                document = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                entry["error"] = f"invalid YAML{f' at line {mark.line + 1}' if mark else ''}: {getattr(exc, 'problem', exc)}"
+            else:
+                if isinstance(document, dict):
+                    entry.update(valid=True, document=document)
+                else:
+                    entry["error"] = "not a mapping at the top level"
+        found.append(entry)
+    return found
+
+
+def _triggers(document: dict) -> set[str]:
+    # YAML 1.1 reads a bare `on:` key as the boolean True.
+    value = document.get("on", document.get(True))
+    if isinstance(value, str):
+        return {value}
+    if isinstance(value, list):
+        return {str(item) for item in value}
+    if isinstance(value, dict):
+        return {str(key) for key in value}
+    return set()
+
+
+def _steps(document: dict) -> list[dict]:
+    steps = []
+    jobs = document.get("jobs")
+    if isinstance(jobs, dict):
+        for job in jobs.values():
+            if isinstance(job, dict) and isinstance(job.get("steps"), list):
+                steps += [step for step in job["steps"] if isinstance(step, dict)]
+    return steps
+
+
+_COMMAND_SPLIT = re.compile(r"\n|&&|\|\||;|\|")
+
+
+def _runs_pytest(command: str) -> bool:
+    """True when one of the shell commands is pytest or python -m pytest (possibly
+    behind VAR=value assignments or `coverage run -m`). `pip install pytest` is not."""
+    for part in _COMMAND_SPLIT.split(command):
+        try:
+            words = shlex.split(part, comments=True)
+        except ValueError:
+            words = part.split()
+        while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
+            words = words[1:]
+        if not words:
+            continue
+        if words[0] in ("pytest", "py.test"):
+            return True
+        if re.fullmatch(r"python[0-9.]*", words[0]) and words[1:3] == ["-m", "pytest"]:
+            return True
+        if words[0] == "coverage" and "-m" in words and words[words.index("-m") + 1 : words.index("-m") + 2] == ["pytest"]:
+            return True
+    return False
+
+
+def _judge_workflow(check: WorkflowCheck, outcomes, labels) -> str:
+    workflows = _workflows(outcomes, check.stage)
+    if not workflows:
+        raise _Fail("no .github/workflows/*.yml or *.yaml file")
+    valid = [w for w in workflows if w["valid"]]
+    if check.rule == "valid":
+        if not valid:
+            raise _Fail("; ".join(f"{w['path']}: {w['error']}" for w in workflows))
+        return ", ".join(w["path"] for w in valid) + " parse as YAML"
+    if not valid:
+        raise _Fail("no valid workflow file")
+    if check.rule == "triggers":
+        for workflow in valid:
+            if _triggers(workflow["document"]) & set(check.triggers):
+                return f"{workflow['path']} runs on {', '.join(sorted(_triggers(workflow['document'])))}"
+        seen = sorted({t for w in valid for t in _triggers(w["document"])})
+        raise _Fail(f"no workflow runs `on` {' or '.join(check.triggers)} (found: {', '.join(seen) or 'none'})")
+    if check.rule == "checkout":
+        for workflow in valid:
+            for step in _steps(workflow["document"]):
+                uses = step.get("uses")
+                if isinstance(uses, str) and uses.split("@", 1)[0].strip().lower() == "actions/checkout":
+                    return f"{workflow['path']} uses {uses}"
+        raise _Fail("no step `uses: actions/checkout@…`")
+    for workflow in valid:
+        for step in _steps(workflow["document"]):
+            run = step.get("run")
+            if isinstance(run, str) and _runs_pytest(run):
+                return f"{workflow['path']} runs: {run.strip().splitlines()[0][:80]}"
+    raise _Fail("no step whose `run` invokes pytest or python -m pytest")
+
+
+def _judge_requirements(check: RequirementsCheck, outcomes, labels) -> str:
+    observations = _observation_set(outcomes, check.stage)
+    text = observations.get("files", {}).get(check.path)
+    if text is None:
+        return f"no {check.path}: nothing to check"
+    packages = {canonicalize_name(name) for name in observations.get("packages", {})}
+    missing, invalid = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith(("-", "--")):
+            continue
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            invalid.append(f"line {number}: {line!r}")
+            continue
+        if canonicalize_name(requirement.name) not in packages:
+            missing.append(requirement.name)
+    problems = []
+    if missing:
+        problems.append(
+            f"{check.path} names {', '.join(missing)}, which the lab image does not have "
+            "(the sandbox has no network, so nothing can be installed)"
+        )
+    if invalid:
+        problems.append(f"{check.path} has lines that are not requirements: {'; '.join(invalid)}")
+    if problems:
+        raise _Fail("\n".join(problems))
+    return f"every package in {check.path} is in the lab image"
+
+
+def _judge_secrets(check: SecretsCheck, outcomes, labels) -> str:
+    scanned = _observation_set(outcomes, check.stage).get("scanned", {})
+    findings = []
+    with transient_settings(SECRET_PLUGINS):
+        for path, text in sorted(scanned.items()):
+            if path.endswith(SECRET_SKIP_SUFFIXES):
+                continue
+            for number, line in enumerate(text.splitlines(), 1):
+                if len(line) > MAX_SCAN_LINE:
+                    continue
+                kinds = sorted({secret.type for secret in scan_line(line)})
+                if kinds:
+                    findings.append(f"{path}:{number}: {', '.join(kinds)}")
+    if findings:
+        shown = "\n".join(findings[:10]) + (f"\n… and {len(findings) - 10} more" if len(findings) > 10 else "")
+        raise _Fail(f"possible secrets committed to the repository:\n{shown}")
+    return f"no secrets found in {len(scanned)} file(s)"
+
+
+def _judge_pytest(check: PytestCheck, outcomes, labels) -> str:
+    observations = _observation_set(outcomes, check.stage)
+    tail = (observations.get("output_tail") or "")[-2500:]
+    command = observations.get("command", "python -m pytest")
+    if check.rule == "passes":
+        if observations.get("timed_out"):
+            raise _Fail(f"{command} did not finish in time")
+        code = observations.get("exit_code")
+        if code == 0:
+            return f"{command} passed ({observations.get('passed', '?')} tests)"
+        if code == 5:
+            raise _Fail(f"{command} collected no tests")
+        failures = "\n".join(observations.get("failures", [])[:10])
+        raise _Fail(f"{command} exited with code {code}\n{failures}\n\n{tail}".strip())
+    if check.rule == "collected":
+        count = observations.get("collected")
+        if count is None:
+            raise _Fail(f"pytest reported no tests ({observations.get('junit_error', 'no report')})\n{tail}")
+        feedback = f"{count} test(s) collected; needs ≥ {check.min_tests}"
+        if count < check.min_tests:
+            raise _Fail(feedback)
+        return feedback
+    percent = observations.get("coverage_percent")
+    if percent is None or "coverage_error" in observations:
+        raise _Fail(f"no coverage report ({observations.get('coverage_error', 'did pytest run?')})")
+    files = observations.get("coverage_files", {})
+    detail = ", ".join(f"{path} {value:g}%" for path, value in sorted(files.items())[:12])
+    feedback = f"line coverage of Python files outside tests: {percent:.1f}% (needs ≥ {check.min_coverage:g}%): {detail}"
+    if percent < check.min_coverage:
+        raise _Fail(feedback)
+    return feedback
+
+
+JUDGES = {
+    DockerfileCheck: _judge_dockerfile,
+    WorkflowCheck: _judge_workflow,
+    RequirementsCheck: _judge_requirements,
+    SecretsCheck: _judge_secrets,
+    PytestCheck: _judge_pytest,
+}
