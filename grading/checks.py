@@ -310,7 +310,9 @@ def _service(outcomes: dict[str, StageOutcome], stage: str) -> dict:
     ready = observations.get("ready") or {}
     if ready.get("status") != 200:
         if "exited" in ready:
-            raise _Fail(f"the server exited with code {ready['exited']} before answering {_ready_path(outcomes, stage)}")
+            raise _Fail(
+                f"the server exited with code {ready['exited']} before answering {_ready_path(outcomes, stage)}"
+            )
         raise _Fail(
             f"the server did not answer {_ready_path(outcomes, stage)} with 200 within "
             f"{outcomes[stage].spec.service.ready_timeout_s:g} s (last: {_describe_response(ready)})"
@@ -325,8 +327,10 @@ def _ready_path(outcomes: dict[str, StageOutcome], stage: str) -> str:
 def _observation_set(outcomes: dict[str, StageOutcome], stage: str) -> dict:
     outcome = _stage(outcomes, stage)
     if outcome.observations is None:
-        raise _Fail(f"the grader could not examine your work in stage {stage!r}: "
-                    f"{outcome.observations_error or outcome.summary()}")
+        raise _Fail(
+            f"the grader could not examine your work in stage {stage!r}: "
+            f"{outcome.observations_error or outcome.summary()}"
+        )
     return outcome.observations
 
 
@@ -362,10 +366,7 @@ def _response(observations: dict, name: str) -> dict:
 
 
 def _rows_sent(record: dict, key: str) -> int | None:
-    try:
-        return len(json.loads(record["sent"])[key])
-    except (KeyError, TypeError, ValueError):
-        return None
+    return (record.get("sent_lengths") or {}).get(key)
 
 
 def _judge_http_ready(check: HttpReadyCheck, outcomes, labels) -> str:
@@ -374,8 +375,10 @@ def _judge_http_ready(check: HttpReadyCheck, outcomes, labels) -> str:
     body = ready.get("json")
     if check.json_ is not None:
         if not isinstance(body, dict) or any(body.get(k) != v for k, v in check.json_.items()):
-            raise _Fail(f"{_ready_path(outcomes, check.stage)} answered {_describe_response(ready)}; "
-                        f"expected JSON with {_show(check.json_)}")
+            raise _Fail(
+                f"{_ready_path(outcomes, check.stage)} answered {_describe_response(ready)}; "
+                f"expected JSON with {_show(check.json_)}"
+            )
     return f"{_ready_path(outcomes, check.stage)} answered 200 after {ready.get('seconds', 0):.1f} s"
 
 
@@ -387,20 +390,24 @@ def _judge_http(check: HttpCheck, outcomes, labels) -> str:
         status = record.get("status")
         if not _status_ok(expect.status, status):
             wanted = expect.status if isinstance(expect.status, str) else f"HTTP {expect.status}"
-            problems.append(f"{expect.request}: sent {_sent(record)}\n  expected {wanted}, got {_describe_response(record)}")
+            problems.append(
+                f"{expect.request}: sent {_sent(record)}\n  expected {wanted}, got {_describe_response(record)}"
+            )
             continue
         body = record.get("json")
         if expect.json_ is not None and (
             not isinstance(body, dict) or any(body.get(k) != v for k, v in expect.json_.items())
         ):
-            problems.append(f"{expect.request}: expected JSON with {_show(expect.json_)}, got {_describe_response(record)}")
+            problems.append(
+                f"{expect.request}: expected JSON with {_show(expect.json_)}, got {_describe_response(record)}"
+            )
             continue
         if expect.predictions:
             values = body.get(expect.predictions) if isinstance(body, dict) else None
             rows = _rows_sent(record, expect.rows_key)
             if not isinstance(values, list) or (rows is not None and len(values) != rows):
                 problems.append(
-                    f"{expect.request}: expected {{\"{expect.predictions}\": [...]}} with {rows} item(s), "
+                    f'{expect.request}: expected {{"{expect.predictions}": [...]}} with {rows} item(s), '
                     f"got {_describe_response(record)}"
                 )
             elif not all(type(v) is int and v in (0, 1) for v in values):
@@ -496,12 +503,9 @@ def _judge_audit_log(check: AuditLogCheck, outcomes, labels) -> str:
         values = set()
         for name in [*check.logged, *check.not_logged]:
             record = observations.get("responses", {}).get(name) or {}
-            try:
-                sent = json.loads(record.get("sent") or "null")
-            except ValueError:
-                continue
-            if isinstance(sent, dict) and isinstance(sent.get(check.forbidden_key), str):
-                values.add(sent[check.forbidden_key])
+            value = (record.get("sent_strings") or {}).get(check.forbidden_key)
+            if value:
+                values.add(value)
         for value in sorted(values):
             if value.lower() in lowered:
                 raise _Fail(f"a value sent as {check.forbidden_key!r} ({value}) appears in the audit log")

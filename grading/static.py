@@ -5,6 +5,7 @@ test-suite summary of a pytest stage. Never regular expressions over structure."
 
 from __future__ import annotations
 
+import io
 import re
 import shlex
 
@@ -44,9 +45,7 @@ def _judge_dockerfile(check: DockerfileCheck, outcomes, labels) -> str:
     text = _files(outcomes, check.stage).get(check.path)
     if text is None:
         raise _Fail(f"no {check.path} at the repository root (or it is not a regular file)")
-    parser = DockerfileParser(fileobj=None, cache_content=True)
-    parser.content = text
-    instructions = parser.structure
+    instructions = DockerfileParser(fileobj=io.BytesIO(text.encode()), env_replace=False).structure
     problems = []
     froms = [i for i, item in enumerate(instructions) if item["instruction"] == "FROM"]
     if not froms:
@@ -73,7 +72,11 @@ def _judge_dockerfile(check: DockerfileCheck, outcomes, labels) -> str:
         problems.append("no CMD or ENTRYPOINT")
     if problems:
         raise _Fail("; ".join(problems))
-    return "FROM, a non-root USER" + (f", EXPOSE {', '.join(map(str, check.expose))}" if check.expose else "") + " and CMD found"
+    return (
+        "FROM, a non-root USER"
+        + (f", EXPOSE {', '.join(map(str, check.expose))}" if check.expose else "")
+        + " and CMD found"
+    )
 
 
 def _workflows(outcomes, stage: str) -> list[dict]:
@@ -89,7 +92,9 @@ def _workflows(outcomes, stage: str) -> list[dict]:
                 document = yaml.safe_load(text)
             except yaml.YAMLError as exc:
                 mark = getattr(exc, "problem_mark", None)
-                entry["error"] = f"invalid YAML{f' at line {mark.line + 1}' if mark else ''}: {getattr(exc, 'problem', exc)}"
+                entry["error"] = (
+                    f"invalid YAML{f' at line {mark.line + 1}' if mark else ''}: {getattr(exc, 'problem', exc)}"
+                )
             else:
                 if isinstance(document, dict):
                     entry.update(valid=True, document=document)
@@ -140,7 +145,11 @@ def _runs_pytest(command: str) -> bool:
             return True
         if re.fullmatch(r"python[0-9.]*", words[0]) and words[1:3] == ["-m", "pytest"]:
             return True
-        if words[0] == "coverage" and "-m" in words and words[words.index("-m") + 1 : words.index("-m") + 2] == ["pytest"]:
+        if (
+            words[0] == "coverage"
+            and "-m" in words
+            and words[words.index("-m") + 1 : words.index("-m") + 2] == ["pytest"]
+        ):
             return True
     return False
 
@@ -254,7 +263,9 @@ def _judge_pytest(check: PytestCheck, outcomes, labels) -> str:
         raise _Fail(f"no coverage report ({observations.get('coverage_error', 'did pytest run?')})")
     files = observations.get("coverage_files", {})
     detail = ", ".join(f"{path} {value:g}%" for path, value in sorted(files.items())[:12])
-    feedback = f"line coverage of Python files outside tests: {percent:.1f}% (needs ≥ {check.min_coverage:g}%): {detail}"
+    feedback = (
+        f"line coverage of Python files outside tests: {percent:.1f}% (needs ≥ {check.min_coverage:g}%): {detail}"
+    )
     if percent < check.min_coverage:
         raise _Fail(feedback)
     return feedback

@@ -340,9 +340,15 @@ class LabSpec(_Strict):
                     raise ValueError(f"check {check.name!r} names unknown stage {stage!r}")
         probes = {stage.name: stage.probe for stage in self.stages}
         needs_probe = {
-            HttpReadyCheck: "service", HttpCheck: "service", HttpAccuracyCheck: "service",
-            LatencyCheck: "service", AuditLogCheck: "service", DockerfileCheck: "collect",
-            WorkflowCheck: "collect", RequirementsCheck: "collect", SecretsCheck: "collect",
+            HttpReadyCheck: "service",
+            HttpCheck: "service",
+            HttpAccuracyCheck: "service",
+            LatencyCheck: "service",
+            AuditLogCheck: "service",
+            DockerfileCheck: "collect",
+            WorkflowCheck: "collect",
+            RequirementsCheck: "collect",
+            SecretsCheck: "collect",
             PytestCheck: "pytest",
         }
         for check in self.checks:

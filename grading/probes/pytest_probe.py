@@ -61,14 +61,26 @@ def main() -> int:
     rc = work / "coveragerc"
     rc.write_text("[run]\nsource = .\nomit =\n" + "".join(f"    {p}\n" for p in omit))
     argv = [
-        sys.executable, "-m", "pytest", *config.get("args", ["-q"]), "-p", "no:cacheprovider",
-        "--cov=.", f"--cov-config={rc}", f"--cov-report=json:{coverage}", f"--junitxml={junit}",
+        sys.executable,
+        "-m",
+        "pytest",
+        *config.get("args", ["-q"]),
+        "-p",
+        "no:cacheprovider",
+        "--cov=.",
+        f"--cov-config={rc}",
+        f"--cov-report=json:{coverage}",
+        f"--junitxml={junit}",
     ]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "COVERAGE_FILE": str(work / ".coverage")}
     observations: dict = {"command": "python -m pytest " + " ".join(config.get("args", ["-q"]))}
     try:
         run = subprocess.run(
-            argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
             timeout=config.get("time_s", 240),
         )
         observations["exit_code"] = run.returncode
@@ -96,7 +108,8 @@ def main() -> int:
         hit, statements = measured.get(path, (0, None))
         if statements is None:
             statements = sum(
-                1 for line in Path(path).read_text(errors="replace").splitlines()
+                1
+                for line in Path(path).read_text(errors="replace").splitlines()
                 if line.strip() and not line.strip().startswith("#")
             )
         covered += hit
