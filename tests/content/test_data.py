@@ -98,3 +98,9 @@ def test_no_holdout_row_appears_in_any_starter():
         assert not holdout_rows & set(train.itertuples(index=False, name=None)), slug
         # Not even with a different label.
         assert not holdout_features & set(train[FEATURES].itertuples(index=False, name=None)), slug
+
+
+def test_the_service_probe_request_files_are_up_to_date():
+    script = Path(__file__).resolve().parents[2] / "content/mlops-foundations/tools/make_requests.py"
+    run = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
