@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -140,9 +139,3 @@ def print_table(rows: list[tuple[str, str, str]]) -> None:
     print(f"{'measure':<{width}}  {'value':>8}  target")
     for name, value, target in rows:
         print(f"{name:<{width}}  {value:>8}  {target}")
-
-
-def assert_loopback(url: str) -> None:
-    host = urlsplit(url).hostname
-    if host not in {"127.0.0.1", "localhost"}:
-        raise SystemExit(f"refusing to benchmark a non-local address: {url}")

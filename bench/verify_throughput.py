@@ -250,4 +250,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        print("interrupted: every process this bench started was stopped", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -92,10 +92,11 @@ def submission_create(request: HttpRequest, course_slug: str, lab_slug: str) -> 
 @csrf_protect
 def _submission_create(request: HttpRequest, course_slug: str, lab_slug: str) -> HttpResponse:
     lab = _lab_for(request, course_slug, lab_slug)
+    files = request.FILES  # parses the body, through the capped handler
     if getattr(request, "upload_too_large", False):
         messages.error(request, UPLOAD_TOO_LARGE.format(mb=settings.SHIPWRIGHT_UPLOAD_MAX_BYTES / 1024 / 1024))
         return redirect(lab.get_absolute_url())
-    form = SubmissionForm(request.POST, request.FILES, lab=lab)
+    form = SubmissionForm(request.POST, files, lab=lab)
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:

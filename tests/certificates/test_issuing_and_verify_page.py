@@ -31,9 +31,18 @@ def tiny_course(db, tmp_path):
 def pass_lab(user, course, slug="tiny", score=100.0):
     lab = course.labs.get(slug=slug)
     submission = Submission.objects.create(
-        user=user, lab=lab, source_kind="directory", snapshot_path="x.tar.gz", snapshot_sha256="a" * 64,
-        status=Submission.Status.PASSED, score=score, max_score=100.0, lab_hash=lab.content_hash,
-        image="shipwright-lab:py311", image_digest="sha256:" + "b" * 64, started_at=timezone.now(),
+        user=user,
+        lab=lab,
+        source_kind="directory",
+        snapshot_path="x.tar.gz",
+        snapshot_sha256="a" * 64,
+        status=Submission.Status.PASSED,
+        score=score,
+        max_score=100.0,
+        lab_hash=lab.content_hash,
+        image="shipwright-lab:py311",
+        image_digest="sha256:" + "b" * 64,
+        started_at=timezone.now(),
         finished_at=timezone.now(),
     )
     return submission
@@ -82,7 +91,13 @@ def test_an_employer_sees_a_valid_certificate_without_logging_in(certificate, em
     assert "Ada Learner" in page and "Tiny certificate" in page
     assert "learner@example.com" not in page
     assert 'name="robots" content="noindex' in page
-    for check in ("signature valid", "key listed by the issuer", "issuer matches the key", "not revoked", "dates valid"):
+    for check in (
+        "signature valid",
+        "key listed by the issuer",
+        "issuer matches the key",
+        "not revoked",
+        "dates valid",
+    ):
         assert check in page
 
 
@@ -146,7 +161,10 @@ def test_the_offline_verifier_accepts_the_file_and_rejects_a_tampered_one(certif
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[2])}
     run = subprocess.run(
         [sys.executable, "-m", "certificates.verifier", "credential.json", "--did", "did.json"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "revocation status not checked (offline)" in run.stdout
@@ -155,7 +173,10 @@ def test_the_offline_verifier_accepts_the_file_and_rejects_a_tampered_one(certif
     (tmp_path / "credential.json").write_text(json.dumps(tampered))
     run = subprocess.run(
         [sys.executable, "-m", "certificates.verifier", "credential.json", "--did", "did.json"],
-        cwd=tmp_path, env=env, capture_output=True, text=True,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert run.returncode == 1
 
