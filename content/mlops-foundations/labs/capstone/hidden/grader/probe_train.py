@@ -5,6 +5,12 @@ Loads the learner's `model.pkl` with joblib, predicts the hidden holdout feature
 observations only; the host computes accuracy against labels it never mounts.
 
     python probe_train.py --repo /workspace --features FEATURES.csv --out OBS.json
+
+Observations: `model.pkl_is_file`, `metrics.json_is_file`, `reported_accuracy`,
+`metrics_error`, `model_error`, `predictions` (a list of ints, or the error text when
+the model could not be loaded or could not predict: the platform shows a string in
+place of predictions as the failure), and `train_files` (true, or why "model.pkl and
+metrics.json exist and load" fails; the platform's `observation` check kind).
 """
 
 from __future__ import annotations
@@ -53,8 +59,13 @@ def main() -> None:
         obs["predictions"] = [int(p) for p in predictions]
         obs["model_error"] = None
     except Exception as exc:
-        obs["predictions"] = None
         obs["model_error"] = f"model.pkl: {type(exc).__name__}: {exc}"[:300]
+        obs["predictions"] = f"no holdout predictions: {obs['model_error']}"
+    missing = [name for name in ("model.pkl", "metrics.json") if not obs[f"{name}_is_file"]]
+    if missing:
+        obs["train_files"] = f"missing after python train.py (or not regular files): {', '.join(missing)}"
+    else:
+        obs["train_files"] = obs["model_error"] or obs["metrics_error"] or True
     args.out.write_text(json.dumps(obs))
 
 
