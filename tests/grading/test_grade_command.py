@@ -123,3 +123,24 @@ def test_an_unreachable_engine_is_a_platform_error_exit_1(tiny_lab, tmp_path, mo
     assert code == 1 and document["status"] == "error"
     submission = Submission.objects.get(pk=document["submission"])
     assert "Grading is delayed" in submission.error_message
+
+
+def test_a_memory_hog_is_reported_as_the_memory_limit(tiny_lab, tmp_path):
+    code, document, _ = grade("tiny-course/tiny", str(make_solution(tmp_path, "hog")), "--json")
+    assert code == 0 and document["status"] == "failed"
+    assert by_name(document)["main.py exits 0"]["output"] == "killed: the 256 MiB memory limit was reached"
+
+
+def test_a_fork_bomb_is_contained_by_the_process_limit(tiny_lab, tmp_path):
+    code, document, _ = grade("tiny-course/tiny", str(make_solution(tmp_path, "forks")), "--json")
+    assert code == 0 and document["status"] == "failed"
+    feedback = by_name(document)["main.py exits 0"]["output"]
+    assert "limit of 64 processes and threads" in feedback, feedback
+
+
+def test_a_flood_of_output_is_cut_keeping_head_and_tail(tiny_lab, tmp_path):
+    code, document, _ = grade("tiny-course/tiny", str(make_solution(tmp_path, "floods")), "--json")
+    assert code == 0 and document["status"] == "failed"
+    output = document["stages"][0]["output"]
+    assert output.startswith("line 0 ") and "line 399999 " in output
+    assert len(output) < 1100 * 1024

@@ -101,6 +101,30 @@ SOLUTIONS = {
         while True:
             pass
         """,
+    "hog": """
+        block = []
+        while True:
+            block.append(bytearray(50 * 1024 * 1024))
+        """,
+    "forks": """
+        import os, time
+        children = 0
+        try:
+            while True:
+                if os.fork() == 0:
+                    time.sleep(30)
+                    os._exit(0)
+                children += 1
+        except OSError as exc:
+            print(f"fork failed after {children} children: {exc}")
+            raise SystemExit(3)
+        """,
+    "floods": """
+        import sys
+        for i in range(400000):
+            sys.stdout.write(f"line {i} " + "x" * 40 + "\\n")
+        raise SystemExit(2)
+        """,
     "spoofs": """
         import json, os
         json.dump({"accuracy": 0.0, "predictions": [0, 0, 0, 0]}, open("out.json", "w"))
