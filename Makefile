@@ -51,6 +51,8 @@ test: venv services engine images
 
 bench: venv services engine images
 	$(PY) bench/sandbox_overhead.py
+	$(PY) bench/grading_latency.py
+	$(PY) bench/verify_throughput.py
 
 clean:
 	rm -rf var/test .pytest_cache

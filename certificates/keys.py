@@ -10,6 +10,7 @@ logged, rendered, or passed to a sandbox.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ from urllib.parse import quote, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
 
 from . import signing
 from .models import SigningKey
@@ -87,6 +90,8 @@ def current_key() -> CurrentKey:
 def register(key_id: str, private_key: Ed25519PrivateKey) -> SigningKey:
     multibase = signing.public_key_multibase(private_key.public_key())
     row, created = SigningKey.objects.get_or_create(key_id=key_id, defaults={"public_key_multibase": multibase})
+    if created:
+        forget_did_document()
     if not created and row.public_key_multibase != multibase:
         raise ImproperlyConfigured(
             f"signing key {key_id} does not match the public key published for that id; a rotated key needs a new id"
@@ -107,6 +112,25 @@ def generate_key() -> tuple[str, Path]:
     signing.save_private_key_file(private_key, path)
     register(f"key-{number}", private_key)
     return f"key-{number}", path
+
+
+DID_CACHE_KEY = "shipwright:did.json"
+
+
+def forget_did_document() -> None:
+    """Drop the cached DID document now and again when the transaction commits
+    (a reader in between could have cached the old rows)."""
+    cache.delete(DID_CACHE_KEY)
+    transaction.on_commit(lambda: cache.delete(DID_CACHE_KEY))
+
+
+def did_document_json() -> str:
+    """The DID document as served (cached: it changes only when a key is added)."""
+    text = cache.get(DID_CACHE_KEY)
+    if text is None:
+        text = json.dumps(did_document(), indent=2, sort_keys=True)
+        cache.set(DID_CACHE_KEY, text, timeout=3600)
+    return text
 
 
 def did_document() -> dict:

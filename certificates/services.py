@@ -7,13 +7,13 @@ list, never the credential.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from datetime import UTC, datetime
 from functools import lru_cache
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -181,12 +181,24 @@ def _issue(*, user, course: Course, evidence: list[Submission]) -> Certificate:
     return certificate
 
 
+STATUS_CACHE_KEY = "shipwright:status-list"
+
+
+def status_list_json() -> str:
+    """The signed BitstringStatusListCredential as served; re-signed when the bits
+    change (cached until then)."""
+    text = cache.get(STATUS_CACHE_KEY)
+    if text is None:
+        status_list = _status_list()
+        if not status_list.credential:
+            _resign(status_list)
+        text = status_list.credential
+        cache.set(STATUS_CACHE_KEY, text, timeout=3600)
+    return text
+
+
 def status_list_document() -> dict:
-    """The signed BitstringStatusListCredential, re-signed when the bits change."""
-    status_list = _status_list()
-    if not status_list.credential:
-        _resign(status_list)
-    return json.loads(status_list.credential)
+    return json.loads(status_list_json())
 
 
 def _resign(status_list: StatusList) -> None:
@@ -203,6 +215,8 @@ def _resign(status_list: StatusList) -> None:
     )
     status_list.credential = json.dumps(signed)
     status_list.save(update_fields=["credential", "updated_at"])
+    cache.delete(STATUS_CACHE_KEY)
+    transaction.on_commit(lambda: cache.delete(STATUS_CACHE_KEY))
 
 
 def _set_bit(index: int, value: bool) -> None:
@@ -214,103 +228,88 @@ def _set_bit(index: int, value: bool) -> None:
     _resign(status_list)
 
 
-def _by_label(by) -> str:
-    return getattr(by, "email", "") or (by if isinstance(by, str) else "system")
+def _change_status(
+    *, certificate: Certificate, to: str, allowed_from: tuple[str, ...], action: str, reason: str, by
+) -> Certificate:
+    """Move a certificate between statuses and record who did it, when and why.
+    A certificate not in `allowed_from` is returned unchanged (idempotent)."""
+    certificate = Certificate.objects.select_for_update().get(pk=certificate.pk)
+    if certificate.status not in allowed_from:
+        return certificate
+    certificate.status = to
+    certificate.status_reason = reason if to != Certificate.Status.VALID else ""
+    certificate.status_changed_at = timezone.now()
+    certificate.save(update_fields=["status", "status_reason", "status_changed_at"])
+    CertificateEvent.objects.create(
+        certificate=certificate,
+        action=action,
+        reason=reason,
+        by=by if getattr(by, "pk", None) else None,
+        by_label=getattr(by, "email", "") or (by if isinstance(by, str) else "system"),
+    )
+    return certificate
+
+
+def _required(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("a reason is required")
+    return reason
 
 
 @transaction.atomic
 def certificate_revoke(*, certificate: Certificate, reason: str, by=None) -> Certificate:
     """Revoke for good: the status list bit is set and the page says so."""
-    reason = reason.strip()
-    if not reason:
-        raise ValueError("a reason is required")
-    certificate = Certificate.objects.select_for_update().get(pk=certificate.pk)
-    if certificate.status == Certificate.Status.REVOKED:
-        return certificate
-    certificate.status = Certificate.Status.REVOKED
-    certificate.status_reason = reason
-    certificate.status_changed_at = timezone.now()
-    certificate.save(update_fields=["status", "status_reason", "status_changed_at"])
-    _set_bit(certificate.status_index, True)
-    CertificateEvent.objects.create(
+    status = Certificate.Status
+    changed = _change_status(
         certificate=certificate,
+        to=status.REVOKED,
+        allowed_from=(status.VALID, status.SUSPENDED),
         action=CertificateEvent.Action.REVOKED,
-        reason=reason,
-        by=by if getattr(by, "pk", None) else None,
-        by_label=_by_label(by),
+        reason=_required(reason),
+        by=by,
     )
-    return certificate
+    if changed.status == status.REVOKED:
+        _set_bit(changed.status_index, True)
+    return changed
 
 
 @transaction.atomic
 def certificate_suspend(*, certificate: Certificate, reason: str, by=None) -> Certificate:
     """Suspend pending review; shown on the verify page. Reversible."""
-    reason = reason.strip()
-    if not reason:
-        raise ValueError("a reason is required")
-    certificate = Certificate.objects.select_for_update().get(pk=certificate.pk)
-    if certificate.status != Certificate.Status.VALID:
-        return certificate
-    certificate.status = Certificate.Status.SUSPENDED
-    certificate.status_reason = reason
-    certificate.status_changed_at = timezone.now()
-    certificate.save(update_fields=["status", "status_reason", "status_changed_at"])
-    CertificateEvent.objects.create(
+    return _change_status(
         certificate=certificate,
+        to=Certificate.Status.SUSPENDED,
+        allowed_from=(Certificate.Status.VALID,),
         action=CertificateEvent.Action.SUSPENDED,
-        reason=reason,
-        by=by if getattr(by, "pk", None) else None,
-        by_label=_by_label(by),
+        reason=_required(reason),
+        by=by,
     )
-    return certificate
 
 
 @transaction.atomic
 def certificate_reinstate(*, certificate: Certificate, reason: str = "", by=None) -> Certificate:
     """Lift a suspension. A revoked certificate stays revoked."""
-    certificate = Certificate.objects.select_for_update().get(pk=certificate.pk)
-    if certificate.status != Certificate.Status.SUSPENDED:
-        return certificate
-    certificate.status = Certificate.Status.VALID
-    certificate.status_reason = ""
-    certificate.status_changed_at = timezone.now()
-    certificate.save(update_fields=["status", "status_reason", "status_changed_at"])
-    CertificateEvent.objects.create(
+    return _change_status(
         certificate=certificate,
+        to=Certificate.Status.VALID,
+        allowed_from=(Certificate.Status.SUSPENDED,),
         action=CertificateEvent.Action.REINSTATED,
         reason=reason.strip(),
-        by=by if getattr(by, "pk", None) else None,
-        by_label=_by_label(by),
+        by=by,
     )
-    return certificate
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-@lru_cache(maxsize=2048)
-def _verify_cached(
-    credential_digest: str, did_digest: str, status_digest: str, now_bucket: int, credential: str, did: str, status: str
-) -> VerificationReport:
-    del credential_digest, did_digest, status_digest, now_bucket  # the cache key
+@lru_cache(maxsize=1024)
+def _verify_cached(credential: str, did: str, status: str, minute: int) -> VerificationReport:
+    # `minute` is part of the cache key only: date checks are redone every minute.
     return verify_credential(json.loads(credential), json.loads(did), status_list=json.loads(status))
 
 
 def certificate_verify(certificate: Certificate) -> VerificationReport:
     """Re-verify the stored credential bytes against the published DID document
-    and status list. Memoized on the exact bytes of all three (and the minute),
-    so a change to any of them, such as tampering in the database, is verified
-    afresh and shows as a failed check."""
-    did = json.dumps(keys.did_document(), sort_keys=True)
-    status = json.dumps(status_list_document(), sort_keys=True)
-    bucket = int(timezone.now().timestamp() // 60)
-    return _verify_cached(
-        _digest(certificate.credential),
-        _digest(did),
-        _digest(status),
-        bucket,
-        certificate.credential,
-        did,
-        status,
-    )
+    and status list. Memoized on the exact text of all three (and the minute), so
+    a change to any of them, such as tampering in the database, is verified afresh
+    and shows as a failed check."""
+    minute = int(timezone.now().timestamp() // 60)
+    return _verify_cached(certificate.credential, keys.did_document_json(), status_list_json(), minute)

@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
@@ -42,7 +42,7 @@ def verify(request: HttpRequest, public_id: str) -> HttpResponse:
             "report": report,
             "credential": credential,
             "requirements": requirements,
-            "labs": {lab.slug: lab for lab in certificate.course.labs.all()},
+            "labs": {lab.slug: lab for lab in certificate.course.labs.only("slug", "title", "course")},
             "verify_url": services.verify_url(certificate.public_id),
             "issuer_did": keys.issuer_did(),
         },
@@ -61,19 +61,19 @@ def credential_json(request: HttpRequest, public_id: str) -> HttpResponse:
 
 @require_GET
 @cache_control(public=True, max_age=300)
-def did_json(request: HttpRequest) -> JsonResponse:
-    response = JsonResponse(keys.did_document(), json_dumps_params={"indent": 2})
+def did_json(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(keys.did_document_json(), content_type="application/did+json")
     response["Access-Control-Allow-Origin"] = "*"
     return response
 
 
 @require_GET
 @cache_control(public=True, max_age=60)
-def status_list(request: HttpRequest, slug: str) -> JsonResponse:
+def status_list(request: HttpRequest, slug: str) -> HttpResponse:
     """The signed status list: no cookies, no logging of who asked, cacheable."""
     if slug != services.STATUS_LIST_SLUG:
         raise Http404
-    response = JsonResponse(services.status_list_document())
+    response = HttpResponse(services.status_list_json(), content_type="application/vc+ld+json")
     response["Access-Control-Allow-Origin"] = "*"
     return response
 

@@ -20,6 +20,13 @@ class LabQuerySet(models.QuerySet["Lab"]):
         return self.published()
 
 
+class LabManager(models.Manager.from_queryset(LabQuerySet)):
+    def get_queryset(self) -> LabQuerySet:
+        # The archives are large and only the grader and the starter download need
+        # them; every other read leaves them in the database.
+        return super().get_queryset().defer("starter_zip", "hidden_archive")
+
+
 class Lab(models.Model):
     class Kind(models.TextChoices):
         REPO = "repo", "Repository (archive or git)"
@@ -45,7 +52,7 @@ class Lab(models.Model):
     content_hash = models.CharField(max_length=64)
     published = models.BooleanField(default=True)
 
-    objects = LabQuerySet.as_manager()
+    objects = LabManager()
 
     class Meta:
         ordering = ["course", "order"]
