@@ -248,9 +248,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Queue names: grading, and low priority for regrades. Configurable so that test
+# runs sharing one Redis never consume each other's messages.
+SHIPWRIGHT_GRADING_QUEUE = os.environ.get("SHIPWRIGHT_GRADING_QUEUE", "grading")
+SHIPWRIGHT_LOW_QUEUE = os.environ.get("SHIPWRIGHT_LOW_QUEUE", "low")
 CELERY_TASK_ROUTES = {
-    "grading.grade_submission": {"queue": "grading"},
-    "grading.reap_stale_submissions": {"queue": "grading"},
+    "grading.grade_submission": {"queue": SHIPWRIGHT_GRADING_QUEUE},
+    "grading.reap_stale_submissions": {"queue": SHIPWRIGHT_GRADING_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-submissions": {

@@ -36,6 +36,7 @@ from labs.spec import (
 
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 MAX_FEEDBACK_CHARS = 4000
+AUDIT_TS_SLACK_S = 120
 
 
 @dataclass
@@ -286,10 +287,15 @@ def _judge(
             got = _observation(outcomes, check.stage, key)
             expected = expected_all.get(key)
             if not _close(expected, got, check.tolerance):
+                # The expected value is a result on hidden data: showing it would let a
+                # learner hard-code it. Show what their code gave.
                 if isinstance(got, str) and not isinstance(expected, str):
                     mismatches.append(f"{key}: {got}")
                 else:
-                    mismatches.append(f"{key}: expected {_show(expected)}\n  got {_show(got)}")
+                    mismatches.append(
+                        f"{key}: your code gave {_show(got)}, which does not match the reference solution"
+                        + (f" (tolerance {check.tolerance:g})" if check.tolerance else "")
+                    )
         if mismatches:
             raise _Fail("\n".join(mismatches))
         return f"{len(check.keys)} case(s) match the reference"
@@ -485,8 +491,11 @@ def _judge_audit_log(check: AuditLogCheck, outcomes, labels) -> str:
     text, all_entries = _audit_entries(check, observations)
     entries = [entry for entry in all_entries if check.line_key in entry]
     if check.rule == "one_line_per_request":
-        if len(entries) < len(calls):
-            raise _Fail(f"{len(calls)} POST requests were made, but the audit log has {len(entries)} line(s)")
+        if len(entries) != len(calls):
+            raise _Fail(
+                f"{len(calls)} POST requests were made, but the audit log has {len(entries)} line(s) "
+                f"with {check.line_key!r}: expected exactly one per request"
+            )
         return f"{len(calls)} requests, {len(entries)} JSON line(s)"
     if check.rule == "not_logged":
         extra = len(all_entries) - len(calls)
@@ -535,6 +544,9 @@ def _judge_audit_log(check: AuditLogCheck, outcomes, labels) -> str:
                 raise _Fail(f"line {number}: ts {entry['ts']!r} is not an ISO-8601 timestamp") from exc
             if stamp.utcoffset() != timedelta(0):
                 raise _Fail(f"line {number}: ts {entry['ts']!r} must be in UTC (Z or +00:00)")
+            window = observations.get("window")
+            if window and not window[0] - AUDIT_TS_SLACK_S <= stamp.timestamp() <= window[1] + AUDIT_TS_SLACK_S:
+                raise _Fail(f"line {number}: ts {entry['ts']!r} is not the time of the request")
         if "request_id" in check.fields:
             if not isinstance(entry["request_id"], str) or not entry["request_id"].strip():
                 raise _Fail(f"line {number}: request_id must be a non-empty string")

@@ -128,7 +128,7 @@ def submission_enqueue(submission: Submission, *, countdown_s: float = 0) -> Non
 
     spec = submission.lab.parsed_spec
     limits = budget.grading_budget(spec)
-    queue = "low" if submission.low_priority else "grading"
+    queue = settings.SHIPWRIGHT_LOW_QUEUE if submission.low_priority else settings.SHIPWRIGHT_GRADING_QUEUE
     pk = str(submission.pk)
     transaction.on_commit(
         lambda: grade_submission.apply_async(

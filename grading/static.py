@@ -10,7 +10,7 @@ import re
 import shlex
 
 import yaml
-from detect_secrets.core.scan import scan_line
+from detect_secrets.core.scan import _process_line_based_plugins
 from detect_secrets.settings import transient_settings
 from dockerfile_parse import DockerfileParser
 from packaging.requirements import InvalidRequirement, Requirement
@@ -220,16 +220,17 @@ def _judge_requirements(check: RequirementsCheck, outcomes, labels) -> str:
 def _judge_secrets(check: SecretsCheck, outcomes, labels) -> str:
     scanned = _observation_set(outcomes, check.stage).get("scanned", {})
     findings = []
+    # detect-secrets' public scan_line() searches eagerly (every word is a candidate
+    # and entropy limits are not applied); the line-based scanner its CLI uses is not.
     with transient_settings(SECRET_PLUGINS):
         for path, text in sorted(scanned.items()):
             if path.endswith(SECRET_SKIP_SUFFIXES):
                 continue
-            for number, line in enumerate(text.splitlines(), 1):
-                if len(line) > MAX_SCAN_LINE:
-                    continue
-                kinds = sorted({secret.type for secret in scan_line(line)})
-                if kinds:
-                    findings.append(f"{path}:{number}: {', '.join(kinds)}")
+            lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if len(line) <= MAX_SCAN_LINE]
+            found: dict[int, set[str]] = {}
+            for secret in _process_line_based_plugins(lines, path):
+                found.setdefault(secret.line_number, set()).add(secret.type)
+            findings += [f"{path}:{number}: {', '.join(sorted(kinds))}" for number, kinds in sorted(found.items())]
     if findings:
         shown = "\n".join(findings[:10]) + (f"\n… and {len(findings) - 10} more" if len(findings) > 10 else "")
         raise _Fail(f"possible secrets committed to the repository:\n{shown}")

@@ -8,6 +8,7 @@ import pytest
 from allauth.account.models import EmailAddress
 
 from tests.factories import UserFactory
+from tests.grading.workers import worker_env  # noqa: F401  (a shared fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 CONTENT = REPO / "content"

@@ -9,7 +9,15 @@ import pytest
 from grading.labcheck import lab_check
 from labs.models import Lab
 
-GRADEABLE = ["validate-data", "train-model"]
+GRADEABLE = [
+    "validate-data",
+    "train-model",
+    "serve-model",
+    "ci-workflow",
+    "drift-monitor",
+    "audit-trail",
+    "capstone",
+]
 
 
 @pytest.mark.parametrize("slug", GRADEABLE)

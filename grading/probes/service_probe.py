@@ -126,6 +126,7 @@ def main() -> int:
         with httpx.Client(base_url=base, timeout=10.0, trust_env=False) as client:
             observations["ready"] = _wait_ready(client, server, config)
             if observations["ready"]["status"] == 200:
+                started = time.time()
                 for spec in config.get("requests", []):
                     observations["responses"][spec["name"]] = _call(client, spec)
                 latency = config.get("latency")
@@ -133,6 +134,7 @@ def main() -> int:
                     calls = [_call(client, latency) for _ in range(latency.get("count", 50))]
                     observations["latency_ms"] = [round(c["ms"], 3) for c in calls]
                     observations["latency_statuses"] = [c["status"] for c in calls]
+                observations["window"] = [started, time.time()]
                 time.sleep(0.3)  # let a server that logs from a background thread flush
             observations["alive_at_end"] = server.poll() is None
     finally:

@@ -11,12 +11,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import redis
 from django.conf import settings
 from django.core.management import call_command
 
-from tests.grading.test_worker import REPO, Worker
 from tests.grading.tiny_lab import SOLUTIONS, make_tiny_course
+from tests.grading.workers import REPO, Worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -35,23 +34,6 @@ def worker(worker_env):
     worker = Worker(worker_env)
     yield worker
     worker.stop()
-
-
-@pytest.fixture
-def worker_env(settings):
-    from django.db import connection
-
-    db = connection.settings_dict
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("grading", "low")
-    import os
-
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"postgresql://{db['USER'] or 'postgres'}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "SHIPWRIGHT_SIGNING_KEY_DIR": str(settings.SHIPWRIGHT_SIGNING_KEY_DIR),
-        "SHIPWRIGHT_SITE_URL": settings.SITE_URL,
-    }
 
 
 def log_in(page, live_server, user):

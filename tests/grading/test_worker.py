@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import redis
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
@@ -22,8 +16,8 @@ from grading.intake import snapshot_from_directory
 from grading.models import Submission
 from grading.sandbox import LABEL_RUN, _client
 from tests.grading.tiny_lab import make_solution, make_tiny_course, write
+from tests.grading.workers import Worker
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -39,59 +33,6 @@ def lab(transactional_db, tmp_path):
 @pytest.fixture
 def learner_user(transactional_db):
     return User.objects.create_user(email="worker-test@example.com", password="x" * 12)
-
-
-@pytest.fixture
-def worker_env(settings):
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"postgresql://{db['USER'] or 'postgres'}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "SHIPWRIGHT_SIGNING_KEY_DIR": str(settings.SHIPWRIGHT_SIGNING_KEY_DIR),
-        "SHIPWRIGHT_SNAPSHOT_DIR": str(settings.SHIPWRIGHT_SNAPSHOT_DIR),
-    }
-    # Start from an empty queue so no message from another run is consumed here.
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("grading", "low")
-    return env
-
-
-class Worker:
-    def __init__(self, env: dict[str, str], **extra_env: str):
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "-Q",
-                "grading,low",
-                "--pool",
-                "solo",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
-            cwd=REPO,
-            env={**env, **extra_env},
-            stdout=subprocess.DEVNULL,
-            stderr=open(os.environ.get("WORKER_LOG", os.devnull), "a"),
-        )
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def submit(user, lab, folder: Path) -> Submission:

@@ -1,0 +1,76 @@
+"""Real Celery worker processes for tests, on queues of their own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from django.db import connection
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def worker_env(settings):
+    # Queues of our own: another test run sharing this Redis never takes our messages.
+    suffix = uuid.uuid4().hex[:8]
+    settings.SHIPWRIGHT_GRADING_QUEUE = f"grading-{suffix}"
+    settings.SHIPWRIGHT_LOW_QUEUE = f"low-{suffix}"
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": f"postgresql://{db['USER'] or 'postgres'}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "SHIPWRIGHT_SIGNING_KEY_DIR": str(settings.SHIPWRIGHT_SIGNING_KEY_DIR),
+        "SHIPWRIGHT_SNAPSHOT_DIR": str(settings.SHIPWRIGHT_SNAPSHOT_DIR),
+        "SHIPWRIGHT_GRADING_QUEUE": settings.SHIPWRIGHT_GRADING_QUEUE,
+        "SHIPWRIGHT_LOW_QUEUE": settings.SHIPWRIGHT_LOW_QUEUE,
+    }
+    yield env
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(
+        settings.SHIPWRIGHT_GRADING_QUEUE, settings.SHIPWRIGHT_LOW_QUEUE
+    )
+
+
+class Worker:
+    def __init__(self, env: dict[str, str], **extra_env: str):
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                f"{env['SHIPWRIGHT_GRADING_QUEUE']},{env['SHIPWRIGHT_LOW_QUEUE']}",
+                "--pool",
+                "solo",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=REPO,
+            env={**env, **extra_env},
+            stdout=subprocess.DEVNULL,
+            stderr=open(os.environ.get("WORKER_LOG", os.devnull), "a"),
+        )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
