@@ -57,23 +57,45 @@ def user_data_export(*, user: User) -> dict:
             for e in Enrollment.objects.filter(user=user).select_related("course")
         ],
         "lessons_read": [
-            {"lesson": f"{p.lesson.module.course.slug}/{p.lesson.module.slug}/{p.lesson.slug}", "at": when(p.completed_at)}
+            {
+                "lesson": f"{p.lesson.module.course.slug}/{p.lesson.module.slug}/{p.lesson.slug}",
+                "at": when(p.completed_at),
+            }
             for p in LessonProgress.objects.filter(user=user).select_related("lesson__module__course")
         ],
         "knowledge_checks": [
-            {"module": f"{a.module.course.slug}/{a.module.slug}", "correct": a.correct, "total": a.total,
-             "passed": a.passed, "answers": a.answers, "at": when(a.created_at)}
+            {
+                "module": f"{a.module.course.slug}/{a.module.slug}",
+                "correct": a.correct,
+                "total": a.total,
+                "passed": a.passed,
+                "answers": a.answers,
+                "at": when(a.created_at),
+            }
             for a in QuizAttempt.objects.filter(user=user).select_related("module__course")
         ],
         "submissions": [
-            {"id": str(s.pk), "lab": s.lab.full_slug, "created_at": when(s.created_at), "status": s.status,
-             "source": s.source_name, "commit": s.commit or None, "source_sha256": s.snapshot_sha256,
-             "result": s.result}
+            {
+                "id": str(s.pk),
+                "lab": s.lab.full_slug,
+                "created_at": when(s.created_at),
+                "status": s.status,
+                "source": s.source_name,
+                "commit": s.commit or None,
+                "source_sha256": s.snapshot_sha256,
+                "result": s.result,
+            }
             for s in Submission.objects.filter(user=user).select_related("lab__course")
         ],
         "certificates": [
-            {"id": c.public_id, "title": c.title, "issued_at": when(c.issued_at), "status": c.status,
-             "public": c.public, "show_evidence": c.show_evidence}
+            {
+                "id": c.public_id,
+                "title": c.title,
+                "issued_at": when(c.issued_at),
+                "status": c.status,
+                "public": c.public,
+                "show_evidence": c.show_evidence,
+            }
             for c in Certificate.objects.filter(user=user)
         ],
         "api_tokens": [
