@@ -191,8 +191,13 @@ class _Reader:
         return candidate
 
 
+# Part of every content hash: bump it when rendering changes, so that a re-import
+# re-renders objects whose source files did not change.
+RENDER_VERSION = "2"
+
+
 def _sha256(*parts: bytes | str) -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(RENDER_VERSION.encode())
     for part in parts:
         data = part.encode() if isinstance(part, str) else part
         digest.update(len(data).to_bytes(8, "big"))
@@ -362,7 +367,7 @@ def _load_lab(reader: _Reader, folder: Path) -> LabData | None:
     hidden_archive = _tar_folder(hidden) if hidden.is_dir() else _tar_folder(folder / ".no-hidden")
     return LabData(
         spec=spec,
-        instructions_html=render(instructions),
+        instructions_html=render(_without_leading_title(instructions)),
         starter_zip=starter_zip,
         hidden_archive=hidden_archive,
         hash=_sha256(spec.model_dump_json(by_alias=True), instructions, starter_zip, hidden_archive),
