@@ -61,6 +61,9 @@ class StageOutcome:
     files: dict[str, bytes | None] = field(default_factory=dict)
     observations: dict[str, Any] | None = None
     observations_error: str = ""
+    # Set when the stage could not start because of the submission itself (for
+    # example, it does not fit in the workspace): the learner's failure, in words.
+    blocked: str = ""
 
     @property
     def succeeded(self) -> bool:
@@ -78,6 +81,8 @@ class StageOutcome:
 
     def summary(self) -> str:
         """One sentence a learner understands about how the stage ended."""
+        if self.blocked:
+            return self.blocked
         if self.status == "skipped":
             return f"skipped because {self.skipped_because} failed"
         if self.timed_out:

@@ -29,7 +29,7 @@ from labs.spec import FilesCheck, LabSpec, ReferenceCheck, ReportedMetricCheck, 
 
 from . import checks as judging
 from .checks import CheckOutcome, StageOutcome
-from .sandbox import FileTooLarge, Sandbox
+from .sandbox import FileTooLarge, Sandbox, SnapshotRejected
 from .sandbox import Limits as SandboxLimits
 
 MAX_READBACK_BYTES = 20 * 1024 * 1024
@@ -246,11 +246,22 @@ def run_pipeline(
         labels={"shipwright.lab": spec.slug},
     )
     with sandbox:
-        sandbox.load_tar(snapshot)
-        if files:
-            sandbox.add_readonly_files(files)
+        try:
+            sandbox.load_tar(snapshot)
+            if files:
+                sandbox.add_readonly_files(files)
+            blocked = ""
+        except SnapshotRejected as exc:
+            # The submission itself cannot be set up (too big for the workspace, an
+            # archive tar cannot extract): a result for the learner, not a retry.
+            blocked = str(exc)
         timings["sandbox_start_s"] = round(time.monotonic() - started, 3)
         for index, stage in enumerate(spec.stages):
+            if blocked:
+                outcomes[stage.name] = StageOutcome(
+                    spec=stage, limits=stage.limits(spec.limits), status="ran", blocked=blocked
+                )
+                continue
             limits = stage.limits(spec.limits)
             failed_need = next((need for need in stage.needs if not outcomes[need].succeeded), None)
             if failed_need is not None:

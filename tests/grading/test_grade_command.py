@@ -144,3 +144,11 @@ def test_a_flood_of_output_is_cut_keeping_head_and_tail(tiny_lab, tmp_path):
     output = document["stages"][0]["output"]
     assert output.startswith("line 0 ") and "line 399999 " in output
     assert len(output) < 1100 * 1024
+
+
+def test_a_submission_too_big_for_the_workspace_fails_and_says_so(tiny_lab, tmp_path):
+    folder = make_solution(tmp_path, "correct")
+    (folder / "weights.bin").write_bytes(b"\0" * (80 * 1024 * 1024))  # the lab's workspace is 64 MB
+    code, document, _ = grade("tiny-course/tiny", str(folder), "--json")
+    assert code == 0 and document["status"] == "failed"
+    assert by_name(document)["main.py exits 0"]["output"] == "the submission does not fit in the 64 MB workspace"
