@@ -171,7 +171,8 @@ def stage_assets_dir(assets: LabAssets, stage: StageSpec) -> Path | None:
         if stage.probe is not None:
             platform = staging / "_shipwright"
             platform.mkdir()
-            shutil.copy2(PROBES_DIR / _PROBE_SCRIPTS[stage.probe], platform / _PROBE_SCRIPTS[stage.probe])
+            for script in (_PROBE_SCRIPTS[stage.probe], "probe_common.py"):
+                shutil.copy2(PROBES_DIR / script, platform / script)
             (platform / f"{stage.name}.json").write_text(json.dumps(_probe_config(stage, assets)))
         _make_world_readable(staging)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -298,20 +299,25 @@ def run_pipeline(
                 except FileTooLarge:
                     outcome.files[path] = None
             if stage.grader_owned:
-                try:
-                    raw = sandbox.read_grader_out("observations.json", max_bytes=MAX_OBSERVATIONS_BYTES)
-                except FileTooLarge:
-                    raw = None
-                if raw is None:
-                    outcome.observations_error = f"no observations were recorded ({outcome.summary()})"
+                if not outcome.succeeded:
+                    # Only a probe that ran to its end vouches for its observations;
+                    # anything else in /grader-out may have been planted.
+                    outcome.observations_error = f"the grader's probe did not finish ({outcome.summary()})"
                 else:
                     try:
-                        observations = json.loads(raw)
-                        if not isinstance(observations, dict):
-                            raise ValueError("not an object")
-                        outcome.observations = observations
-                    except ValueError as exc:
-                        outcome.observations_error = f"the observations could not be read ({exc})"
+                        raw = sandbox.read_grader_out("observations.json", max_bytes=MAX_OBSERVATIONS_BYTES)
+                    except FileTooLarge:
+                        raw = None
+                    if raw is None:
+                        outcome.observations_error = f"no observations were recorded ({outcome.summary()})"
+                    else:
+                        try:
+                            observations = json.loads(raw)
+                            if not isinstance(observations, dict):
+                                raise ValueError("not an object")
+                            outcome.observations = observations
+                        except ValueError as exc:
+                            outcome.observations_error = f"the observations could not be read ({exc})"
             outcomes[stage.name] = outcome
         teardown_started = time.monotonic()
     timings["teardown_s"] = round(time.monotonic() - teardown_started, 3)

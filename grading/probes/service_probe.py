@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
+from probe_common import write_observations
 
 OUT = Path(os.environ.get("GRADER_OUT", "/grader-out")) / "observations.json"
 MAX_TEXT = 2000
@@ -140,7 +141,7 @@ def main() -> int:
     finally:
         _stop(server)
         observations["captured"] = _capture(config.get("capture", []))
-        OUT.write_text(json.dumps(observations))
+        write_observations(OUT, observations)
     return 0
 
 
