@@ -53,6 +53,7 @@ bench: venv services engine images
 	$(PY) bench/sandbox_overhead.py
 	$(PY) bench/grading_latency.py
 	$(PY) bench/verify_throughput.py
+	$(PY) bench/capstone_overhead.py
 
 clean:
 	rm -rf var/test .pytest_cache
