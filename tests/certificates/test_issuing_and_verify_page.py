@@ -221,3 +221,10 @@ def test_the_data_export_holds_my_certificates_and_submissions(certificate, lear
     assert data["account"]["email"] == "learner@example.com"
     assert data["certificates"][0]["id"] == certificate.public_id
     assert len(data["submissions"]) == 1
+
+
+def test_the_404_page_sets_no_cookie_and_reveals_nothing(certificate, employer):
+    response = employer.get("/verify/doesnotexist/")
+    assert response.status_code == 404
+    assert not response.cookies
+    assert "doesnotexist" not in response.content.decode()
