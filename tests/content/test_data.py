@@ -104,3 +104,9 @@ def test_the_service_probe_request_files_are_up_to_date():
     script = Path(__file__).resolve().parents[2] / "content/mlops-foundations/tools/make_requests.py"
     run = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_hidden_grading_data_is_up_to_date():
+    script = Path(__file__).resolve().parents[2] / "content/mlops-foundations/tools/make_hidden.py"
+    run = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -8,7 +8,7 @@ compares these observations with the same probe run on hidden/reference_monitor.
     python probe_monitor.py --repo /workspace --data DIR --out /grader-out/observations.json
 
 DIR holds shifted_reference.csv, shifted_current.csv and shifted_pairs.json
-(written by hidden/make_hidden.py). Non-finite numbers are recorded as the strings
+(written by tools/make_hidden.py of the course). Non-finite numbers are recorded as the strings
 "inf", "-inf" and "nan"; an exception as {"error": "..."}.
 """
 

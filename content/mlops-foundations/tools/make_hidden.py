@@ -1,23 +1,27 @@
-"""Regenerate this lab's hidden grading data under hidden/data/ (deterministic).
+"""Regenerate the hidden grading data of the repo labs, deterministically.
 
-    python hidden/make_hidden.py            # from the lab folder, or any folder
+    python content/mlops-foundations/tools/make_hidden.py [--check]
 
-The same file sits in every repo lab that needs hidden data (serve-model,
-audit-trail, drift-monitor, capstone); it writes only the files its lab needs,
-named with a prefix so they never collide with the course data script's
-train.csv / holdout.csv. Data: CONTRACTS.md section 2 (breast cancer, stratified
-80/20 split, random_state=42).
+Writes, under each lab's hidden/data/ (named with a prefix so they never collide
+with make_data.py's train.csv / holdout.csv; CONTRACTS.md section 2: breast cancer,
+stratified 80/20 split, random_state=42):
 
 - <prefix>_holdout_features.csv  the 114 holdout rows, 30 feature columns, no target
+  (serve-model, audit-trail, capstone)
 - <prefix>_holdout_labels.json   their targets, a JSON list of 0/1 (never mounted)
-- shifted_reference.csv          train rows + extra columns (drift labs)
-- shifted_current.csv            holdout rows, some columns shifted (drift labs)
+- shifted_reference.csv          train rows + extra columns (drift-monitor, capstone)
+- shifted_current.csv            holdout rows, some columns shifted
 - shifted_pairs.json             1-D expected/actual pairs for psi edge cases
+
+`--check` writes nothing and exits 1 naming any file that differs.
 """
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +29,8 @@ import pandas as pd
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
-HERE = Path(__file__).resolve().parent
-LAB = HERE.parent.name
+LABS_DIR = Path(__file__).resolve().parent.parent / "labs"
+
 PREFIX = {"serve-model": "serve", "audit-trail": "audit", "capstone": "capstone"}
 DRIFT_LABS = {"drift-monitor", "capstone"}
 SEED = 20261127
@@ -92,28 +96,45 @@ def pairs() -> dict:
     }
 
 
-def main() -> None:
-    out = HERE / "data"
-    out.mkdir(exist_ok=True)
+def _csv(frame: pd.DataFrame) -> str:
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue()
+
+
+def outputs() -> dict[Path, str]:
     train, holdout = split()
-    written = []
-    if LAB in PREFIX:
-        features = holdout.drop(columns=["target"])
-        path = out / f"{PREFIX[LAB]}_holdout_features.csv"
-        features.to_csv(path, index=False)
-        labels = out / f"{PREFIX[LAB]}_holdout_labels.json"
-        labels.write_text(json.dumps([int(y) for y in holdout["target"]]) + "\n")
-        written += [path, labels]
-    if LAB in DRIFT_LABS:
-        reference, current = shifted(train, holdout)
-        reference.to_csv(out / "shifted_reference.csv", index=False)
-        current.to_csv(out / "shifted_current.csv", index=False)
-        (out / "shifted_pairs.json").write_text(json.dumps(pairs()) + "\n")
-        written += [out / name for name in
-                    ("shifted_reference.csv", "shifted_current.csv", "shifted_pairs.json")]
-    for path in written:
-        print(path.relative_to(HERE.parent))
+    result: dict[Path, str] = {}
+    for lab, prefix in PREFIX.items():
+        out = LABS_DIR / lab / "hidden" / "data"
+        result[out / f"{prefix}_holdout_features.csv"] = _csv(holdout.drop(columns=["target"]))
+        result[out / f"{prefix}_holdout_labels.json"] = json.dumps([int(y) for y in holdout["target"]]) + "\n"
+    reference, current = shifted(train, holdout)
+    for lab in sorted(DRIFT_LABS):
+        out = LABS_DIR / lab / "hidden" / "data"
+        result[out / "shifted_reference.csv"] = _csv(reference)
+        result[out / "shifted_current.csv"] = _csv(current)
+        result[out / "shifted_pairs.json"] = json.dumps(pairs()) + "\n"
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--check", action="store_true", help="exit 1 if a file is missing or differs")
+    args = parser.parse_args()
+    stale = []
+    for path, text in outputs().items():
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path.relative_to(LABS_DIR)))
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    if stale:
+        print("out of date (run make_hidden.py):", ", ".join(stale))
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
