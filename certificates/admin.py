@@ -37,25 +37,23 @@ class CertificateAdmin(admin.ModelAdmin):
     def _reason(self, request) -> str:
         return request.POST.get("reason", "").strip()
 
-    @admin.action(description="Revoke selected certificates (give a reason)")
-    def revoke(self, request, queryset):
+    def _change(self, request, queryset, service, verb: str) -> None:
+        """Apply a status service to each selected certificate, with the form's reason."""
         reason = self._reason(request)
         if not reason:
-            self.message_user(request, "Give a reason to revoke.", messages.ERROR)
+            self.message_user(request, f"Give a reason to {verb}.", messages.ERROR)
             return
         for certificate in queryset:
-            services.certificate_revoke(certificate=certificate, reason=reason, by=request.user)
-        self.message_user(request, f"Revoked {queryset.count()} certificate(s).")
+            service(certificate=certificate, reason=reason, by=request.user)
+        self.message_user(request, f"{verb.capitalize()}d {queryset.count()} certificate(s).")
+
+    @admin.action(description="Revoke selected certificates (give a reason)")
+    def revoke(self, request, queryset):
+        self._change(request, queryset, services.certificate_revoke, "revoke")
 
     @admin.action(description="Suspend selected certificates (give a reason)")
     def suspend(self, request, queryset):
-        reason = self._reason(request)
-        if not reason:
-            self.message_user(request, "Give a reason to suspend.", messages.ERROR)
-            return
-        for certificate in queryset:
-            services.certificate_suspend(certificate=certificate, reason=reason, by=request.user)
-        self.message_user(request, f"Suspended {queryset.count()} certificate(s).")
+        self._change(request, queryset, services.certificate_suspend, "suspend")
 
     @admin.action(description="Reinstate selected suspended certificates")
     def reinstate(self, request, queryset):

@@ -228,3 +228,21 @@ def test_the_404_page_sets_no_cookie_and_reveals_nothing(certificate, employer):
     assert response.status_code == 404
     assert not response.cookies
     assert "doesnotexist" not in response.content.decode()
+
+
+def test_instructors_revoke_and_suspend_from_the_admin_with_a_reason(certificate, client, instructor):
+    instructor.is_superuser = True
+    instructor.save()
+    client.force_login(instructor)
+    url = "/admin/certificates/certificate/"
+    selected = {"_selected_action": [certificate.pk], "index": 0}
+    client.post(url, {**selected, "action": "suspend", "reason": ""})
+    certificate.refresh_from_db()
+    assert certificate.status == "valid"
+    client.post(url, {**selected, "action": "suspend", "reason": "Under review"})
+    certificate.refresh_from_db()
+    assert certificate.status == "suspended" and certificate.status_reason == "Under review"
+    client.post(url, {**selected, "action": "revoke", "reason": "Misconduct"})
+    certificate.refresh_from_db()
+    assert certificate.status == "revoked"
+    assert certificate.events.last().by_label == "instructor@example.com"
