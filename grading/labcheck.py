@@ -4,6 +4,7 @@ the real engine, must get the verdicts the lab declares."""
 from __future__ import annotations
 
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from django.conf import settings
 from labs.models import Lab
 
 from . import intake, runner
-from .sandbox import image_digest
+from .sandbox import SandboxUnavailable, image_digest
 from .services import _lab_assets, intake_limits
 
 
@@ -33,6 +34,21 @@ class CaseResult:
         return not self.problems
 
 
+PLATFORM_ATTEMPTS = 3
+
+
+def _retrying(run):
+    """Run `run()` again after a platform error (the engine failing to start a
+    container happens now and then), as the worker retries a submission."""
+    for attempt in range(1, PLATFORM_ATTEMPTS + 1):
+        try:
+            return run()
+        except SandboxUnavailable:
+            if attempt == PLATFORM_ATTEMPTS:
+                raise
+            time.sleep(2 * attempt)
+
+
 def lab_check(lab: Lab) -> list[CaseResult]:
     """Grade the reference (expected to pass) and every variant; report mismatches."""
     spec = lab.parsed_spec
@@ -43,8 +59,10 @@ def lab_check(lab: Lab) -> list[CaseResult]:
         snapshots = Path(scratch)
         reference = None
         if runner.needs_reference(spec):
-            reference = runner.reference_observations(
-                spec=spec, assets=assets, image=image, image_digest=digest, snapshot_dir=snapshots
+            reference = _retrying(
+                lambda: runner.reference_observations(
+                    spec=spec, assets=assets, image=image, image_digest=digest, snapshot_dir=snapshots
+                )
             )
         cases = []
         if spec.reference:
@@ -57,13 +75,15 @@ def lab_check(lab: Lab) -> list[CaseResult]:
                 snapshot = intake.snapshot_from_directory(source, dest_dir=snapshots, limits=intake_limits())
             else:
                 snapshot = intake.snapshot_from_notebook_file(source, dest_dir=snapshots, limits=intake_limits())
-            result = runner.run_pipeline(
-                spec=spec,
-                snapshot=snapshot.path,
-                assets=assets,
-                image=image,
-                run_id=f"labcheck-{uuid.uuid4().hex[:12]}",
-                reference=reference,
+            result = _retrying(
+                lambda snapshot=snapshot: runner.run_pipeline(
+                    spec=spec,
+                    snapshot=snapshot.path,
+                    assets=assets,
+                    image=image,
+                    run_id=f"labcheck-{uuid.uuid4().hex[:12]}",
+                    reference=reference,
+                )
             )
             failing = tuple(c.name for c in result.checks if c.status == "failed")
             problems = []
