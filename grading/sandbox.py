@@ -60,6 +60,7 @@ import re
 import tarfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -82,6 +83,16 @@ SETUP_TIMEOUT_S = 120
 STATS_DELAY_S = 1.0
 # How long the engine may take to answer a non-waiting API call.
 API_TIMEOUT_S = 60
+# runc's own init process (a Go program) lives in the container's cgroups from the
+# engine's create to its start. Under CPU or memory pressure its runtime starts a few
+# more OS threads; past the pids limit it dies, the kernel logs "fork rejected by pids
+# controller" for that cgroup and the start fails with "cannot start a stopped
+# process". Containers that run only our code get room for it; and a container that
+# dies that way is recreated, a bounded number of times.
+HOLDER_PIDS = 32
+SETUP_PIDS = 32
+START_ATTEMPTS = 4
+_START_RACE_MARKERS = ("cannot start a stopped process",)
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 # Go's os.FileMode type bits (dir, symlink, named pipe, socket, device, char device,
@@ -518,8 +529,41 @@ class Sandbox:
         self._containers.append(cid)
         return cid
 
+    def _create_and_start(
+        self,
+        name: str,
+        role: str,
+        argv: list[str],
+        *,
+        before_start: Callable[[str], None] | None = None,
+        **kwargs: Any,
+    ) -> str:
+        """Creates and starts a container; one whose init died before its start (see
+        START_ATTEMPTS) is removed and made again. `before_start(cid)` runs on each
+        new container before it starts (put files in, attach to its output)."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            cid = self._create(name, role, argv, **kwargs)
+            if before_start is not None:
+                before_start(cid)
+            try:
+                self.api.start(cid)
+                return cid
+            except docker.errors.APIError as exc:
+                if attempt == START_ATTEMPTS or not any(m in str(exc) for m in _START_RACE_MARKERS):
+                    raise
+                logger.warning(
+                    "sandbox %s: container %s died before it started (attempt %d of %d), recreating: %s",
+                    self.run_id,
+                    name,
+                    attempt,
+                    START_ATTEMPTS,
+                    exc,
+                )
+                self._remove(cid)
+        raise AssertionError("unreachable")
+
     def _start_holder(self, name: str, volume: str, target: str) -> str:
-        cid = self._create(
+        return self._create_and_start(
             name,
             "holder",
             ["sleep", "infinity"],
@@ -528,12 +572,10 @@ class Sandbox:
                 mounts=[docker.types.Mount(target, volume, type="volume", no_copy=True)],
                 mem_limit="32m",
                 memswap_limit="32m",
-                pids_limit=4,
+                pids_limit=HOLDER_PIDS,
                 log_config=docker.types.LogConfig(type="none"),
             ),
         )
-        self.api.start(cid)
-        return cid
 
     def _remove(self, cid: str) -> None:
         try:
@@ -547,10 +589,16 @@ class Sandbox:
 
     def _setup(self, name: str, argv: list[str], payload: bytes, *, root: bool) -> tuple[int, str]:
         """Runs argv in a throwaway container with the payload tar extracted at /tmp."""
-        cid = self._create(
+
+        def put_payload(cid: str) -> None:
+            if not self.api.put_archive(cid, "/tmp", payload):
+                raise SandboxUnavailable("engine refused the setup archive")
+
+        cid = self._create_and_start(
             f"setup-{name}",
             "setup",
             argv,
+            before_start=put_payload,
             user="0:0" if root else f"{SANDBOX_UID}:{SANDBOX_UID}",
             working_dir=WORKSPACE,
             host_config=self._host_config(
@@ -560,14 +608,11 @@ class Sandbox:
                 mounts=[docker.types.Mount(WORKSPACE, self.workspace_volume, type="volume", no_copy=True)],
                 mem_limit="256m",
                 memswap_limit="256m",
-                pids_limit=16,
+                pids_limit=SETUP_PIDS,
                 log_config=docker.types.LogConfig(type="json-file", config={"max-size": "1m"}),
             ),
         )
         try:
-            if not self.api.put_archive(cid, "/tmp", payload):
-                raise SandboxUnavailable("engine refused the setup archive")
-            self.api.start(cid)
             try:
                 status = self.api.wait(cid, timeout=SETUP_TIMEOUT_S)
             except requests.exceptions.RequestException as exc:
@@ -658,10 +703,19 @@ class Sandbox:
             mounts.append(docker.types.Mount(GRADER_OUT, self._fresh_grader_out(), type="volume", no_copy=True))
         environment = {**env, "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
         memory = f"{limits.memory_mb}m"
-        cid = self._create(
+        attached: dict[str, _OutputCollector] = {}
+
+        def attach(cid: str) -> None:
+            # Attach before start so no output is lost.
+            stream = self.api.attach(cid, stdout=True, stderr=True, stream=True, logs=False)
+            attached["collector"] = _OutputCollector(stream, limits.output_kb * 1024)
+            attached["collector"].start()
+
+        cid = self._create_and_start(
             f"stage-{name}",
             "stage",
             argv,
+            before_start=attach,
             user=f"{SANDBOX_UID}:{SANDBOX_UID}",
             working_dir=WORKSPACE,
             environment=environment,
@@ -676,14 +730,10 @@ class Sandbox:
                 log_config=docker.types.LogConfig(type="none"),
             ),
         )
+        started = time.monotonic()
         try:
-            # Attach before start so no output is lost.
-            stream = self.api.attach(cid, stdout=True, stderr=True, stream=True, logs=False)
-            collector = _OutputCollector(stream, limits.output_kb * 1024)
-            collector.start()
+            collector = attached["collector"]
             sampler = _StatsSampler(self.api, cid)
-            started = time.monotonic()
-            self.api.start(cid)
             sampler.start()
             timed_out = False
             try:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import shutil
+import subprocess
+import sys
 import tarfile
 import time
 import uuid
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import docker
 import pytest
+import requests
 
 from grading.sandbox import (
     LABEL_CREATED,
@@ -397,3 +400,95 @@ def test_limits_reject_non_positive_values() -> None:
         Limits(time_s=0)
     with pytest.raises(ValueError):
         Sandbox(run_id="bad id with spaces", image=IMAGE, workspace_mb=8)
+
+
+class _DiesBeforeStart:
+    """The engine's answer when a container's init process died between create and
+    start (runc's init hit the container's pids limit under load): the first start of
+    each container named here fails the way the engine fails."""
+
+    def __init__(self, api, names: tuple[str, ...]) -> None:
+        self.api, self.names, self.failed = api, names, []
+        self._start = api.start
+        api.start = self.start
+
+    def start(self, cid, *args, **kwargs):
+        name = self.api.inspect_container(cid)["Name"].lstrip("/")
+        role = next((n for n in self.names if name.endswith(n)), None)
+        if role is not None and role not in self.failed:
+            self.failed.append(role)
+            response = requests.Response()
+            response.status_code = 500
+            raise docker.errors.APIError(
+                "500 Server Error", response=response, explanation="cannot start a stopped process: unknown"
+            )
+        return self._start(cid, *args, **kwargs)
+
+
+def test_a_container_that_dies_before_its_start_is_recreated_and_the_run_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = docker.from_env()
+    dying = _DiesBeforeStart(client.api, ("-holder", "-setup-load", "-grader-out-holder-1", "-stage-write"))
+    run_id = _run_id()
+    with Sandbox(run_id=run_id, image=IMAGE, workspace_mb=8, client=client) as sb:
+        sb.load_tar(_targz(tmp_path, {"hello.txt": b"hi"}))
+        result = sb.run(
+            name="write",
+            argv=_py("import shutil; print('copied'); shutil.copy('hello.txt', '/grader-out/observations.json')"),
+            limits=SMALL,
+            grader_out=True,
+        )
+        assert result.exit_code == 0 and result.output.strip() == "copied"
+        assert sb.read_grader_out() == b"hi"
+    assert sorted(dying.failed) == sorted(["-holder", "-setup-load", "-grader-out-holder-1", "-stage-write"])
+    assert "died before it started" in caplog.text
+    assert _run_objects(client, run_id) == ([], [])
+
+
+def test_a_container_that_keeps_dying_before_its_start_is_the_platforms_error() -> None:
+    client = docker.from_env()
+    response = requests.Response()
+    response.status_code = 500
+
+    def always_dies(cid, *args, **kwargs):
+        raise docker.errors.APIError("500", response=response, explanation="cannot start a stopped process: unknown")
+
+    client.api.start = always_dies
+    run_id = _run_id()
+    with pytest.raises(SandboxUnavailable, match="cannot start a stopped process"):
+        with Sandbox(run_id=run_id, image=IMAGE, workspace_mb=8, client=client):
+            pass
+    assert _run_objects(docker.from_env(), run_id) == ([], [])
+
+
+def test_many_sandboxes_started_at_once_and_back_to_back_all_run(tmp_path: Path) -> None:
+    """The container-start race of issue 8: runs in parallel, each with a holder, a
+    set-up container, a grader-out holder and two stages, while two processes keep
+    both cores busy. Every run must complete and see its own files."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    snapshot = _targz(tmp_path, {"in.txt": b"payload"})
+
+    def one(_: int) -> tuple[int | None, bytes | None, str]:
+        with Sandbox(run_id=_run_id(), image=IMAGE, workspace_mb=8) as sb:
+            sb.load_tar(snapshot)
+            first = sb.run(
+                name="obs",
+                argv=_py("import shutil; shutil.copy('in.txt', '/grader-out/observations.json')"),
+                limits=SMALL,
+                grader_out=True,
+            )
+            observed = sb.read_grader_out()
+            second = sb.run(name="cat", argv=["cat", "in.txt"], limits=SMALL)
+            return first.exit_code, observed, second.output
+
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            results = list(pool.map(one, range(24)))
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert results == [(0, b"payload", "payload")] * 24
