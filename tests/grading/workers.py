@@ -22,6 +22,7 @@ def worker_env(settings):
     suffix = uuid.uuid4().hex[:8]
     settings.SHIPWRIGHT_GRADING_QUEUE = f"grading-{suffix}"
     settings.SHIPWRIGHT_LOW_QUEUE = f"low-{suffix}"
+    settings.SHIPWRIGHT_MAINTENANCE_QUEUE = f"maintenance-{suffix}"
     db = connection.settings_dict
     env = {
         **os.environ,
@@ -31,15 +32,22 @@ def worker_env(settings):
         "SHIPWRIGHT_SNAPSHOT_DIR": str(settings.SHIPWRIGHT_SNAPSHOT_DIR),
         "SHIPWRIGHT_GRADING_QUEUE": settings.SHIPWRIGHT_GRADING_QUEUE,
         "SHIPWRIGHT_LOW_QUEUE": settings.SHIPWRIGHT_LOW_QUEUE,
+        "SHIPWRIGHT_MAINTENANCE_QUEUE": settings.SHIPWRIGHT_MAINTENANCE_QUEUE,
+        "REDIS_URL": settings.CELERY_BROKER_URL,
     }
     yield env
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(
-        settings.SHIPWRIGHT_GRADING_QUEUE, settings.SHIPWRIGHT_LOW_QUEUE
+        settings.SHIPWRIGHT_GRADING_QUEUE, settings.SHIPWRIGHT_LOW_QUEUE, settings.SHIPWRIGHT_MAINTENANCE_QUEUE
     )
 
 
 class Worker:
-    def __init__(self, env: dict[str, str], **extra_env: str):
+    """A solo-pool worker on the grading queues of `env`; `broker_url` points it at
+    another broker (a private redis-server a drill restarts)."""
+
+    def __init__(self, env: dict[str, str], *, broker_url: str | None = None, **extra_env: str):
+        if broker_url:
+            extra_env["REDIS_URL"] = broker_url
         self.process = subprocess.Popen(
             [
                 sys.executable,
