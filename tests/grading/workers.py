@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 def worker_env(settings):
     # Queues of our own: another test run sharing this Redis never takes our messages.
     suffix = uuid.uuid4().hex[:8]
+    broker_url = settings.CELERY_BROKER_URL  # a drill may point the settings at a private broker
     settings.SHIPWRIGHT_GRADING_QUEUE = f"grading-{suffix}"
     settings.SHIPWRIGHT_LOW_QUEUE = f"low-{suffix}"
     settings.SHIPWRIGHT_MAINTENANCE_QUEUE = f"maintenance-{suffix}"
@@ -33,10 +34,10 @@ def worker_env(settings):
         "SHIPWRIGHT_GRADING_QUEUE": settings.SHIPWRIGHT_GRADING_QUEUE,
         "SHIPWRIGHT_LOW_QUEUE": settings.SHIPWRIGHT_LOW_QUEUE,
         "SHIPWRIGHT_MAINTENANCE_QUEUE": settings.SHIPWRIGHT_MAINTENANCE_QUEUE,
-        "REDIS_URL": settings.CELERY_BROKER_URL,
+        "REDIS_URL": broker_url,
     }
     yield env
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(
+    redis.Redis.from_url(broker_url).delete(
         settings.SHIPWRIGHT_GRADING_QUEUE, settings.SHIPWRIGHT_LOW_QUEUE, settings.SHIPWRIGHT_MAINTENANCE_QUEUE
     )
 
