@@ -137,13 +137,27 @@ def test_a_redis_restart_without_persistence_loses_no_queued_submission(lab, pri
     assert_graded_once(queued)
 
 
-def test_a_killed_database_connection_mid_run_keeps_the_heartbeat_and_grades_once(lab, worker_env, tmp_path):
+@pytest.fixture
+def slow_lab(transactional_db, tmp_path):
+    """The tiny lab with room for a 16 s stage (its run stage allows 10 s)."""
+    from courses.importer import content_import
+    from labs.models import Lab
+    from tests.grading.tiny_lab import make_tiny_course
+
+    root = make_tiny_course(tmp_path / "content")
+    (spec,) = root.rglob("lab.yaml")
+    spec.write_text(spec.read_text().replace("time_s: 10}", "time_s: 30}").replace("time_s: 20,", "time_s: 40,"))
+    content_import(root)
+    return Lab.objects.get(slug="tiny")
+
+
+def test_a_killed_database_connection_mid_run_keeps_the_heartbeat_and_grades_once(slow_lab, worker_env, tmp_path):
     slow = tmp_path / "slow"
     write(
         slow / "main.py",
         """
         import json, time
-        time.sleep(9)  # the stage limit is 10 s
+        time.sleep(16)
         rows = json.load(open("data/input.json"))
         json.dump({"accuracy": 1.0, "predictions": rows}, open("out.json", "w"))
         """,
@@ -151,18 +165,26 @@ def test_a_killed_database_connection_mid_run_keeps_the_heartbeat_and_grades_onc
     worker = Worker(worker_env)
     try:
         (user,) = learners(1)
-        submission = submit(user, lab, slow)
-        wait_for(lambda: Submission.objects.filter(pk=submission.pk, current_stage="run").exists(), 120, "stage run")
+        submission = submit(user, slow_lab, slow)
+
+        def beating_in_stage_run() -> bool:
+            row = Submission.objects.get(pk=submission.pk)
+            return row.current_stage == "run" and row.heartbeat_at > row.stage_started_at + timedelta(seconds=1)
+
+        # Once the heartbeat thread has its own connection open, kill every backend.
+        wait_for(beating_in_stage_run, 120, "a heartbeat during stage run")
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND pid <> pg_backend_pid()"
             )
-            assert cursor.fetchall(), "the worker had no database connection to kill"
+            assert len(cursor.fetchall()) >= 2, "the worker's main and heartbeat connections"
         killed_at = timezone.now()
-        # The heartbeat reconnects and keeps beating while the stage still runs.
+        # The heartbeat reconnects and keeps beating while the same stage still runs.
         wait_for(
-            lambda: Submission.objects.filter(pk=submission.pk, status="running", heartbeat_at__gt=killed_at).exists(),
+            lambda: Submission.objects.filter(
+                pk=submission.pk, status="running", current_stage="run", heartbeat_at__gt=killed_at
+            ).exists(),
             3 * budget.HEARTBEAT_INTERVAL_S,
             "a heartbeat after the connection was killed",
         )
