@@ -202,6 +202,9 @@ EMAIL_HOST_PASSWORD = _env_str("EMAIL_HOST_PASSWORD", "") or ""
 EMAIL_USE_TLS = _env_bool("EMAIL_USE_TLS", True)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Shipwright <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Who is e-mailed when a submission ends in a platform error (besides staff users):
+# DJANGO_ADMINS="ops@example.org,oncall@example.org".
+ADMINS = [(email, email) for email in (a.strip() for a in os.environ.get("DJANGO_ADMINS", "").split(",")) if email]
 
 # Security: strict in production; `check --deploy` is clean with DJANGO_DEBUG off.
 SESSION_COOKIE_HTTPONLY = True
@@ -252,14 +255,20 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # runs sharing one Redis never consume each other's messages.
 SHIPWRIGHT_GRADING_QUEUE = os.environ.get("SHIPWRIGHT_GRADING_QUEUE", "grading")
 SHIPWRIGHT_LOW_QUEUE = os.environ.get("SHIPWRIGHT_LOW_QUEUE", "low")
+# The reaper's own queue, consumed by a small dedicated worker: a grading backlog
+# must not delay the task that rescues stuck and lost submissions.
+SHIPWRIGHT_MAINTENANCE_QUEUE = os.environ.get("SHIPWRIGHT_MAINTENANCE_QUEUE", "maintenance")
+SHIPWRIGHT_REAPER_INTERVAL_S = _env_float("SHIPWRIGHT_REAPER_INTERVAL_S", 60.0)
 CELERY_TASK_ROUTES = {
     "grading.grade_submission": {"queue": SHIPWRIGHT_GRADING_QUEUE},
-    "grading.reap_stale_submissions": {"queue": SHIPWRIGHT_GRADING_QUEUE},
+    "grading.reap_stale_submissions": {"queue": SHIPWRIGHT_MAINTENANCE_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-submissions": {
         "task": "grading.reap_stale_submissions",
-        "schedule": _env_float("SHIPWRIGHT_REAPER_INTERVAL_S", 60.0),
+        "schedule": SHIPWRIGHT_REAPER_INTERVAL_S,
+        # A tick nobody ran in time is dropped: the next one does the same work.
+        "options": {"queue": SHIPWRIGHT_MAINTENANCE_QUEUE, "expires": SHIPWRIGHT_REAPER_INTERVAL_S},
     },
 }
 
@@ -273,7 +282,13 @@ SHIPWRIGHT_ARCHIVE_MAX_ENTRIES = _env_int("SHIPWRIGHT_ARCHIVE_MAX_ENTRIES", 10_0
 SHIPWRIGHT_GIT_TIMEOUT_S = _env_int("SHIPWRIGHT_GIT_TIMEOUT_S", 60)
 SHIPWRIGHT_GIT_ALLOW_LOOPBACK = _env_bool("SHIPWRIGHT_GIT_ALLOW_LOOPBACK", False)
 SHIPWRIGHT_RESUBMIT_COOLOFF_S = _env_int("SHIPWRIGHT_RESUBMIT_COOLOFF_S", 30)
+# Runs of one submission that may die (worker killed) before it ends in `error`.
 SHIPWRIGHT_MAX_ATTEMPTS = _env_int("SHIPWRIGHT_MAX_ATTEMPTS", 3)
+# Platform failures (engine down, image missing) retried with backoff before giving
+# up: 8 cover about 20 minutes (grading/budget.py), so an engine restart costs nothing.
+SHIPWRIGHT_PLATFORM_RETRIES = _env_int("SHIPWRIGHT_PLATFORM_RETRIES", 8)
+# Labels this deployment's sandboxes; empty: derived from the database's address.
+SHIPWRIGHT_SANDBOX_INSTANCE = os.environ.get("SHIPWRIGHT_SANDBOX_INSTANCE", "")
 
 # Certificates: the issuer's signing keys (a directory of PEM files, newest wins).
 # Requests per window (seconds) per client on the public verify endpoints.

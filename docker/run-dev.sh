@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Serves the site and a grading worker on the embedded defaults; Ctrl-C stops both.
+# Serves the site, a grading worker and the reaper's worker (with beat) on the
+# embedded defaults; Ctrl-C stops them all.
 set -uo pipefail
 PY=${1:-.venv/bin/python}
 mkdir -p var/broker/queue var/broker/processed
@@ -11,8 +12,11 @@ cleanup() {
   wait 2>/dev/null
 }
 trap cleanup INT TERM EXIT
-"$PY" -m celery -A config worker -B --schedule var/celerybeat-schedule \
-  -Q grading,low,default --concurrency 1 --loglevel INFO &
+"$PY" -m celery -A config worker -n grading@%h -Q grading,low,default --concurrency 1 --loglevel INFO &
+pids+=($!)
+# The reaper has its own queue and worker: a grading backlog must not delay it.
+"$PY" -m celery -A config worker -n maintenance@%h -B --schedule var/celerybeat-schedule \
+  -Q maintenance --concurrency 1 --loglevel INFO &
 pids+=($!)
 echo "Shipwright is running at http://127.0.0.1:8000 (Ctrl-C to stop)."
 "$PY" manage.py runserver 127.0.0.1:8000 --noreload &

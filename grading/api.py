@@ -85,4 +85,9 @@ def submission_detail(request: HttpRequest, pk) -> JsonResponse:
     document = (
         submission.result if submission.finished and submission.result else services.submission_result_json(submission)
     )
+    # Additive to the contract's keys: why a submission waits (a retry after a
+    # platform failure, a lost worker) or why it ended in a platform error.
+    detail = services.submission_status_detail(submission)
+    if detail:
+        document = {**document, "status_detail": detail}
     return JsonResponse(document)

@@ -23,6 +23,27 @@ HARD_AFTER_SOFT_S = 30.0
 VISIBILITY_TIMEOUT_S = 6 * 3600
 HEARTBEAT_INTERVAL_S = 5.0
 STALE_HEARTBEAT_S = 45.0
+# The page says "worker lost" once a heartbeat is this old (three missed beats).
+LOST_HEARTBEAT_S = 3 * HEARTBEAT_INTERVAL_S
+# Grace before the reaper removes sandbox objects no live claim owns: a run being set
+# up (claimed, labels written, not yet visible as the current attempt) is never hit.
+ORPHAN_GRACE_S = 120.0
+# A queued submission whose message should have run this long ago is presumed lost
+# (a broker restarted without persistence) and sent again. Duplicates are harmless:
+# the claim is conditional.
+LOST_MESSAGE_S = 60.0
+# Platform failures (engine outages) retry with this backoff; the default number of
+# retries covers 10 + 20 + 40 + 80 + 160 + 300 + 300 + 300 s, about 20 minutes, so a
+# routine engine restart costs the learner nothing.
+PLATFORM_BACKOFF_FIRST_S = 10.0
+PLATFORM_BACKOFF_MAX_S = 300.0
+
+
+def platform_backoff_s(failures: int) -> float:
+    """Countdown before the retry that follows the `failures`-th platform failure."""
+    return min(PLATFORM_BACKOFF_MAX_S, PLATFORM_BACKOFF_FIRST_S * 2 ** max(0, failures - 1))
+
+
 MAX_HARD_LIMIT_S = VISIBILITY_TIMEOUT_S - 3600
 
 

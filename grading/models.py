@@ -5,6 +5,11 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+
+WORKER_LOST_PENDING = (
+    "The grading worker stopped responding {seconds} s ago; your submission will be graded again automatically."
+)
 
 
 class SubmissionQuerySet(models.QuerySet["Submission"]):
@@ -76,10 +81,23 @@ class Submission(models.Model):
     stage_limit_s = models.FloatField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
+    # The first claim of this grading (a retry's claim keeps it, so duration_s does not
+    # restart); a regrade starts it afresh.
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the grading task was last sent, and when it may run (sent + countdown): the
+    # reaper re-sends a queued submission whose message is long overdue (a broker that
+    # lost its messages on restart).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatch_due_at = models.DateTimeField(null=True, blank=True)
+    # Platform failures of this grading (engine outages): they have their own budget,
+    # separate from `attempts` (claims), and never count against the learner.
+    platform_errors = models.PositiveIntegerField(default=0)
+    # The raw reason of the last platform failure, for staff and logs; learners see
+    # the friendly `error_message` only.
+    error_detail = models.TextField(blank=True)
 
     objects = SubmissionQuerySet.as_manager()
 
@@ -103,6 +121,25 @@ class Submission(models.Model):
         from django.urls import reverse
 
         return reverse("grading:submission-detail", args=[self.pk])
+
+    @property
+    def heartbeat_age_s(self) -> float | None:
+        if self.status != self.Status.RUNNING or self.heartbeat_at is None:
+            return None
+        return max(0.0, (timezone.now() - self.heartbeat_at).total_seconds())
+
+    @property
+    def worker_lost(self) -> bool:
+        """The running worker stopped heartbeating: the reaper will requeue the run."""
+        from .budget import LOST_HEARTBEAT_S
+
+        age = self.heartbeat_age_s
+        return age is not None and age > LOST_HEARTBEAT_S
+
+    @property
+    def worker_lost_note(self) -> str:
+        """What the page says instead of a stage timer once the worker is lost."""
+        return WORKER_LOST_PENDING.format(seconds=int(self.heartbeat_age_s or 0)) if self.worker_lost else ""
 
     @property
     def finished(self) -> bool:

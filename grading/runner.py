@@ -229,6 +229,7 @@ def run_pipeline(
     judge: bool = True,
     on_stage: Callable[[int, StageSpec, float], None] | None = None,
     sandbox_factory: Callable[..., Sandbox] = Sandbox,
+    labels: dict[str, str] | None = None,
 ) -> PipelineResult:
     """Run every stage of `spec` over `snapshot` and judge the checks.
 
@@ -244,7 +245,7 @@ def run_pipeline(
         run_id=run_id,
         image=image,
         workspace_mb=spec.limits.workspace_mb,
-        labels={"shipwright.lab": spec.slug},
+        labels={"shipwright.lab": spec.slug, **(labels or {})},
     )
     with sandbox:
         try:
@@ -349,6 +350,7 @@ def reference_observations(
     image_digest: str,
     snapshot_dir: Path,
     sandbox_factory: Callable[..., Sandbox] = Sandbox,
+    labels: dict[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Observations of the lab's reference solution, computed once per lab content
     and image, and cached beside the assets. They stay on the grader's side."""
@@ -375,6 +377,7 @@ def reference_observations(
         reference=None,
         judge=False,
         sandbox_factory=sandbox_factory,
+        labels=labels,
     )
     observations = result.observations()
     missing = [

@@ -79,6 +79,11 @@ GRADER_OUT_MB = 32
 LABEL_RUN = "shipwright.run"
 LABEL_CREATED = "shipwright.created"
 LABEL_ROLE = "shipwright.role"
+# Set by the caller (labels=...): which submission, attempt and deployment a run
+# belongs to, so `reap_leftovers` can remove what no live claim owns.
+LABEL_SUBMISSION = "shipwright.submission"
+LABEL_ATTEMPT = "shipwright.attempt"
+LABEL_INSTANCE = "shipwright.instance"
 SETUP_TIMEOUT_S = 120
 STATS_DELAY_S = 1.0
 # How long the engine may take to answer a non-waiting API call.
@@ -190,22 +195,41 @@ def image_digest(image: str, client: docker.DockerClient | None = None) -> str:
 
 
 def reap_leftovers(
-    *, older_than_s: float, run_ids: set[str] | None = None, client: docker.DockerClient | None = None
+    *,
+    older_than_s: float,
+    run_ids: set[str] | None = None,
+    orphans_of: str | None = None,
+    live_claims: set[tuple[str, str]] | None = None,
+    orphan_grace_s: float = 120.0,
+    client: docker.DockerClient | None = None,
 ) -> int:
-    """Remove containers, then volumes, labelled by a sandbox and older than that,
-    and, whatever their age, those of the runs named in `run_ids` (runs whose
-    worker died).
+    """Remove containers, then volumes, labelled by a sandbox and older than that;
+    whatever their age, those of the runs named in `run_ids` (runs whose worker
+    died); and, with `orphans_of` (a deployment's LABEL_INSTANCE), that deployment's
+    objects older than `orphan_grace_s` whose (submission, attempt) labels are not in
+    `live_claims` (reference runs, earlier attempts, dead runs).
 
     Idempotent; returns how many objects were removed. A volume still used by a
     container that is too young to reap stays (the engine refuses to remove it).
     """
     api = _client(client).api
-    cutoff = time.time() - older_than_s
+    now = time.time()
+    cutoff = now - older_than_s
     doomed = run_ids or set()
+    live = live_claims or set()
     removed = 0
 
     def expired(labels: dict[str, str], fallback: float) -> bool:
-        return labels.get(LABEL_RUN) in doomed or _created(labels, fallback) <= cutoff
+        created = _created(labels, fallback)
+        if labels.get(LABEL_RUN) in doomed or created <= cutoff:
+            return True
+        return (
+            orphans_of is not None
+            and labels.get(LABEL_INSTANCE) == orphans_of
+            and LABEL_SUBMISSION in labels
+            and (labels[LABEL_SUBMISSION], labels.get(LABEL_ATTEMPT, "")) not in live
+            and created <= now - orphan_grace_s
+        )
 
     try:
         for c in api.containers(all=True, filters={"label": LABEL_RUN}):
@@ -226,6 +250,8 @@ def reap_leftovers(
                     logger.info("volume %s not reaped: %s", v["Name"], exc)
     except _ENGINE_ERRORS as exc:
         raise _unavailable(exc) from exc
+    if removed:
+        logger.info("reaped %d leftover sandbox objects", removed)
     return removed
 
 
@@ -569,6 +595,10 @@ class Sandbox:
             ["sleep", "infinity"],
             user=f"{SANDBOX_UID}:{SANDBOX_UID}",
             host_config=self._host_config(
+                # The engine's init (docker-init, tini) as PID 1 forwards SIGTERM, so an
+                # engine stop does not wait 10 s for each holder: `sleep` as PID 1
+                # ignores TERM.
+                init=True,
                 mounts=[docker.types.Mount(target, volume, type="volume", no_copy=True)],
                 mem_limit="32m",
                 memswap_limit="32m",

@@ -7,6 +7,7 @@ UPDATE, so a redelivered message does nothing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import socket
 import threading
@@ -16,8 +17,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
-from django.db.models import F
+from django.core.mail import send_mail
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from courses.markdown import render
@@ -27,7 +30,15 @@ from labs.models import Lab
 from . import budget, runner
 from .intake import IntakeLimits, Snapshot
 from .models import CheckResult, StageRun, Submission
-from .sandbox import SandboxError, SandboxUnavailable, image_digest, reap_leftovers
+from .sandbox import (
+    LABEL_ATTEMPT,
+    LABEL_INSTANCE,
+    LABEL_SUBMISSION,
+    SandboxError,
+    SandboxUnavailable,
+    image_digest,
+    reap_leftovers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +46,11 @@ ACTIVE_SUBMISSION = "You already have a submission being graded. Wait for its ve
 COOLOFF = "Please wait {seconds} s before submitting this lab again."
 LAB_NOT_GRADEABLE = "This lab is not open for grading yet."
 GRADING_DELAYED = "Grading is delayed: the grading service is unavailable. Your submission will be graded automatically; it does not count as an attempt."
-GAVE_UP = "Grading failed {attempts} times because of a platform problem; an instructor has been notified. This does not count against you."
+GAVE_UP = "Grading failed {attempts} times because of a platform problem; the platform's staff have been notified. This does not count against you."
+# When no notification could be sent (no staff address, mail down): say only what is true.
+GAVE_UP_UNNOTIFIED = "Grading failed {attempts} times because of a platform problem; it has been logged for the platform's staff. This does not count against you."
+WORKER_LOST = "The grading worker stopped unexpectedly; your submission is being graded again."
+STAFF_ALERT_SUBJECT = "Shipwright: a submission ended in a platform error"
 
 
 class SubmissionRejected(Exception):
@@ -45,6 +60,11 @@ class SubmissionRejected(Exception):
 @dataclass(frozen=True)
 class Retry:
     countdown_s: float
+
+
+class Superseded(Exception):
+    """This attempt no longer owns the submission (the reaper requeued it and another
+    attempt claimed it): its writes are dropped."""
 
 
 def intake_limits() -> IntakeLimits:
@@ -123,13 +143,19 @@ def submission_create(
 
 
 def submission_enqueue(submission: Submission, *, countdown_s: float = 0) -> None:
-    """Send the grading task once the current transaction commits."""
+    """Send the grading task once the current transaction commits, and record when
+    it was sent and when it is due (now + countdown), so the reaper can tell a lost
+    message (a broker restarted without persistence) from one still waiting."""
     from .tasks import grade_submission
 
     spec = submission.lab.parsed_spec
     limits = budget.grading_budget(spec)
     queue = settings.SHIPWRIGHT_LOW_QUEUE if submission.low_priority else settings.SHIPWRIGHT_GRADING_QUEUE
     pk = str(submission.pk)
+    now = timezone.now()
+    Submission.objects.filter(pk=submission.pk).update(
+        dispatched_at=now, dispatch_due_at=now + timedelta(seconds=countdown_s)
+    )
     transaction.on_commit(
         lambda: grade_submission.apply_async(
             args=[pk],
@@ -168,38 +194,99 @@ def submission_regrade(*, submission: Submission) -> Submission:
     return submission
 
 
-def submission_claim(*, submission_id, worker: str) -> bool:
-    """Move a queued submission to running; False if someone else has it (or it is done)."""
+def submission_claim(*, submission_id, worker: str) -> int | None:
+    """Move a queued submission to running and return the claim's attempt number;
+    None if someone else has it (or it is done). Every later write of this run is
+    fenced by that number (see `_claimed`)."""
     now = timezone.now()
-    return bool(
-        Submission.objects.filter(pk=submission_id, status=Submission.Status.QUEUED).update(
+    with transaction.atomic():
+        attempts = (
+            Submission.objects.select_for_update()
+            .filter(pk=submission_id, status=Submission.Status.QUEUED)
+            .values_list("attempts", flat=True)
+            .first()
+        )
+        if attempts is None:
+            return None
+        fresh = attempts == 0  # a new submission or a regrade: its clocks start now
+        claimed = Submission.objects.filter(
+            pk=submission_id, status=Submission.Status.QUEUED, attempts=attempts
+        ).update(
             status=Submission.Status.RUNNING,
-            attempts=F("attempts") + 1,
-            started_at=now,
+            attempts=attempts + 1,
+            started_at=now if fresh else Coalesce(F("started_at"), Value(now)),
+            platform_errors=0 if fresh else F("platform_errors"),
             heartbeat_at=now,
             claimed_by=worker[:200],
             error_message="",
         )
-    )
+    return attempts + 1 if claimed else None
+
+
+def _claimed(submission_id, attempt: int):
+    """The submission, only while `attempt` is its current running claim: a run the
+    reaper requeued (and another worker claimed) can no longer write anything."""
+    return Submission.objects.filter(pk=submission_id, status=Submission.Status.RUNNING, attempts=attempt)
+
+
+def _reset_connection() -> None:
+    """Drop this thread's database connection if it is broken (the server killed
+    the backend, a failover): Django reconnects on the next query."""
+    if connection.connection is None:
+        return
+    try:
+        usable = connection.is_usable()
+    except Exception:
+        usable = False
+    if not usable:
+        try:
+            connection.close()
+        except DatabaseError:
+            connection.connection = None
+
+
+def _db_retrying(write, what: str):
+    """Run an idempotent write; after a broken connection, reconnect and try once more."""
+    try:
+        return write()
+    except (OperationalError, InterfaceError) as exc:
+        log.warning("%s: database connection lost (%s); reconnecting", what, exc)
+        _reset_connection()
+        return write()
 
 
 class _Heartbeat:
     """Touches `heartbeat_at` while a run is in progress, from its own thread and
-    database connection, so the reaper can tell a slow run from a dead worker."""
+    database connection, so the reaper can tell a slow run from a dead worker.
 
-    def __init__(self, submission_id):
+    It survives database errors (a killed backend, a restart): it logs, drops the
+    broken connection and beats again on the next tick. It stops when its claim is
+    superseded."""
+
+    def __init__(self, submission_id, attempt: int):
         self.submission_id = submission_id
+        self.attempt = attempt
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="grading-heartbeat")
 
     def _loop(self) -> None:
         try:
             while not self._stop.wait(budget.HEARTBEAT_INTERVAL_S):
-                Submission.objects.filter(pk=self.submission_id, status=Submission.Status.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
+                try:
+                    alive = _claimed(self.submission_id, self.attempt).update(heartbeat_at=timezone.now())
+                except Exception as exc:
+                    # A dead heartbeat makes the reaper kill a live run: never let it die.
+                    log.warning("grading %s: heartbeat failed (%s); reconnecting", self.submission_id, exc)
+                    _reset_connection()
+                    continue
+                if not alive:
+                    log.warning("grading %s: attempt %s was superseded", self.submission_id, self.attempt)
+                    return
         finally:
-            connection.close()
+            try:
+                connection.close()
+            except DatabaseError:
+                pass
 
     def __enter__(self) -> _Heartbeat:
         self._thread.start()
@@ -223,30 +310,42 @@ def submission_grade(submission_id, *, worker: str | None = None) -> Submission 
     """Claim and grade one submission; idempotent.
 
     Returns the finished submission; None when it was not claimable (already
-    claimed or finished: a redelivered message); Retry when the platform failed
-    (engine unreachable, image missing) and attempts remain: the submission is back
+    claimed or finished: a redelivered message) or when this attempt was superseded
+    (the reaper requeued it meanwhile); Retry when the platform failed (engine
+    unreachable, image missing) and the retry budget remains: the submission is back
     in the queue with a "grading is delayed" note, not charged to the learner.
     """
     worker = worker or f"{socket.gethostname()}:{threading.get_ident()}"
-    if not submission_claim(submission_id=submission_id, worker=worker):
+    attempt = submission_claim(submission_id=submission_id, worker=worker)
+    if attempt is None:
         return None
-    submission = Submission.objects.select_related("lab", "lab__course", "user").get(pk=submission_id)
+    submission = _claimed(submission_id, attempt).select_related("lab", "lab__course", "user").first()
+    if submission is None:
+        return None
     lab = submission.lab
     spec = lab.parsed_spec
     image = spec.image or settings.SHIPWRIGHT_LAB_IMAGE
     run_id = run_id_for(submission)
+    labels = sandbox_labels(submission)
 
     def on_stage(index: int, stage, limit_s: float) -> None:
-        Submission.objects.filter(pk=submission.pk).update(
-            current_stage=stage.name,
-            stage_index=index + 1,
-            stage_started_at=timezone.now(),
-            stage_limit_s=limit_s,
-            heartbeat_at=timezone.now(),
-        )
+        def write() -> int:
+            return _claimed(submission.pk, attempt).update(
+                current_stage=stage.name,
+                stage_index=index + 1,
+                stage_started_at=timezone.now(),
+                stage_limit_s=limit_s,
+                heartbeat_at=timezone.now(),
+            )
+
+        try:
+            _db_retrying(write, f"grading {submission.pk}: progress")
+        except DatabaseError:
+            # Progress is for the page only; the heartbeat thread keeps the claim alive.
+            log.warning("grading %s: could not record the start of stage %s", submission.pk, stage.name)
 
     try:
-        with _Heartbeat(submission.pk):
+        with _Heartbeat(submission.pk, attempt):
             digest = image_digest(image)
             assets = _lab_assets(lab)
             reference = None
@@ -257,6 +356,7 @@ def submission_grade(submission_id, *, worker: str | None = None) -> Submission 
                     image=image,
                     image_digest=digest,
                     snapshot_dir=snapshot_dir(),
+                    labels=labels,
                 )
             result = runner.run_pipeline(
                 spec=spec,
@@ -266,38 +366,98 @@ def submission_grade(submission_id, *, worker: str | None = None) -> Submission 
                 run_id=run_id,
                 reference=reference,
                 on_stage=on_stage,
+                labels=labels,
             )
     except SandboxUnavailable as exc:
         return _platform_failure(submission, str(exc))
     except Exception as exc:
         # A fault of ours (or a soft time limit): never the learner's failure.
         log.exception("grading %s failed inside the platform", submission.pk)
-        return _platform_failure(submission, f"internal error: {type(exc).__name__}")
-    _store_result(submission, result, image=image, digest=digest)
+        return _platform_failure(submission, f"internal error: {type(exc).__name__}: {exc}")
+    try:
+        _db_retrying(lambda: _store_result(submission, result, image=image, digest=digest), f"grading {submission.pk}")
+    except Superseded:
+        log.warning("grading %s: attempt %s was superseded; its result is dropped", submission.pk, attempt)
+        return None
     submission.refresh_from_db()
     return submission
 
 
-def _platform_failure(submission: Submission, reason: str) -> Submission | Retry:
+def submission_retry(*, submission_id, countdown_s: float) -> None:
+    """Send a grading task again after a platform failure (see `submission_grade`)."""
+    submission = Submission.objects.select_related("lab").filter(pk=submission_id).first()
+    if submission is not None and submission.status == Submission.Status.QUEUED:
+        submission_enqueue(submission, countdown_s=countdown_s)
+
+
+def _platform_failure(submission: Submission, reason: str) -> Submission | Retry | None:
+    """Requeue after a platform failure with backoff, or give up once the retry
+    budget (SHIPWRIGHT_PLATFORM_RETRIES, about 20 minutes by default) is spent. The
+    learner sees a friendly text; the raw reason goes to the log and `error_detail`."""
     log.warning("grading %s: platform error: %s", submission.pk, reason)
-    if submission.attempts < settings.SHIPWRIGHT_MAX_ATTEMPTS:
-        Submission.objects.filter(pk=submission.pk).update(
-            status=Submission.Status.QUEUED,
-            error_message=f"{GRADING_DELAYED} ({reason})",
-            current_stage="",
-            stage_index=0,
+    _reset_connection()  # the failure may have been the database itself
+    attempt = submission.attempts
+    failures = submission.platform_errors + 1
+    if failures <= settings.SHIPWRIGHT_PLATFORM_RETRIES:
+        countdown = budget.platform_backoff_s(failures)
+        requeued = _db_retrying(
+            lambda: _claimed(submission.pk, attempt).update(
+                status=Submission.Status.QUEUED,
+                error_message=GRADING_DELAYED,
+                error_detail=reason[:4000],
+                platform_errors=failures,
+                current_stage="",
+                stage_index=0,
+            ),
+            f"grading {submission.pk}: requeue",
         )
-        return Retry(countdown_s=min(300.0, 10.0 * 2 ** (submission.attempts - 1)))
-    Submission.objects.filter(pk=submission.pk).update(
-        status=Submission.Status.ERROR,
-        error_message=f"{GAVE_UP.format(attempts=submission.attempts)} ({reason})",
-        finished_at=timezone.now(),
-        current_stage="",
+        return Retry(countdown_s=countdown) if requeued else None
+    return _give_up(submission, reason=reason, tries=failures, fence=_claimed(submission.pk, attempt))
+
+
+def _give_up(submission: Submission, *, reason: str, tries: int, fence) -> Submission | None:
+    """End a submission in `error` (only if `fence` still matches it), log it and
+    tell the staff; the learner's message says whether anyone was told."""
+    now = timezone.now()
+    changed = _db_retrying(
+        lambda: fence.update(
+            status=Submission.Status.ERROR,
+            error_message=GAVE_UP.format(attempts=tries),
+            error_detail=reason[:4000],
+            finished_at=now,
+            current_stage="",
+        ),
+        f"grading {submission.pk}: give up",
     )
+    if not changed:
+        return None
+    log.error("grading %s ended in a platform error after %s tries: %s", submission.pk, tries, reason)
+    if not _notify_staff(submission, reason=reason, tries=tries):
+        Submission.objects.filter(pk=submission.pk).update(error_message=GAVE_UP_UNNOTIFIED.format(attempts=tries))
     submission.refresh_from_db()
     submission.result = submission_result_json(submission)
     submission.save(update_fields=["result"])
     return submission
+
+
+def _notify_staff(submission: Submission, *, reason: str, tries: int) -> bool:
+    """E-mail the site's ADMINS and active staff users; False if nobody could be told."""
+    staff = get_user_model().objects.filter(is_staff=True, is_active=True).exclude(email="")
+    recipients = sorted({email for _, email in settings.ADMINS} | set(staff.values_list("email", flat=True)))
+    if not recipients:
+        log.error("grading %s: no ADMINS or staff e-mail address to notify", submission.pk)
+        return False
+    body = (
+        f"Submission {submission.pk} ({submission.lab.full_slug}, learner {submission.user}) ended in a "
+        f"platform error after {tries} tries.\n\nLast reason: {reason}\n\n"
+        "The learner was not charged. Once the platform is healthy, regrade it from the lab's submissions page."
+    )
+    try:
+        send_mail(STAFF_ALERT_SUBJECT, body, None, recipients)
+    except Exception:
+        log.exception("grading %s: could not e-mail the staff", submission.pk)
+        return False
+    return True
 
 
 def _store_result(submission: Submission, result: runner.PipelineResult, *, image: str, digest: str) -> None:
@@ -343,7 +503,10 @@ def _store_result(submission: Submission, result: runner.PipelineResult, *, imag
                 },
             )
         now = timezone.now()
-        Submission.objects.filter(pk=submission.pk).update(
+        # Fenced by the claim: a superseded attempt's verdict rolls back with its rows.
+        if not Submission.objects.filter(
+            pk=submission.pk, status=Submission.Status.RUNNING, attempts=submission.attempts
+        ).update(
             status=result.status,
             score=result.score,
             max_score=result.max_score,
@@ -352,7 +515,8 @@ def _store_result(submission: Submission, result: runner.PipelineResult, *, imag
             finished_at=now,
             current_stage="",
             error_message="",
-        )
+        ):
+            raise Superseded(submission.pk)
         submission.refresh_from_db()
         if result.status == Submission.Status.PASSED:
             _award_certificate(submission)
@@ -428,6 +592,16 @@ def submission_result_json(submission: Submission, *, timings: dict | None = Non
     }
 
 
+def submission_status_detail(submission: Submission) -> str:
+    """Why a submission is where it is, in words for the learner (never raw engine
+    text: that stays in `error_detail` and the logs); empty when there is nothing to say."""
+    if submission.status == Submission.Status.RUNNING and submission.worker_lost:
+        return submission.worker_lost_note
+    if submission.status in (Submission.Status.QUEUED, Submission.Status.ERROR):
+        return submission.error_message
+    return ""
+
+
 def _certificate_json(submission: Submission) -> dict | None:
     try:
         from certificates.services import certificate_for
@@ -444,45 +618,60 @@ def run_id_for(submission: Submission) -> str:
     return f"{submission.pk.hex[:20]}-{submission.attempts}"
 
 
+def sandbox_instance() -> str:
+    """Names this deployment (its database) on sandbox labels, so the orphan sweep
+    never touches another deployment's (or test run's) objects on a shared engine."""
+    db = connection.settings_dict
+    key = f"{db.get('HOST') or ''}:{db.get('PORT') or ''}/{db.get('NAME') or ''}"
+    return settings.SHIPWRIGHT_SANDBOX_INSTANCE or hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def sandbox_labels(submission: Submission) -> dict[str, str]:
+    """Labels on every sandbox object of the submission's current attempt (its own
+    run and any reference run it triggers): the reaper removes what no live claim owns."""
+    return {
+        LABEL_SUBMISSION: str(submission.pk),
+        LABEL_ATTEMPT: str(submission.attempts),
+        LABEL_INSTANCE: sandbox_instance(),
+    }
+
+
 def submissions_reap_stale(*, now=None) -> list[str]:
     """Requeue running submissions whose worker stopped heartbeating (it died), or
-    mark them as errors after the last attempt. Returns the ids it acted on. Safe
-    to run anywhere, any time: claiming is conditional, so a duplicate message
-    does nothing."""
+    mark them as errors once SHIPWRIGHT_MAX_ATTEMPTS runs died. Returns the ids it
+    acted on. Safe to run anywhere, any time: claiming is conditional, so a
+    duplicate message does nothing."""
     now = now or timezone.now()
     acted = []
     dead_runs = set()
-    stale = Submission.objects.filter(
+    stale = Submission.objects.select_related("lab", "user").filter(
         status=Submission.Status.RUNNING,
         heartbeat_at__lt=now - timedelta(seconds=budget.STALE_HEARTBEAT_S),
     )
     for submission in stale:
         dead_runs.add(run_id_for(submission))
-        if submission.attempts < settings.SHIPWRIGHT_MAX_ATTEMPTS:
-            changed = Submission.objects.filter(
-                pk=submission.pk, status=Submission.Status.RUNNING, heartbeat_at=submission.heartbeat_at
-            ).update(
-                status=Submission.Status.QUEUED,
-                current_stage="",
-                stage_index=0,
-                error_message="The grading worker stopped unexpectedly; your submission is being graded again.",
-            )
-            if changed:
-                with transaction.atomic():
+        fence = Submission.objects.filter(
+            pk=submission.pk,
+            status=Submission.Status.RUNNING,
+            attempts=submission.attempts,
+            heartbeat_at=submission.heartbeat_at,
+        )
+        # Platform failures have their own budget: only the runs that died count here.
+        deaths = submission.attempts - submission.platform_errors
+        if deaths < settings.SHIPWRIGHT_MAX_ATTEMPTS:
+            with transaction.atomic():
+                changed = fence.update(
+                    status=Submission.Status.QUEUED, current_stage="", stage_index=0, error_message=WORKER_LOST
+                )
+                if changed:
                     submission_enqueue(submission)
-                acted.append(str(submission.pk))
-        else:
-            changed = Submission.objects.filter(pk=submission.pk, status=Submission.Status.RUNNING).update(
-                status=Submission.Status.ERROR,
-                finished_at=now,
-                current_stage="",
-                error_message=GAVE_UP.format(attempts=submission.attempts),
-            )
             if changed:
-                submission.refresh_from_db()
-                submission.result = submission_result_json(submission)
-                submission.save(update_fields=["result"])
+                log.warning(
+                    "grading %s: worker %s stopped heartbeating; requeued", submission.pk, submission.claimed_by
+                )
                 acted.append(str(submission.pk))
+        elif _give_up(submission, reason=f"the worker died {deaths} times", tries=deaths, fence=fence):
+            acted.append(str(submission.pk))
     if dead_runs:
         # The dead worker's containers still run (their time limit was enforced by it).
         try:
@@ -490,3 +679,41 @@ def submissions_reap_stale(*, now=None) -> list[str]:
         except SandboxError:
             log.warning("could not remove the containers of dead runs %s", sorted(dead_runs))
     return acted
+
+
+def submissions_redispatch_lost(*, live_ids: set[str] | None = None, now=None) -> list[str]:
+    """Send the grading task again for queued submissions whose message is overdue
+    by `budget.LOST_MESSAGE_S` (due = sent + countdown) and, when the broker could
+    be read (`live_ids`: submission ids in its queues), is not waiting there: a
+    broker restarted without persistence loses its messages, and the learner
+    would otherwise wait for good. A duplicate is harmless: the claim is conditional."""
+    now = now or timezone.now()
+    overdue = now - timedelta(seconds=budget.LOST_MESSAGE_S)
+    queued = Submission.objects.select_related("lab").filter(status=Submission.Status.QUEUED)
+    lost = queued.filter(Q(dispatch_due_at__lt=overdue) | Q(dispatch_due_at__isnull=True, created_at__lt=overdue))
+    acted = []
+    with transaction.atomic():
+        for submission in lost:
+            if live_ids is not None and str(submission.pk) in live_ids:
+                continue
+            submission_enqueue(submission)
+            acted.append(str(submission.pk))
+    if acted:
+        log.warning("re-sent the grading task of %d queued submissions whose message was lost: %s", len(acted), acted)
+    return acted
+
+
+def sandboxes_reap_orphans() -> int:
+    """Remove this deployment's sandbox objects that no live claim owns (a reference
+    run, an earlier attempt of a retried run, a dead worker's run), once they are
+    older than `budget.ORPHAN_GRACE_S`; and anything older than the longest run."""
+    live = {
+        (str(pk), str(attempts))
+        for pk, attempts in Submission.objects.filter(status=Submission.Status.RUNNING).values_list("pk", "attempts")
+    }
+    return reap_leftovers(
+        older_than_s=budget.MAX_HARD_LIMIT_S,
+        orphans_of=sandbox_instance(),
+        live_claims=live,
+        orphan_grace_s=budget.ORPHAN_GRACE_S,
+    )

@@ -2,28 +2,69 @@
 
 from __future__ import annotations
 
+import logging
+import re
+from pathlib import Path
+
 from celery import shared_task
+from django.conf import settings
 
 from . import services
+
+log = logging.getLogger(__name__)
+
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @shared_task(bind=True, name="grading.grade_submission", acks_late=True, max_retries=None)
 def grade_submission(self, submission_id: str) -> None:
     """Grade one submission. Idempotent: a redelivered message finds it claimed
-    or finished and does nothing. Retries only for platform errors."""
+    or finished and does nothing. Platform errors send the task again with a
+    countdown (through `submission_enqueue`, which records when it is due)."""
     outcome = services.submission_grade(submission_id, worker=self.request.hostname or "worker")
     if isinstance(outcome, services.Retry):
-        raise self.retry(countdown=outcome.countdown_s)
+        services.submission_retry(submission_id=submission_id, countdown_s=outcome.countdown_s)
 
 
 @shared_task(name="grading.reap_stale_submissions")
 def reap_stale_submissions() -> list[str]:
-    """Requeue submissions whose worker died; remove leftover containers."""
-    from .sandbox import SandboxError, reap_leftovers
+    """Runs on the maintenance queue (a grading backlog cannot starve it): requeue
+    submissions whose worker died, re-send those whose broker message was lost, and
+    remove sandbox objects no live claim owns."""
+    from .sandbox import SandboxError
 
     acted = services.submissions_reap_stale()
+    acted += services.submissions_redispatch_lost(live_ids=_queued_submission_ids())
     try:
-        reap_leftovers(older_than_s=services.budget.MAX_HARD_LIMIT_S)
-    except SandboxError:
-        pass
+        services.sandboxes_reap_orphans()
+    except SandboxError as exc:
+        log.warning("could not reap leftover sandboxes: %s", exc)
     return acted
+
+
+def _queued_submission_ids() -> set[str] | None:
+    """Submission ids with a message waiting in the grading queues, or None when the
+    broker cannot be read (then only the overdue time decides). Messages a worker
+    has reserved are not counted: a dead worker's would come back only after the
+    visibility timeout, and a live worker's run on time (a duplicate is harmless)."""
+    from config.celery import app
+
+    queues = [settings.SHIPWRIGHT_GRADING_QUEUE, settings.SHIPWRIGHT_LOW_QUEUE]
+    try:
+        with app.connection_for_read() as conn:
+            transport = conn.transport.driver_type
+            if transport == "redis":
+                client = conn.default_channel.client
+                texts = [raw.decode("utf-8", "replace") for q in queues for raw in client.lrange(q, 0, -1)]
+            elif transport == "filesystem":
+                folder = Path(conn.transport_options["data_folder_in"])
+                texts = [p.read_text("utf-8", "replace") for q in queues for p in folder.glob(f"*.{q}.msg")]
+            else:
+                return None
+    except Exception as exc:
+        log.warning("could not read the broker's queues: %s", exc)
+        return None
+    ids: set[str] = set()
+    for text in texts:
+        ids.update(_UUID_RE.findall(text))
+    return ids

@@ -100,7 +100,12 @@ def test_a_worker_killed_mid_grade_leaves_nothing_lost_or_stuck(lab, learner_use
 
 
 def test_an_unreachable_engine_is_retried_then_reported_not_charged(lab, learner_user, worker_env, tmp_path):
-    worker = Worker(worker_env, DOCKER_HOST="unix:///nonexistent/docker.sock", SHIPWRIGHT_MAX_ATTEMPTS="2")
+    worker = Worker(
+        worker_env,
+        DOCKER_HOST="unix:///nonexistent/docker.sock",
+        SHIPWRIGHT_MAX_ATTEMPTS="2",
+        SHIPWRIGHT_PLATFORM_RETRIES="1",
+    )
     try:
         submission = submit(learner_user, lab, make_solution(tmp_path, "correct"))
         wait_for(

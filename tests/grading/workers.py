@@ -20,8 +20,10 @@ REPO = Path(__file__).resolve().parents[2]
 def worker_env(settings):
     # Queues of our own: another test run sharing this Redis never takes our messages.
     suffix = uuid.uuid4().hex[:8]
+    broker_url = settings.CELERY_BROKER_URL  # a drill may point the settings at a private broker
     settings.SHIPWRIGHT_GRADING_QUEUE = f"grading-{suffix}"
     settings.SHIPWRIGHT_LOW_QUEUE = f"low-{suffix}"
+    settings.SHIPWRIGHT_MAINTENANCE_QUEUE = f"maintenance-{suffix}"
     db = connection.settings_dict
     env = {
         **os.environ,
@@ -31,15 +33,22 @@ def worker_env(settings):
         "SHIPWRIGHT_SNAPSHOT_DIR": str(settings.SHIPWRIGHT_SNAPSHOT_DIR),
         "SHIPWRIGHT_GRADING_QUEUE": settings.SHIPWRIGHT_GRADING_QUEUE,
         "SHIPWRIGHT_LOW_QUEUE": settings.SHIPWRIGHT_LOW_QUEUE,
+        "SHIPWRIGHT_MAINTENANCE_QUEUE": settings.SHIPWRIGHT_MAINTENANCE_QUEUE,
+        "REDIS_URL": broker_url,
     }
     yield env
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(
-        settings.SHIPWRIGHT_GRADING_QUEUE, settings.SHIPWRIGHT_LOW_QUEUE
+    redis.Redis.from_url(broker_url).delete(
+        settings.SHIPWRIGHT_GRADING_QUEUE, settings.SHIPWRIGHT_LOW_QUEUE, settings.SHIPWRIGHT_MAINTENANCE_QUEUE
     )
 
 
 class Worker:
-    def __init__(self, env: dict[str, str], **extra_env: str):
+    """A solo-pool worker on the grading queues of `env`; `broker_url` points it at
+    another broker (a private redis-server a drill restarts)."""
+
+    def __init__(self, env: dict[str, str], *, broker_url: str | None = None, **extra_env: str):
+        if broker_url:
+            extra_env["REDIS_URL"] = broker_url
         self.process = subprocess.Popen(
             [
                 sys.executable,
