@@ -255,6 +255,7 @@ SHIPWRIGHT_LOW_QUEUE = os.environ.get("SHIPWRIGHT_LOW_QUEUE", "low")
 CELERY_TASK_ROUTES = {
     "grading.grade_submission": {"queue": SHIPWRIGHT_GRADING_QUEUE},
     "grading.reap_stale_submissions": {"queue": SHIPWRIGHT_GRADING_QUEUE},
+    "grading.regrade_lab": {"queue": SHIPWRIGHT_LOW_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-submissions": {

@@ -15,7 +15,22 @@ class SubmissionQuerySet(models.QuerySet["Submission"]):
         return self.filter(status=Submission.Status.PASSED)
 
     def active(self) -> SubmissionQuerySet:
+        """Queued or running: learners' own submissions and staff regrades alike."""
         return self.filter(status__in=[Submission.Status.QUEUED, Submission.Status.RUNNING])
+
+    def regrades(self) -> SubmissionQuerySet:
+        """Submissions a staff member sent back for grading (they run on the low queue)."""
+        return self.filter(low_priority=True)
+
+    def learner_submitted(self) -> SubmissionQuerySet:
+        """Submissions as the learner made them, not staff regrades: only these hold a
+        learner's one active slot, so a regrade backlog never blocks anyone."""
+        return self.filter(low_priority=False)
+
+    def regradable(self) -> SubmissionQuerySet:
+        """Finished submissions whose snapshot is still kept (retention clears
+        `snapshot_path` when it removes one)."""
+        return self.filter(status__in=Submission.FINISHED).exclude(snapshot_path="")
 
 
 class Submission(models.Model):
@@ -55,6 +70,8 @@ class Submission(models.Model):
     intake_s = models.FloatField(default=0)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # Set by a staff regrade (the low queue). A regrade never takes the learner's one
+    # active slot: see SubmissionQuerySet.learner_submitted.
     low_priority = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
     score = models.FloatField(null=True, blank=True)

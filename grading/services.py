@@ -69,7 +69,10 @@ def submission_check_allowed(*, user, lab: Lab, enforce_limits: bool = True) -> 
         raise SubmissionRejected(LAB_NOT_GRADEABLE)
     if not enforce_limits:
         return
-    if Submission.objects.filter(user=user).active().exists():
+    # Staff regrades are left out: they drain on the low queue, and a learner waiting
+    # behind them could not submit at all. The learner's new submission and the regrade
+    # of an old one may then run side by side; both are graded, each once.
+    if Submission.objects.filter(user=user).active().learner_submitted().exists():
         raise SubmissionRejected(ACTIVE_SUBMISSION)
     cooloff = settings.SHIPWRIGHT_RESUBMIT_COOLOFF_S
     if cooloff > 0:
@@ -141,15 +144,20 @@ def submission_enqueue(submission: Submission, *, countdown_s: float = 0) -> Non
     )
 
 
-def submission_regrade(*, submission: Submission) -> Submission:
+def submission_regrade(*, submission: Submission) -> bool:
     """Grade the same immutable snapshot again, on the low-priority queue.
 
-    A certificate already issued is never revoked by a regrade.
+    Only a finished submission whose snapshot is still kept is regraded; returns
+    whether it was queued. A queued or running submission is left alone: it will be
+    graded against the lab as it is now anyway, and flagging a learner's own pending
+    submission as a regrade would move it to the slow queue and free the learner's
+    active slot behind their back. Idempotent: a second call finds it queued and
+    does nothing. A certificate already issued is never revoked by a regrade.
     """
     with transaction.atomic():
         updated = (
-            Submission.objects.filter(pk=submission.pk)
-            .exclude(status=Submission.Status.RUNNING)
+            Submission.objects.regradable()
+            .filter(pk=submission.pk)
             .update(
                 status=Submission.Status.QUEUED,
                 low_priority=True,
@@ -165,7 +173,20 @@ def submission_regrade(*, submission: Submission) -> Submission:
         submission.refresh_from_db()
         if updated:
             submission_enqueue(submission)
-    return submission
+    return bool(updated)
+
+
+def submissions_regrade(*, lab: Lab) -> int:
+    """Regrade every regradable submission of `lab` (see submission_regrade); returns
+    how many were queued. Meant for a background task: each submission is its own
+    small transaction, so learners' submissions are never held up behind it, and a
+    rerun after a crash queues only what is not queued yet."""
+    queued = 0
+    ids = list(Submission.objects.filter(lab=lab).regradable().order_by("created_at").values_list("pk", flat=True))
+    for submission in Submission.objects.filter(pk__in=ids).select_related("lab").iterator(chunk_size=200):
+        queued += submission_regrade(submission=submission)
+    log.info("regrade of %s: %d submission(s) queued", lab.full_slug, queued)
+    return queued
 
 
 def submission_claim(*, submission_id, worker: str) -> bool:

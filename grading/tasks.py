@@ -27,3 +27,16 @@ def reap_stale_submissions() -> list[str]:
     except SandboxError:
         pass
     return acted
+
+
+@shared_task(name="grading.regrade_lab", acks_late=True)
+def regrade_lab(lab_id: int) -> int:
+    """Queue every finished submission of a lab for regrading (the instructor's
+    "Regrade all"). Runs on the low queue, never in the request. Idempotent: a
+    redelivered message finds them queued already and queues nothing twice."""
+    from labs.models import Lab
+
+    lab = Lab.objects.filter(pk=lab_id).select_related("course").first()
+    if lab is None:
+        return 0
+    return services.submissions_regrade(lab=lab)
