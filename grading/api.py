@@ -82,7 +82,4 @@ def submission_detail(request: HttpRequest, pk) -> JsonResponse:
     submission = Submission.objects.select_related("lab", "lab__course").filter(pk=pk, user=user).first()
     if submission is None:
         return _error("No such submission.", 404)
-    document = (
-        submission.result if submission.finished and submission.result else services.submission_result_json(submission)
-    )
-    return JsonResponse(document)
+    return JsonResponse(services.submission_result_document(submission))

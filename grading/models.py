@@ -7,6 +7,18 @@ from django.db import models
 from django.db.models import Q
 
 
+def result_without_stage_outputs(document: dict) -> dict:
+    """The result document as stored: `stages[].output` left out (each stage's output
+    lives once, in its StageRun row)."""
+    stages = document.get("stages")
+    if not isinstance(stages, list) or not any(isinstance(s, dict) and "output" in s for s in stages):
+        return document
+    return {
+        **document,
+        "stages": [{k: v for k, v in s.items() if k != "output"} if isinstance(s, dict) else s for s in stages],
+    }
+
+
 class SubmissionQuerySet(models.QuerySet["Submission"]):
     def for_user(self, user) -> SubmissionQuerySet:
         return self.filter(user=user)
@@ -115,6 +127,15 @@ class Submission(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lab} by {self.user} ({self.status})"
+
+    def save(self, *args, **kwargs) -> None:
+        # Stage output is stored once, in StageRun.output. A second copy inside the
+        # result document let a learner who floods the 1 MiB output cap make a 2.1 MB
+        # document. Every writer goes through here, so none can store it twice;
+        # readers get the full contract document from services.submission_result_document.
+        if isinstance(self.result, dict):
+            self.result = result_without_stage_outputs(self.result)
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         from django.urls import reverse

@@ -392,24 +392,17 @@ def _award_certificate(submission: Submission) -> None:
 
 def submission_result_json(submission: Submission, *, timings: dict | None = None) -> dict:
     """The contract's result document (CONTRACTS.md section 1)."""
-    stages = []
-    for stage in submission.stage_runs.all():
-        if stage.status == StageRun.Status.SKIPPED:
-            output = stage.summary
-        elif stage.grader:
-            output = runner.GRADER_OUTPUT_NOTE
-        else:
-            output = stage.output
-        stages.append(
-            {
-                "name": stage.name,
-                "command": stage.command,
-                "exit_code": stage.exit_code,
-                "timed_out": stage.timed_out,
-                "duration_s": round(stage.duration_s, 3),
-                "output": output,
-            }
-        )
+    stages = [
+        {
+            "name": stage.name,
+            "command": stage.command,
+            "exit_code": stage.exit_code,
+            "timed_out": stage.timed_out,
+            "duration_s": round(stage.duration_s, 3),
+            "output": _stage_output(stage),
+        }
+        for stage in submission.stage_runs.all()
+    ]
     tests = [
         {
             "name": check.name,
@@ -447,6 +440,33 @@ def submission_result_json(submission: Submission, *, timings: dict | None = Non
         },
         "certificate": _certificate_json(submission),
     }
+
+
+def _stage_output(stage: StageRun) -> str:
+    """A stage's `output` as the contract shows it (grader-owned output is never shown)."""
+    if stage.status == StageRun.Status.SKIPPED:
+        return stage.summary
+    if stage.grader:
+        return runner.GRADER_OUTPUT_NOTE
+    return stage.output
+
+
+def submission_result_document(submission: Submission) -> dict:
+    """The contract's result document as served to every reader (API, `manage.py
+    grade`, the data export). A finished submission's stored document holds no stage
+    output (see Submission.save); it is filled in here from the StageRun rows, so
+    readers see exactly the contract's JSON. Unfinished: built from the rows now."""
+    if not (submission.finished and submission.result):
+        return submission_result_json(submission)
+    outputs = {stage.name: _stage_output(stage) for stage in submission.stage_runs.all()}
+    document = dict(submission.result)
+    document["stages"] = [
+        {**stage, "output": outputs.get(stage.get("name"), stage.get("output", ""))}
+        if isinstance(stage, dict)
+        else stage
+        for stage in document.get("stages", [])
+    ]
+    return document
 
 
 def _certificate_json(submission: Submission) -> dict | None:
