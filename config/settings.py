@@ -256,11 +256,17 @@ CELERY_TASK_ROUTES = {
     "grading.grade_submission": {"queue": SHIPWRIGHT_GRADING_QUEUE},
     "grading.reap_stale_submissions": {"queue": SHIPWRIGHT_GRADING_QUEUE},
     "grading.regrade_lab": {"queue": SHIPWRIGHT_LOW_QUEUE},
+    "grading.prune_submissions": {"queue": SHIPWRIGHT_LOW_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-submissions": {
         "task": "grading.reap_stale_submissions",
         "schedule": _env_float("SHIPWRIGHT_REAPER_INTERVAL_S", 60.0),
+    },
+    # Retention (SHIPWRIGHT_RETENTION_DAYS); the task does nothing while it is 0.
+    "prune-submissions": {
+        "task": "grading.prune_submissions",
+        "schedule": _env_float("SHIPWRIGHT_RETENTION_INTERVAL_S", 24 * 3600.0),
     },
 }
 
@@ -275,6 +281,13 @@ SHIPWRIGHT_GIT_TIMEOUT_S = _env_int("SHIPWRIGHT_GIT_TIMEOUT_S", 60)
 SHIPWRIGHT_GIT_ALLOW_LOOPBACK = _env_bool("SHIPWRIGHT_GIT_ALLOW_LOOPBACK", False)
 SHIPWRIGHT_RESUBMIT_COOLOFF_S = _env_int("SHIPWRIGHT_RESUBMIT_COOLOFF_S", 30)
 SHIPWRIGHT_MAX_ATTEMPTS = _env_int("SHIPWRIGHT_MAX_ATTEMPTS", 3)
+# Days after which a superseded attempt's snapshot and stage output are deleted
+# (grading/retention.py); 0 keeps everything.
+SHIPWRIGHT_RETENTION_DAYS = _env_int("SHIPWRIGHT_RETENTION_DAYS", 0)
+if SHIPWRIGHT_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured(
+        f"SHIPWRIGHT_RETENTION_DAYS must be 0 (off) or a number of days, got {SHIPWRIGHT_RETENTION_DAYS}"
+    )
 
 # Certificates: the issuer's signing keys (a directory of PEM files, newest wins).
 # Requests per window (seconds) per client on the public verify endpoints.

@@ -40,3 +40,24 @@ def regrade_lab(lab_id: int) -> int:
     if lab is None:
         return 0
     return services.submissions_regrade(lab=lab)
+
+
+@shared_task(name="grading.prune_submissions")
+def prune_submissions() -> dict:
+    """Apply the retention policy (SHIPWRIGHT_RETENTION_DAYS; 0 leaves everything).
+    Idempotent; scheduled daily by Celery beat."""
+    from django.conf import settings
+
+    from . import retention
+
+    days = settings.SHIPWRIGHT_RETENTION_DAYS
+    if days <= 0:
+        return {}
+    report = retention.prune(older_than_days=days)
+    return {
+        "submissions": report.submissions,
+        "snapshots": report.snapshots,
+        "snapshot_bytes": report.snapshot_bytes,
+        "stage_outputs": report.stage_outputs,
+        "stage_output_bytes": report.stage_output_bytes,
+    }
