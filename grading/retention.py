@@ -192,3 +192,16 @@ def prune(*, older_than_days: int, dry_run: bool = False, now=None) -> PruneRepo
         "; ".join(report.lines(dry_run=dry_run)),
     )
     return report
+
+
+def snapshot_delete_if_unused(name: str) -> int:
+    """Delete the snapshot file `name` unless a submission still refers to it (the
+    same bytes submitted by someone else); returns the bytes freed. Idempotent."""
+    if not name or "/" in name or name.startswith("."):
+        return 0
+    if Submission.objects.filter(snapshot_path=name).exists():
+        return 0
+    path = Path(settings.SHIPWRIGHT_SNAPSHOT_DIR) / name
+    size = _size(path)
+    path.unlink(missing_ok=True)
+    return size
