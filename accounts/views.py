@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -51,10 +51,10 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
 
 @login_required
 def data_export(request: HttpRequest) -> HttpResponse:
-    import json
-
-    data = services.user_data_export(user=request.user)
-    response = HttpResponse(json.dumps(data, indent=2), content_type="application/json")
+    # Streamed: the export is produced while it is sent, never built in memory.
+    response = StreamingHttpResponse(
+        services.user_data_export_chunks(user=request.user), content_type="application/json"
+    )
     response["Content-Disposition"] = 'attachment; filename="shipwright-my-data.json"'
     return response
 

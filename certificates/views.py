@@ -16,6 +16,16 @@ from .pdf import render_certificate_pdf
 from .ratelimit import rate_limited
 
 NOT_FOUND = "No certificate with this id is public."
+WITHDRAWN_HOLDER = "Name removed at the request of the holder"
+
+
+def withdrawn_by_holder(certificate: Certificate) -> bool:
+    """Revoked because the holder deleted their account: nothing public may name them
+    any more (older rows may still hold the name, so this is decided here, not by
+    what the row contains)."""
+    return (
+        certificate.status == Certificate.Status.REVOKED and certificate.status_reason == services.WITHDRAWN_BY_HOLDER
+    )
 
 
 def _public_certificate(public_id: str) -> Certificate:
@@ -31,6 +41,13 @@ def _public_certificate(public_id: str) -> Certificate:
 @rate_limited
 def verify(request: HttpRequest, public_id: str) -> HttpResponse:
     certificate = _public_certificate(public_id)
+    if withdrawn_by_holder(certificate):
+        # The signed credential names the holder: it is neither shown nor checked.
+        return render(
+            request,
+            "certificates/verify.html",
+            {"certificate": certificate, "withdrawn": True, "withdrawn_holder": WITHDRAWN_HOLDER},
+        )
     report = services.certificate_verify(certificate)
     credential = json.loads(certificate.credential)
     requirements = [r["lab"] for r in certificate.course.requirements]
@@ -53,6 +70,10 @@ def verify(request: HttpRequest, public_id: str) -> HttpResponse:
 @rate_limited
 def credential_json(request: HttpRequest, public_id: str) -> HttpResponse:
     certificate = _public_certificate(public_id)
+    if withdrawn_by_holder(certificate):
+        # It names the holder. Verifiers holding a copy still learn from the status
+        # list that it was revoked.
+        raise Http404(NOT_FOUND)
     response = HttpResponse(certificate.credential.encode(), content_type="application/vc+ld+json")
     response["Content-Disposition"] = f'inline; filename="{certificate.public_id}.json"'
     response["Access-Control-Allow-Origin"] = "*"

@@ -262,6 +262,8 @@ SHIPWRIGHT_REAPER_INTERVAL_S = _env_float("SHIPWRIGHT_REAPER_INTERVAL_S", 60.0)
 CELERY_TASK_ROUTES = {
     "grading.grade_submission": {"queue": SHIPWRIGHT_GRADING_QUEUE},
     "grading.reap_stale_submissions": {"queue": SHIPWRIGHT_MAINTENANCE_QUEUE},
+    "grading.regrade_lab": {"queue": SHIPWRIGHT_LOW_QUEUE},
+    "grading.prune_submissions": {"queue": SHIPWRIGHT_LOW_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-submissions": {
@@ -269,6 +271,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": SHIPWRIGHT_REAPER_INTERVAL_S,
         # A tick nobody ran in time is dropped: the next one does the same work.
         "options": {"queue": SHIPWRIGHT_MAINTENANCE_QUEUE, "expires": SHIPWRIGHT_REAPER_INTERVAL_S},
+    },
+    # Retention (SHIPWRIGHT_RETENTION_DAYS); the task does nothing while it is 0.
+    "prune-submissions": {
+        "task": "grading.prune_submissions",
+        "schedule": _env_float("SHIPWRIGHT_RETENTION_INTERVAL_S", 24 * 3600.0),
     },
 }
 
@@ -289,6 +296,15 @@ SHIPWRIGHT_MAX_ATTEMPTS = _env_int("SHIPWRIGHT_MAX_ATTEMPTS", 3)
 SHIPWRIGHT_PLATFORM_RETRIES = _env_int("SHIPWRIGHT_PLATFORM_RETRIES", 8)
 # Labels this deployment's sandboxes; empty: derived from the database's address.
 SHIPWRIGHT_SANDBOX_INSTANCE = os.environ.get("SHIPWRIGHT_SANDBOX_INSTANCE", "")
+
+
+# Days after which a superseded attempt's snapshot and stage output are deleted
+# (grading/retention.py); 0 keeps everything.
+SHIPWRIGHT_RETENTION_DAYS = _env_int("SHIPWRIGHT_RETENTION_DAYS", 0)
+if SHIPWRIGHT_RETENTION_DAYS < 0:
+    raise ImproperlyConfigured(
+        f"SHIPWRIGHT_RETENTION_DAYS must be 0 (off) or a number of days, got {SHIPWRIGHT_RETENTION_DAYS}"
+    )
 
 # Certificates: the issuer's signing keys (a directory of PEM files, newest wins).
 # Requests per window (seconds) per client on the public verify endpoints.

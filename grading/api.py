@@ -82,11 +82,9 @@ def submission_detail(request: HttpRequest, pk) -> JsonResponse:
     submission = Submission.objects.select_related("lab", "lab__course").filter(pk=pk, user=user).first()
     if submission is None:
         return _error("No such submission.", 404)
-    document = (
-        submission.result if submission.finished and submission.result else services.submission_result_json(submission)
-    )
     # Additive to the contract's keys: why a submission waits (a retry after a
     # platform failure, a lost worker) or why it ended in a platform error.
+    document = services.submission_result_document(submission)
     detail = services.submission_status_detail(submission)
     if detail:
         document = {**document, "status_detail": detail}

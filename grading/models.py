@@ -12,6 +12,18 @@ WORKER_LOST_PENDING = (
 )
 
 
+def result_without_stage_outputs(document: dict) -> dict:
+    """The result document as stored: `stages[].output` left out (each stage's output
+    lives once, in its StageRun row)."""
+    stages = document.get("stages")
+    if not isinstance(stages, list) or not any(isinstance(s, dict) and "output" in s for s in stages):
+        return document
+    return {
+        **document,
+        "stages": [{k: v for k, v in s.items() if k != "output"} if isinstance(s, dict) else s for s in stages],
+    }
+
+
 class SubmissionQuerySet(models.QuerySet["Submission"]):
     def for_user(self, user) -> SubmissionQuerySet:
         return self.filter(user=user)
@@ -20,7 +32,22 @@ class SubmissionQuerySet(models.QuerySet["Submission"]):
         return self.filter(status=Submission.Status.PASSED)
 
     def active(self) -> SubmissionQuerySet:
+        """Queued or running: learners' own submissions and staff regrades alike."""
         return self.filter(status__in=[Submission.Status.QUEUED, Submission.Status.RUNNING])
+
+    def regrades(self) -> SubmissionQuerySet:
+        """Submissions a staff member sent back for grading (they run on the low queue)."""
+        return self.filter(low_priority=True)
+
+    def learner_submitted(self) -> SubmissionQuerySet:
+        """Submissions as the learner made them, not staff regrades: only these hold a
+        learner's one active slot, so a regrade backlog never blocks anyone."""
+        return self.filter(low_priority=False)
+
+    def regradable(self) -> SubmissionQuerySet:
+        """Finished submissions whose snapshot is still kept (retention clears
+        `snapshot_path` when it removes one)."""
+        return self.filter(status__in=Submission.FINISHED).exclude(snapshot_path="")
 
 
 class Submission(models.Model):
@@ -60,6 +87,8 @@ class Submission(models.Model):
     intake_s = models.FloatField(default=0)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # Set by a staff regrade (the low queue). A regrade never takes the learner's one
+    # active slot: see SubmissionQuerySet.learner_submitted.
     low_priority = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
     score = models.FloatField(null=True, blank=True)
@@ -116,6 +145,15 @@ class Submission(models.Model):
 
     def __str__(self) -> str:
         return f"{self.lab} by {self.user} ({self.status})"
+
+    def save(self, *args, **kwargs) -> None:
+        # Stage output is stored once, in StageRun.output. A second copy inside the
+        # result document let a learner who floods the 1 MiB output cap make a 2.1 MB
+        # document. Every writer goes through here, so none can store it twice;
+        # readers get the full contract document from services.submission_result_document.
+        if isinstance(self.result, dict):
+            self.result = result_without_stage_outputs(self.result)
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         from django.urls import reverse

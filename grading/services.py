@@ -89,7 +89,10 @@ def submission_check_allowed(*, user, lab: Lab, enforce_limits: bool = True) -> 
         raise SubmissionRejected(LAB_NOT_GRADEABLE)
     if not enforce_limits:
         return
-    if Submission.objects.filter(user=user).active().exists():
+    # Staff regrades are left out: they drain on the low queue, and a learner waiting
+    # behind them could not submit at all. The learner's new submission and the regrade
+    # of an old one may then run side by side; both are graded, each once.
+    if Submission.objects.filter(user=user).active().learner_submitted().exists():
         raise SubmissionRejected(ACTIVE_SUBMISSION)
     cooloff = settings.SHIPWRIGHT_RESUBMIT_COOLOFF_S
     if cooloff > 0:
@@ -167,15 +170,20 @@ def submission_enqueue(submission: Submission, *, countdown_s: float = 0) -> Non
     )
 
 
-def submission_regrade(*, submission: Submission) -> Submission:
+def submission_regrade(*, submission: Submission) -> bool:
     """Grade the same immutable snapshot again, on the low-priority queue.
 
-    A certificate already issued is never revoked by a regrade.
+    Only a finished submission whose snapshot is still kept is regraded; returns
+    whether it was queued. A queued or running submission is left alone: it will be
+    graded against the lab as it is now anyway, and flagging a learner's own pending
+    submission as a regrade would move it to the slow queue and free the learner's
+    active slot behind their back. Idempotent: a second call finds it queued and
+    does nothing. A certificate already issued is never revoked by a regrade.
     """
     with transaction.atomic():
         updated = (
-            Submission.objects.filter(pk=submission.pk)
-            .exclude(status=Submission.Status.RUNNING)
+            Submission.objects.regradable()
+            .filter(pk=submission.pk)
             .update(
                 status=Submission.Status.QUEUED,
                 low_priority=True,
@@ -191,7 +199,20 @@ def submission_regrade(*, submission: Submission) -> Submission:
         submission.refresh_from_db()
         if updated:
             submission_enqueue(submission)
-    return submission
+    return bool(updated)
+
+
+def submissions_regrade(*, lab: Lab) -> int:
+    """Regrade every regradable submission of `lab` (see submission_regrade); returns
+    how many were queued. Meant for a background task: each submission is its own
+    small transaction, so learners' submissions are never held up behind it, and a
+    rerun after a crash queues only what is not queued yet."""
+    queued = 0
+    ids = list(Submission.objects.filter(lab=lab).regradable().order_by("created_at").values_list("pk", flat=True))
+    for submission in Submission.objects.filter(pk__in=ids).select_related("lab").iterator(chunk_size=200):
+        queued += submission_regrade(submission=submission)
+    log.info("regrade of %s: %d submission(s) queued", lab.full_slug, queued)
+    return queued
 
 
 def submission_claim(*, submission_id, worker: str) -> int | None:
@@ -535,24 +556,17 @@ def _award_certificate(submission: Submission) -> None:
 
 def submission_result_json(submission: Submission, *, timings: dict | None = None) -> dict:
     """The contract's result document (CONTRACTS.md section 1)."""
-    stages = []
-    for stage in submission.stage_runs.all():
-        if stage.status == StageRun.Status.SKIPPED:
-            output = stage.summary
-        elif stage.grader:
-            output = runner.GRADER_OUTPUT_NOTE
-        else:
-            output = stage.output
-        stages.append(
-            {
-                "name": stage.name,
-                "command": stage.command,
-                "exit_code": stage.exit_code,
-                "timed_out": stage.timed_out,
-                "duration_s": round(stage.duration_s, 3),
-                "output": output,
-            }
-        )
+    stages = [
+        {
+            "name": stage.name,
+            "command": stage.command,
+            "exit_code": stage.exit_code,
+            "timed_out": stage.timed_out,
+            "duration_s": round(stage.duration_s, 3),
+            "output": _stage_output(stage),
+        }
+        for stage in submission.stage_runs.all()
+    ]
     tests = [
         {
             "name": check.name,
@@ -600,6 +614,33 @@ def submission_status_detail(submission: Submission) -> str:
     if submission.status in (Submission.Status.QUEUED, Submission.Status.ERROR):
         return submission.error_message
     return ""
+
+
+def _stage_output(stage: StageRun) -> str:
+    """A stage's `output` as the contract shows it (grader-owned output is never shown)."""
+    if stage.status == StageRun.Status.SKIPPED:
+        return stage.summary
+    if stage.grader:
+        return runner.GRADER_OUTPUT_NOTE
+    return stage.output
+
+
+def submission_result_document(submission: Submission) -> dict:
+    """The contract's result document as served to every reader (API, `manage.py
+    grade`, the data export). A finished submission's stored document holds no stage
+    output (see Submission.save); it is filled in here from the StageRun rows, so
+    readers see exactly the contract's JSON. Unfinished: built from the rows now."""
+    if not (submission.finished and submission.result):
+        return submission_result_json(submission)
+    outputs = {stage.name: _stage_output(stage) for stage in submission.stage_runs.all()}
+    document = dict(submission.result)
+    document["stages"] = [
+        {**stage, "output": outputs.get(stage.get("name"), stage.get("output", ""))}
+        if isinstance(stage, dict)
+        else stage
+        for stage in document.get("stages", [])
+    ]
+    return document
 
 
 def _certificate_json(submission: Submission) -> dict | None:

@@ -68,3 +68,37 @@ def _queued_submission_ids() -> set[str] | None:
     for text in texts:
         ids.update(_UUID_RE.findall(text))
     return ids
+
+
+@shared_task(name="grading.regrade_lab", acks_late=True)
+def regrade_lab(lab_id: int) -> int:
+    """Queue every finished submission of a lab for regrading (the instructor's
+    "Regrade all"). Runs on the low queue, never in the request. Idempotent: a
+    redelivered message finds them queued already and queues nothing twice."""
+    from labs.models import Lab
+
+    lab = Lab.objects.filter(pk=lab_id).select_related("course").first()
+    if lab is None:
+        return 0
+    return services.submissions_regrade(lab=lab)
+
+
+@shared_task(name="grading.prune_submissions")
+def prune_submissions() -> dict:
+    """Apply the retention policy (SHIPWRIGHT_RETENTION_DAYS; 0 leaves everything).
+    Idempotent; scheduled daily by Celery beat."""
+    from django.conf import settings
+
+    from . import retention
+
+    days = settings.SHIPWRIGHT_RETENTION_DAYS
+    if days <= 0:
+        return {}
+    report = retention.prune(older_than_days=days)
+    return {
+        "submissions": report.submissions,
+        "snapshots": report.snapshots,
+        "snapshot_bytes": report.snapshot_bytes,
+        "stage_outputs": report.stage_outputs,
+        "stage_output_bytes": report.stage_output_bytes,
+    }

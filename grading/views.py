@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
+from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,6 +28,15 @@ from .intake import IntakeError, snapshot_from_git, snapshot_from_upload
 from .models import Submission
 
 UPLOAD_TOO_LARGE = "The upload is larger than the {mb:g} MB limit."
+REGRADE_QUEUED = "Queued for regrading on the low-priority queue."
+REGRADE_REFUSED = (
+    "Not queued: only a finished submission whose source is still kept can be regraded "
+    "(this one is being graded now, or its source was removed by the retention policy)."
+)
+REGRADE_ALL_QUEUED = (
+    "Regrading {count} finished submission(s) in the background on the low-priority queue; "
+    "learners can keep submitting meanwhile."
+)
 
 
 class CappedUploadHandler(FileUploadHandler):
@@ -216,20 +226,27 @@ def lab_submissions(request: HttpRequest, course_slug: str, lab_slug: str) -> Ht
 @require_POST
 def submission_regrade(request: HttpRequest, pk) -> HttpResponse:
     submission = get_object_or_404(Submission, pk=pk)
-    services.submission_regrade(submission=submission)
-    messages.success(request, "Queued for regrading on the low-priority queue.")
+    if services.submission_regrade(submission=submission):
+        messages.success(request, REGRADE_QUEUED)
+    else:
+        messages.error(request, REGRADE_REFUSED)
     return redirect(submission.get_absolute_url())
 
 
 @staff_member_required
 @require_POST
 def lab_regrade_all(request: HttpRequest, course_slug: str, lab_slug: str) -> HttpResponse:
-    lab = get_object_or_404(Lab, course__slug=course_slug, slug=lab_slug)
-    count = 0
-    for submission in Submission.objects.filter(lab=lab).exclude(status=Submission.Status.RUNNING):
-        services.submission_regrade(submission=submission)
-        count += 1
-    messages.success(request, f"Queued {count} submission(s) for regrading on the low-priority queue.")
+    """Hands the whole lab to one background task on the low queue: regrading
+    hundreds of submissions in the request would time out and hold locks that
+    learners' own submissions wait for."""
+    from .tasks import regrade_lab
+
+    lab = get_object_or_404(Lab.objects.select_related("course"), course__slug=course_slug, slug=lab_slug)
+    count = Submission.objects.filter(lab=lab).regradable().count()
+    if count:
+        queue = settings.SHIPWRIGHT_LOW_QUEUE
+        transaction.on_commit(lambda: regrade_lab.apply_async(args=[lab.pk], queue=queue))
+    messages.success(request, REGRADE_ALL_QUEUED.format(count=count))
     return redirect("grading:lab-submissions", course_slug=course_slug, lab_slug=lab_slug)
 
 

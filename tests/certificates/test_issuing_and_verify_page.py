@@ -217,7 +217,7 @@ def test_deleting_the_account_revokes_with_withdrawn_by_holder(certificate, lear
 
 
 def test_the_data_export_holds_my_certificates_and_submissions(certificate, learner_client):
-    data = json.loads(learner_client.get("/profile/export.json").content)
+    data = json.loads(b"".join(learner_client.get("/profile/export.json").streaming_content))
     assert data["account"]["email"] == "learner@example.com"
     assert data["certificates"][0]["id"] == certificate.public_id
     assert len(data["submissions"]) == 1

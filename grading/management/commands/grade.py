@@ -85,7 +85,7 @@ class Command(BaseCommand):
         if isinstance(outcome, services.Retry):
             # Leave it to the workers to retry; this run reports the platform error.
             services.submission_enqueue(submission, countdown_s=outcome.countdown_s)
-        document = submission.result or services.submission_result_json(submission)
+        document = services.submission_result_document(submission)
         if isinstance(outcome, services.Retry) or submission.status == submission.Status.ERROR:
             document = {**document, "status": "error"}
         if as_json:

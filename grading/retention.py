@@ -1,0 +1,207 @@
+"""Retention: storage that does not grow without end.
+
+A superseded attempt (finished longer ago than the retention period, not the
+learner's best for its lab and not backing a certificate) loses its source
+snapshot and its stages' output; its row, scores and check feedback stay, so
+progress pages, grade exports and certificates are unchanged. Run daily by Celery
+beat (`grading.prune_submissions`) and by `manage.py prune_submissions`.
+
+Snapshots are content-addressed (`<sha256>.tar.gz`): two submissions of the same
+bytes share one file, which is deleted only once no submission refers to it.
+Everything here is idempotent: a second run finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .models import StageRun, Submission
+
+log = logging.getLogger(__name__)
+
+PRUNED_OUTPUT = "(output removed by the retention policy: this attempt was superseded)"
+# A snapshot file written or touched this recently is never deleted: it may belong to
+# an upload whose submission row is being created right now (intake reuses an
+# existing file with the same content before the row exists).
+SNAPSHOT_GRACE_S = 3600
+
+
+@dataclass
+class PruneReport:
+    submissions: int = 0
+    snapshots: int = 0
+    snapshot_bytes: int = 0
+    stage_outputs: int = 0
+    stage_output_bytes: int = 0
+    kept: int = 0
+    results_compacted: int = 0
+    snapshot_names: set[str] = field(default_factory=set)
+
+    def lines(self, *, dry_run: bool) -> list[str]:
+        verb = "would delete" if dry_run else "deleted"
+        return [
+            f"superseded attempts: {self.submissions} (kept: {self.kept} best or certificate-backing attempts)",
+            f"snapshots {verb}: {self.snapshots} ({self.snapshot_bytes} bytes)",
+            f"stage outputs {verb}: {self.stage_outputs} ({self.stage_output_bytes} bytes)",
+            f"result documents {'to compact' if dry_run else 'compacted'}: {self.results_compacted} "
+            "(written before stage output was stored once)",
+        ]
+
+
+def _percent(score: float | None, max_score: float | None) -> float:
+    if score is None or not max_score:
+        return -1.0
+    return 100.0 * score / max_score
+
+
+def kept_submission_ids() -> set:
+    """Finished attempts that are never pruned: each learner's best per lab (passed
+    first, then the highest percentage, then the newest: the attempt the lab page
+    and the certificate rule pick) and every attempt that matches the evidence of a
+    certificate. Certificates record their evidence by value (lab, score, lab
+    content hash, image digest, commit), not by submission id, so matching on those
+    values keeps the attempt that backed the certificate even after a better one."""
+    from certificates.models import Certificate
+
+    best: dict[tuple[int, int], tuple[tuple, object]] = {}
+    rows = Submission.objects.filter(status__in=Submission.FINISHED).values_list(
+        "pk", "user_id", "lab_id", "status", "score", "max_score", "created_at"
+    )
+    for pk, user_id, lab_id, status, score, max_score, created_at in rows.iterator(chunk_size=2000):
+        key = (status == Submission.Status.PASSED, _percent(score, max_score), created_at)
+        current = best.get((user_id, lab_id))
+        if current is None or key > current[0]:
+            best[(user_id, lab_id)] = (key, pk)
+    kept = {pk for _, pk in best.values()}
+
+    for certificate in Certificate.objects.filter(user__isnull=False).only("user_id", "course_id", "evidence"):
+        for item in certificate.evidence or []:
+            if not isinstance(item, dict) or "slug" not in item:
+                continue
+            matches = Submission.objects.filter(
+                user_id=certificate.user_id,
+                lab__course_id=certificate.course_id,
+                lab__slug=item["slug"],
+                status=Submission.Status.PASSED,
+                score=item.get("score"),
+                max_score=item.get("max_score"),
+                lab_hash=item.get("lab_hash", ""),
+            )
+            kept.update(matches.values_list("pk", flat=True))
+    return kept
+
+
+def superseded(*, older_than_days: int, now=None) -> tuple[list, int]:
+    """Ids of the finished attempts older than the period that are not kept and still
+    hold a snapshot or stage output; and how many old attempts were kept."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=older_than_days)
+    kept = kept_submission_ids()
+    old = Submission.objects.filter(status__in=Submission.FINISHED, finished_at__lt=cutoff)
+    with_output = set(_live_outputs().filter(submission__in=old).values_list("submission_id", flat=True).distinct())
+    candidates, kept_count = [], 0
+    for pk, path in old.values_list("pk", "snapshot_path").iterator(chunk_size=2000):
+        if pk in kept:
+            kept_count += 1
+        elif path or pk in with_output:
+            candidates.append(pk)
+    return candidates, kept_count
+
+
+def _live_outputs():
+    return StageRun.objects.exclude(output="").exclude(output=PRUNED_OUTPUT)
+
+
+def compact_result_documents(*, dry_run: bool = False) -> int:
+    """Re-save result documents written before stage output was stored once (they
+    still carry `stages[].output`); Submission.save drops the copy. Returns how many."""
+    legacy = Submission.objects.filter(result__stages__0__has_key="output")
+    count = 0
+    for submission in legacy.only("pk", "result").iterator(chunk_size=50):
+        count += 1
+        if not dry_run:
+            submission.save(update_fields=["result"])
+    return count
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _deletable(path: Path) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > SNAPSHOT_GRACE_S
+    except FileNotFoundError:
+        return False
+
+
+def prune(*, older_than_days: int, dry_run: bool = False, now=None) -> PruneReport:
+    """Remove the snapshots and stage output of superseded attempts (see the module
+    docstring). With dry_run, changes nothing and reports what it would delete."""
+    if older_than_days <= 0:
+        raise ValueError("older_than_days must be positive")
+    report = PruneReport(results_compacted=compact_result_documents(dry_run=dry_run))
+    ids, report.kept = superseded(older_than_days=older_than_days, now=now)
+    report.submissions = len(ids)
+    snapshot_dir = Path(settings.SHIPWRIGHT_SNAPSHOT_DIR)
+    for start in range(0, len(ids), 200):
+        chunk = ids[start : start + 200]
+        for output in (
+            _live_outputs().filter(submission_id__in=chunk).values_list("output", flat=True).iterator(chunk_size=20)
+        ):
+            report.stage_outputs += 1
+            report.stage_output_bytes += len(output.encode())
+        names = set(
+            Submission.objects.filter(pk__in=chunk).exclude(snapshot_path="").values_list("snapshot_path", flat=True)
+        )
+        if not dry_run:
+            with transaction.atomic():
+                _live_outputs().filter(submission_id__in=chunk).update(output=PRUNED_OUTPUT, output_truncated_bytes=0)
+                # The row keeps snapshot_sha256 (provenance); an empty path says the
+                # bytes are gone, so the attempt can no longer be regraded.
+                Submission.objects.filter(pk__in=chunk).update(snapshot_path="")
+        for name in sorted(names):
+            # Shared content: another submission (kept, recent or in flight) still
+            # needs the file. In a dry run the chunk's own rows still name it.
+            users = Submission.objects.filter(snapshot_path=name)
+            if dry_run:
+                users = users.exclude(pk__in=ids)
+            path = snapshot_dir / name
+            if users.exists() or not _deletable(path) or name in report.snapshot_names:
+                continue
+            report.snapshots += 1
+            report.snapshot_bytes += _size(path)
+            report.snapshot_names.add(name)
+            if not dry_run:
+                path.unlink(missing_ok=True)
+    log.info(
+        "retention (%s days%s): %s",
+        older_than_days,
+        ", dry run" if dry_run else "",
+        "; ".join(report.lines(dry_run=dry_run)),
+    )
+    return report
+
+
+def snapshot_delete_if_unused(name: str) -> int:
+    """Delete the snapshot file `name` unless a submission still refers to it (the
+    same bytes submitted by someone else); returns the bytes freed. Idempotent."""
+    if not name or "/" in name or name.startswith("."):
+        return 0
+    if Submission.objects.filter(snapshot_path=name).exists():
+        return 0
+    path = Path(settings.SHIPWRIGHT_SNAPSHOT_DIR) / name
+    size = _size(path)
+    path.unlink(missing_ok=True)
+    return size
