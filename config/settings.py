@@ -236,8 +236,14 @@ else:
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # kombu writes its exchange tables to ./control unless told otherwise.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+    # Every process that may send a task (the site, a worker, manage.py grade) finds
+    # the broker's folders; kombu does not create them and fails on the first send.
+    for _folder in ("queue", "processed", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     if REDIS_URL

@@ -3,7 +3,7 @@
 # embedded defaults; Ctrl-C stops them all.
 set -uo pipefail
 PY=${1:-.venv/bin/python}
-mkdir -p var/broker/queue var/broker/processed
+mkdir -p var
 pids=()
 cleanup() {
   trap - INT TERM EXIT

@@ -117,12 +117,54 @@ def test_a_rejected_archive_exits_2_with_one_line_and_grades_nothing(tiny_lab, t
     assert not Submission.objects.exists()
 
 
-def test_an_unreachable_engine_is_a_platform_error_exit_1(tiny_lab, tmp_path, monkeypatch):
+def test_an_unreachable_engine_is_retried_in_process_then_a_platform_error_exit_1(tiny_lab, tmp_path, monkeypatch):
+    from grading import services
+
+    monkeypatch.setattr(services, "IN_PROCESS_BACKOFF_S", 0.0)
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    code, document, _ = grade("tiny-course/tiny", str(make_solution(tmp_path, "correct")), "--json")
+    code, document, err = grade("tiny-course/tiny", str(make_solution(tmp_path, "correct")), "--json")
     assert code == 1 and document["status"] == "error"
     submission = Submission.objects.get(pk=document["submission"])
-    assert "Grading is delayed" in submission.error_message
+    # Tried in this process, never left queued for a worker that may not exist.
+    assert submission.status == Submission.Status.ERROR
+    assert submission.attempts == services.IN_PROCESS_ATTEMPTS
+    assert "Grading failed 3 times because of a platform problem" in submission.error_message
+    assert err.strip().splitlines()[-1].startswith("grade: the platform could not grade: Grading failed 3 times")
+    assert "Docker engine" in err
+
+
+def test_grade_without_a_broker_or_engine_prints_the_error_json_not_a_traceback(transactional_db, tiny_lab, tmp_path):
+    """`manage.py grade` on the embedded defaults (no Redis, a fresh var/ with no
+    broker folders) when the engine is down: the contract's JSON and exit 1."""
+    import os
+    import subprocess
+    import sys
+
+    from django.db import connection
+
+    from tests.grading.workers import REPO
+
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": f"postgresql://{db['USER'] or 'postgres'}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": "",
+        "SHIPWRIGHT_VAR_DIR": str(tmp_path / "fresh-var"),
+        "DOCKER_HOST": "unix:///nonexistent/docker.sock",
+    }
+    run = subprocess.run(
+        [sys.executable, "manage.py", "grade", "tiny-course/tiny", str(make_solution(tmp_path, "correct")), "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1, run.stderr
+    assert json.loads(run.stdout)["status"] == "error"
+    assert "Traceback" not in run.stderr
+    assert "grade: the platform could not grade" in run.stderr
 
 
 def test_a_memory_hog_is_reported_as_the_memory_limit(tiny_lab, tmp_path):

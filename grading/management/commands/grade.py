@@ -80,21 +80,16 @@ class Command(BaseCommand):
             enqueue=False,
             enforce_limits=False,
         )
-        outcome = services.submission_grade(submission.pk, worker="manage.py grade")
-        submission.refresh_from_db()
-        if isinstance(outcome, services.Retry):
-            # Leave it to the workers to retry; this run reports the platform error.
-            services.submission_enqueue(submission, countdown_s=outcome.countdown_s)
+        submission = services.submission_grade_in_process(submission.pk, worker="manage.py grade")
         document = services.submission_result_document(submission)
-        if isinstance(outcome, services.Retry) or submission.status == submission.Status.ERROR:
-            document = {**document, "status": "error"}
         if as_json:
             self.stdout.write(json.dumps(document, indent=2))
         else:
             self._print_human(document, submission)
         if document["status"] == "error":
-            if not as_json:
-                sys.stderr.write(f"grade: the platform could not grade: {submission.error_message}\n")
+            # The operator at this prompt gets the engine's own words as well.
+            detail = f" ({submission.error_detail})" if submission.error_detail else ""
+            sys.stderr.write(f"grade: the platform could not grade: {submission.error_message}{detail}\n")
             raise SystemExit(1)
 
     def _print_human(self, document: dict, submission) -> None:
