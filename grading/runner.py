@@ -29,7 +29,7 @@ from labs.spec import FilesCheck, LabSpec, ReferenceCheck, ReportedMetricCheck, 
 
 from . import checks as judging
 from .checks import CheckOutcome, StageOutcome
-from .sandbox import FileTooLarge, Sandbox, SnapshotRejected
+from .sandbox import FileTooLarge, Sandbox, SandboxUnavailable, SnapshotRejected
 from .sandbox import Limits as SandboxLimits
 
 MAX_READBACK_BYTES = 20 * 1024 * 1024
@@ -309,6 +309,12 @@ def run_pipeline(
                         raw = sandbox.read_grader_out("observations.json", max_bytes=MAX_OBSERVATIONS_BYTES)
                     except FileTooLarge:
                         raw = None
+                    if raw is None and stage.probe is not None:
+                        # A platform probe that exited 0 has written its observations
+                        # after stopping every learner process: their absence is ours.
+                        raise SandboxUnavailable(
+                            f"the {stage.probe} probe of stage {stage.name!r} exited 0 but left no observations"
+                        )
                     if raw is None:
                         outcome.observations_error = f"no observations were recorded ({outcome.summary()})"
                     else:

@@ -711,9 +711,30 @@ class Sandbox:
         if not argv or not all(isinstance(a, str) for a in argv):
             raise ValueError("argv must be a non-empty list of strings")
         try:
-            return self._run(name, argv, limits, assets_dir, grader_out, env or {})
+            self._ensure_holder(self._holder, "workspace")
+            result = self._run(name, argv, limits, assets_dir, grader_out, env or {})
+            # A holder that stopped while the stage ran took the shared files with it:
+            # what the stage wrote went to a private, now discarded, tmpfs.
+            self._ensure_holder(self._holder, "workspace")
+            if grader_out:
+                self._ensure_holder(self._grader_out_holder, "grader output")
+            return result
         except _ENGINE_ERRORS as exc:
             raise _unavailable(exc) from exc
+
+    def _ensure_holder(self, cid: str | None, what: str) -> None:
+        """A tmpfs volume stays shared between containers only while its holder keeps
+        it mounted: once the holder stops, the next container to mount it gets a fresh,
+        empty tmpfs and the archive API reads one too. Files then vanish without any
+        error; that is the platform's failure (SandboxUnavailable), never a verdict."""
+        if cid is None:
+            return
+        state = self.api.inspect_container(cid)["State"]
+        if not state.get("Running"):
+            oom = ", out of memory" if state.get("OOMKilled") else ""
+            raise SandboxUnavailable(
+                f"the {what} holder of run {self.run_id} stopped (exit {state.get('ExitCode')}{oom}): its files are lost"
+            )
 
     def _run(
         self,
@@ -821,13 +842,13 @@ class Sandbox:
         No symbolic link is followed, at any depth. Raises FileTooLarge past max_bytes.
         """
         assert self._holder is not None, "use Sandbox as a context manager"
-        return self._read(self._holder, WORKSPACE, _relative(path), max_bytes)
+        return self._read(self._holder, WORKSPACE, _relative(path), max_bytes, "workspace")
 
     def read_grader_out(self, name: str = "observations.json", *, max_bytes: int = 5_000_000) -> bytes | None:
         """A regular file from the last grader stage's /grader-out (None if absent)."""
         if self._grader_out_holder is None:
             return None
-        return self._read(self._grader_out_holder, GRADER_OUT, _relative(name), max_bytes)
+        return self._read(self._grader_out_holder, GRADER_OUT, _relative(name), max_bytes, "grader output")
 
     def _stat(self, cid: str, path: str) -> dict[str, Any] | None:
         api = self.api
@@ -840,8 +861,9 @@ class Sandbox:
             raise SandboxUnavailable("engine sent no path stat")
         return dict(json.loads(base64.b64decode(header)))
 
-    def _read(self, cid: str, root: str, rel: PurePosixPath, max_bytes: int) -> bytes | None:
+    def _read(self, cid: str, root: str, rel: PurePosixPath, max_bytes: int, what: str) -> bytes | None:
         try:
+            self._ensure_holder(cid, what)
             prefix = root
             for part in rel.parts[:-1]:
                 prefix = f"{prefix}/{part}"

@@ -492,3 +492,38 @@ def test_many_sandboxes_started_at_once_and_back_to_back_all_run(tmp_path: Path)
             hog.kill()
             hog.wait()
     assert results == [(0, b"payload", "payload")] * 24
+
+
+def test_a_stage_after_the_workspace_holder_stopped_is_the_platforms_error(
+    sandbox: Sandbox, engine: docker.DockerClient
+) -> None:
+    sandbox.run(name="write", argv=_py("open('kept.txt', 'w').write('x')"), limits=SMALL)
+    engine.containers.get(f"shipwright-{sandbox.run_id}-holder").kill()
+    # Without its holder the volume would mount as a fresh, empty tmpfs: files gone.
+    with pytest.raises(SandboxUnavailable, match="workspace holder .* stopped"):
+        sandbox.run(name="read", argv=["cat", "kept.txt"], limits=SMALL)
+    with pytest.raises(SandboxUnavailable, match="workspace holder .* stopped"):
+        sandbox.read_file("kept.txt", max_bytes=100)
+
+
+def test_a_grader_output_holder_that_stops_during_a_stage_is_the_platforms_error(
+    sandbox: Sandbox, engine: docker.DockerClient
+) -> None:
+    kill_holder = "import json, time; open('/grader-out/observations.json', 'w').write('{}'); time.sleep(15)"
+    holder = f"shipwright-{sandbox.run_id}-grader-out-holder-1"
+
+    def stop_holder_soon() -> None:
+        for _ in range(100):
+            try:
+                engine.containers.get(holder).kill()
+                return
+            except docker.errors.NotFound:
+                time.sleep(0.1)
+
+    import threading
+
+    killer = threading.Thread(target=stop_holder_soon)
+    killer.start()
+    with pytest.raises(SandboxUnavailable, match="grader output holder .* stopped"):
+        sandbox.run(name="probe", argv=_py(kill_holder), limits=SMALL, grader_out=True)
+    killer.join()
