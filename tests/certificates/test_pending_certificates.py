@@ -83,6 +83,22 @@ def test_a_pending_certificate_whose_passes_are_gone_is_dropped_not_issued(tiny_
     assert not PendingCertificate.objects.exists() and not Certificate.objects.exists()
 
 
+def test_revoking_without_a_key_changes_nothing_and_names_the_fix(tiny_course, learner, no_key, settings):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    settings.SHIPWRIGHT_SIGNING_KEY_DIR = no_key
+    pass_lab(learner, tiny_course)
+    certificate = services.certificate_award_if_complete(user=learner, course=tiny_course)
+    settings.SHIPWRIGHT_SIGNING_KEY_DIR = no_key.parent / "gone"
+
+    with pytest.raises(CommandError, match="not revoked: No signing key .*generate_signing_key"):
+        call_command("revoke_certificate", certificate.public_id, "--reason", "Plagiarised")
+
+    certificate.refresh_from_db()
+    assert certificate.status == "valid"
+
+
 @pytest.mark.docker
 @pytest.mark.django_db(transaction=True)
 def test_grade_without_a_key_passes_and_generate_signing_key_issues_the_certificate(
