@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
+from django.db.models import Count, Max
 
 from . import signing
 from .models import SigningKey
@@ -37,6 +37,18 @@ def issuer_did() -> str:
     return f"did:web:{host}" + (f":{path}" if path else "")
 
 
+GENERATE_KEY_COMMAND = "python manage.py generate_signing_key"
+
+
+class SigningKeyUnavailable(ImproperlyConfigured):
+    """No usable signing key. Certificates earned meanwhile wait as pending
+    (certificates.services) and are issued once there is one."""
+
+
+class NoSigningKey(SigningKeyUnavailable):
+    """Neither the environment nor SHIPWRIGHT_SIGNING_KEY_DIR holds a key."""
+
+
 @dataclass(frozen=True)
 class CurrentKey:
     key_id: str
@@ -50,15 +62,21 @@ class CurrentKey:
 def _from_environment() -> CurrentKey | None:
     raw = None
     if path := os.environ.get("SHIPWRIGHT_SIGNING_KEY_FILE"):
-        raw = Path(path).read_text()
+        try:
+            raw = Path(path).read_text()
+        except OSError as exc:
+            raise SigningKeyUnavailable(f"SHIPWRIGHT_SIGNING_KEY_FILE {path} cannot be read: {exc}") from exc
     elif value := os.environ.get("SHIPWRIGHT_SIGNING_KEY"):
         raw = value
     if raw is None:
         return None
     key_id = os.environ.get("SHIPWRIGHT_SIGNING_KEY_ID", "")
     if not re.fullmatch(r"key-[A-Za-z0-9_-]{1,30}", key_id):
-        raise ImproperlyConfigured("SHIPWRIGHT_SIGNING_KEY_ID must look like 'key-1' when a key is given")
-    return CurrentKey(key_id=key_id, private_key=signing.load_private_key(raw.strip()))
+        raise SigningKeyUnavailable("SHIPWRIGHT_SIGNING_KEY_ID must look like 'key-1' when a key is given")
+    try:
+        return CurrentKey(key_id=key_id, private_key=signing.load_private_key(raw.strip()))
+    except ValueError as exc:
+        raise SigningKeyUnavailable(f"the signing key in the environment is not an Ed25519 key: {exc}") from exc
 
 
 def key_files() -> list[tuple[int, Path]]:
@@ -72,17 +90,29 @@ def key_files() -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def load_current_key() -> CurrentKey:
+    """The key new credentials are signed with, read from the environment or the
+    key folder; touches no database (the system check calls it). Raises
+    NoSigningKey or SigningKeyUnavailable with what is wrong."""
+    key = _from_environment()
+    if key is not None:
+        return key
+    files = key_files()
+    if not files:
+        raise NoSigningKey(
+            f"No signing key in {settings.SHIPWRIGHT_SIGNING_KEY_DIR}: run `{GENERATE_KEY_COMMAND}` "
+            "or set SHIPWRIGHT_SIGNING_KEY_FILE and SHIPWRIGHT_SIGNING_KEY_ID"
+        )
+    number, path = files[-1]
+    try:
+        return CurrentKey(key_id=f"key-{number}", private_key=signing.load_private_key_file(path))
+    except (OSError, ValueError) as exc:
+        raise SigningKeyUnavailable(f"the signing key {path} cannot be loaded: {exc}") from exc
+
+
 def current_key() -> CurrentKey:
     """The key new credentials are signed with; registers its public half."""
-    key = _from_environment()
-    if key is None:
-        files = key_files()
-        if not files:
-            raise ImproperlyConfigured(
-                "No signing key: run `python manage.py generate_signing_key` or set SHIPWRIGHT_SIGNING_KEY_FILE"
-            )
-        number, path = files[-1]
-        key = CurrentKey(key_id=f"key-{number}", private_key=signing.load_private_key_file(path))
+    key = load_current_key()
     register(key.key_id, key.private_key)
     return key
 
@@ -90,10 +120,8 @@ def current_key() -> CurrentKey:
 def register(key_id: str, private_key: Ed25519PrivateKey) -> SigningKey:
     multibase = signing.public_key_multibase(private_key.public_key())
     row, created = SigningKey.objects.get_or_create(key_id=key_id, defaults={"public_key_multibase": multibase})
-    if created:
-        forget_did_document()
     if not created and row.public_key_multibase != multibase:
-        raise ImproperlyConfigured(
+        raise SigningKeyUnavailable(
             f"signing key {key_id} does not match the public key published for that id; a rotated key needs a new id"
         )
     return row
@@ -114,22 +142,20 @@ def generate_key() -> tuple[str, Path]:
     return f"key-{number}", path
 
 
-DID_CACHE_KEY = "shipwright:did.json"
-
-
-def forget_did_document() -> None:
-    """Drop the cached DID document now and again when the transaction commits
-    (a reader in between could have cached the old rows)."""
-    cache.delete(DID_CACHE_KEY)
-    transaction.on_commit(lambda: cache.delete(DID_CACHE_KEY))
-
-
 def did_document_json() -> str:
-    """The DID document as served (cached: it changes only when a key is added)."""
-    text = cache.get(DID_CACHE_KEY)
+    """The DID document as served.
+
+    Cached under a key that names the set of keys in the database (rows are only
+    ever added), so every process, whatever its cache backend (a per-process
+    LocMemCache on the embedded default), serves a rotation on its next request:
+    a stale entry is simply never looked up again.
+    """
+    version = SigningKey.objects.aggregate(count=Count("pk"), newest=Max("pk"))
+    cache_key = f"shipwright:did.json:{version['count']}:{version['newest']}"
+    text = cache.get(cache_key)
     if text is None:
         text = json.dumps(did_document(), indent=2, sort_keys=True)
-        cache.set(DID_CACHE_KEY, text, timeout=3600)
+        cache.set(cache_key, text, timeout=3600)
     return text
 
 

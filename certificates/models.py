@@ -95,3 +95,24 @@ class StatusList(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+
+class PendingCertificate(models.Model):
+    """A learner met every requirement but no signing key could sign then: the
+    certificate is owed, and issued (then this row deleted) once a key exists, by
+    the reaper or by `generate_signing_key`. Never a lost certificate."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="pending_certificates")
+    course = models.ForeignKey("courses.Course", on_delete=models.CASCADE, related_name="pending_certificates")
+    since = models.DateTimeField(auto_now_add=True)
+    # Why it could not be issued (for operators; never shown to the learner).
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["since"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "course"], name="pending_certificate_once_per_learner_course")
+        ]
+
+    def __str__(self) -> str:
+        return f"pending certificate {self.course_id} for user {self.user_id}"

@@ -8,12 +8,12 @@ list, never the credential.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from datetime import UTC, datetime
 from functools import lru_cache
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -24,12 +24,21 @@ from labs.models import Lab
 from . import keys, signing
 from . import status_list as bitstring
 from .credential import build_open_badge_credential
-from .models import Certificate, CertificateEvent, StatusList
+from .models import Certificate, CertificateEvent, PendingCertificate, StatusList
 from .verifier import VerificationReport, verify_credential
 
 STATUS_LIST_SLUG = "revocation"
 WITHDRAWN_BY_HOLDER = "withdrawn by holder"
 ISSUER_NAME = "Shipwright"
+# Shown to a learner whose certificate waits for a signing key.
+CERTIFICATE_PENDING_TEXT = "You completed {course}: your certificate will be issued shortly."
+# Logged (stderr for `manage.py grade`, the worker's log) when a certificate has to wait.
+CERTIFICATE_PENDING_LOG = (
+    "The certificate {course} earned by learner {user} is pending: {reason}. "
+    f"It is issued as soon as a key exists: run `{keys.GENERATE_KEY_COMMAND}`."
+)
+
+logger = logging.getLogger(__name__)
 
 
 def _iso(moment: datetime) -> str:
@@ -100,7 +109,11 @@ def _free_status_index() -> int:
 def certificate_award_if_complete(*, user, course: Course) -> Certificate | None:
     """Issue the course certificate if `user` now meets every requirement and has
     none yet. Call inside the transaction that stores the passing result; exactly
-    once per learner and course (a unique constraint backs this up)."""
+    once per learner and course (a unique constraint backs this up).
+
+    Without a usable signing key nothing is raised into that transaction (the pass
+    must be stored): the certificate is recorded as pending instead, and
+    `certificates_issue_pending` issues it once a key exists."""
     if certificate_for(user=user, course=course) is not None:
         return None
     evidence = requirements_met(user=user, course=course)
@@ -112,6 +125,55 @@ def certificate_award_if_complete(*, user, course: Course) -> Certificate | None
     except IntegrityError:
         # Issued concurrently by another worker: exactly once still holds.
         return certificate_for(user=user, course=course)
+    except keys.SigningKeyUnavailable as exc:
+        PendingCertificate.objects.update_or_create(user=user, course=course, defaults={"reason": str(exc)})
+        logger.warning(CERTIFICATE_PENDING_LOG.format(course=course.slug, user=user.pk, reason=exc))
+        return None
+
+
+def certificate_pending(*, user, course: Course) -> bool:
+    """Whether `user` earned the certificate of `course` and it waits for a key."""
+    if user is None or not getattr(user, "pk", None):
+        return False
+    return PendingCertificate.objects.filter(user=user, course=course).exists()
+
+
+def certificates_issue_pending() -> list[Certificate]:
+    """Issue every pending certificate, if a signing key is usable now. Called by
+    the reaper (periodically) and by `generate_signing_key`. Idempotent and safe to
+    run in several processes at once: each pending row is locked while it is
+    handled, and the certificate's unique constraint backs that up."""
+    pending = list(PendingCertificate.objects.values_list("pk", flat=True))
+    if not pending:
+        return []
+    try:
+        keys.load_current_key()
+    except keys.SigningKeyUnavailable as exc:
+        logger.error("%d certificate(s) are pending: %s. Run `%s`.", len(pending), exc, keys.GENERATE_KEY_COMMAND)
+        return []
+    issued = []
+    for pk in pending:
+        with transaction.atomic():
+            row = (
+                PendingCertificate.objects.select_for_update(skip_locked=True)
+                .select_related("user", "course")
+                .filter(pk=pk)
+                .first()
+            )
+            if row is None:
+                continue
+            certificate = certificate_award_if_complete(user=row.user, course=row.course)
+            if certificate is not None:
+                issued.append(certificate)
+            elif certificate_for(user=row.user, course=row.course) is None and (
+                requirements_met(user=row.user, course=row.course) is not None
+            ):
+                continue  # the key failed after all: still owed, left pending
+            # Issued, or nothing is owed any more (the passing results are gone).
+            PendingCertificate.objects.filter(pk=row.pk).delete()
+    if issued:
+        logger.info("issued %d pending certificate(s)", len(issued))
+    return issued
 
 
 def _issue(*, user, course: Course, evidence: list[Submission]) -> Certificate:
@@ -178,22 +240,23 @@ def _issue(*, user, course: Course, evidence: list[Submission]) -> Certificate:
         ],
     )
     CertificateEvent.objects.create(certificate=certificate, action=CertificateEvent.Action.ISSUED, by_label="system")
+    PendingCertificate.objects.filter(user=user, course=course).delete()
     return certificate
 
 
-STATUS_CACHE_KEY = "shipwright:status-list"
-
-
 def status_list_json() -> str:
-    """The signed BitstringStatusListCredential as served; re-signed when the bits
-    change (cached until then)."""
-    text = cache.get(STATUS_CACHE_KEY)
-    if text is None:
+    """The signed BitstringStatusListCredential as served: the text stored on the
+    row, re-signed when the bits change.
+
+    Read from the database on every call, on purpose: a copy cached per process
+    (the embedded default's LocMemCache) kept serving a revocation made by
+    `manage.py revoke_certificate` in another process as valid for an hour. The
+    read is one indexed row, the same cost as checking a cached copy's version."""
+    text = StatusList.objects.filter(slug=STATUS_LIST_SLUG).values_list("credential", flat=True).first()
+    if not text:
         status_list = _status_list()
-        if not status_list.credential:
-            _resign(status_list)
+        _resign(status_list)
         text = status_list.credential
-        cache.set(STATUS_CACHE_KEY, text, timeout=3600)
     return text
 
 
@@ -215,8 +278,6 @@ def _resign(status_list: StatusList) -> None:
     )
     status_list.credential = json.dumps(signed)
     status_list.save(update_fields=["credential", "updated_at"])
-    cache.delete(STATUS_CACHE_KEY)
-    transaction.on_commit(lambda: cache.delete(STATUS_CACHE_KEY))
 
 
 def _set_bit(index: int, value: bool) -> None:

@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -24,3 +25,28 @@ def echo_to_redis(key: str, value: str) -> None:
     from django.conf import settings
 
     redis.Redis.from_url(settings.CELERY_BROKER_URL).set(key, value, ex=300)
+
+
+# Problems the system checks find (no signing key, no Docker engine, a missing lab
+# image) are logged as errors when a worker is ready, with the command that fixes
+# each, so an operator sees them at once rather than at a learner's last lab. The
+# worker keeps running: submissions wait and are retried until the engine answers.
+STARTUP_PROBLEM_LOG = "Shipwright is not ready to %s: %s (%s) %s"
+
+
+@worker_ready.connect
+def report_configuration_problems(sender=None, **kwargs) -> list:
+    import logging
+
+    from django.core.checks import WARNING, run_checks
+    from django.db import connections
+
+    log = logging.getLogger("shipwright.startup")
+    try:
+        problems = [m for m in run_checks(tags=["shipwright"], databases=["default"]) if m.level >= WARNING]
+    finally:
+        connections.close_all()  # opened in the main process only for this
+    for message in problems:
+        what = "issue certificates" if message.id.startswith("certificates.") else "grade submissions"
+        log.error(STARTUP_PROBLEM_LOG, what, message.msg, message.id, message.hint or "")
+    return problems

@@ -30,7 +30,7 @@ def grade_submission(self, submission_id: str) -> None:
 def reap_stale_submissions() -> list[str]:
     """Runs on the maintenance queue (a grading backlog cannot starve it): requeue
     submissions whose worker died, re-send those whose broker message was lost, and
-    remove sandbox objects no live claim owns."""
+    remove sandbox objects no live claim owns; issue certificates pending a key."""
     from .sandbox import SandboxError
 
     acted = services.submissions_reap_stale()
@@ -39,6 +39,10 @@ def reap_stale_submissions() -> list[str]:
         services.sandboxes_reap_orphans()
     except SandboxError as exc:
         log.warning("could not reap leftover sandboxes: %s", exc)
+    # Certificates earned while no signing key was usable are issued once one is.
+    from certificates.services import certificates_issue_pending
+
+    certificates_issue_pending()
     return acted
 
 

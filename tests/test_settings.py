@@ -30,8 +30,12 @@ def test_a_bad_boolean_is_named():
 
 
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    from certificates import signing
+
     secret = tmp_path / "secret"
     secret.write_text("x" * 20 + "-production-secret-key-with-enough-entropy-0123456789")
+    # Production needs the issuer's key too (without one, certificates.W001 says so).
+    signing.save_private_key_file(signing.generate_private_key(), tmp_path / "issuer.pem")
     run = manage(
         "check",
         "--deploy",
@@ -40,6 +44,8 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         DJANGO_DEBUG="0",
         DJANGO_SECRET_KEY_FILE=str(secret),
         DJANGO_ALLOWED_HOSTS="shipwright.example",
+        SHIPWRIGHT_SIGNING_KEY_FILE=str(tmp_path / "issuer.pem"),
+        SHIPWRIGHT_SIGNING_KEY_ID="key-1",
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "no issues" in run.stdout

@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from certificates import keys
 from certificates.models import Certificate
 from certificates.services import certificate_revoke
 
@@ -17,7 +18,11 @@ class Command(BaseCommand):
             raise CommandError(f"no certificate with id {id!r}")
         if not reason.strip():
             raise CommandError("--reason must not be empty")
-        certificate = certificate_revoke(certificate=certificate, reason=reason, by="manage.py revoke_certificate")
+        try:
+            certificate = certificate_revoke(certificate=certificate, reason=reason, by="manage.py revoke_certificate")
+        except keys.SigningKeyUnavailable as exc:
+            # The status list must be re-signed; nothing was changed.
+            raise CommandError(f"not revoked: {exc}") from exc
         self.stdout.write(
             self.style.SUCCESS(
                 f"Revoked {certificate.public_id} on {certificate.status_changed_at:%Y-%m-%d}: {certificate.status_reason}"
