@@ -35,6 +35,7 @@ ACTIVE_SUBMISSION = "You already have a submission being graded. Wait for its ve
 COOLOFF = "Please wait {seconds} s before submitting this lab again."
 LAB_NOT_GRADEABLE = "This lab is not open for grading yet."
 GRADING_DELAYED = "Grading is delayed: the grading service is unavailable. Your submission will be graded automatically; it does not count as an attempt."
+JUDGING_FAILED = "Your work ran, but the grader failed while judging it (a platform fault, logged for the staff). This is not a verdict on your work."
 GAVE_UP = "Grading failed {attempts} times because of a platform problem; an instructor has been notified. This does not count against you."
 
 
@@ -269,12 +270,31 @@ def submission_grade(submission_id, *, worker: str | None = None) -> Submission 
             )
     except SandboxUnavailable as exc:
         return _platform_failure(submission, str(exc))
+    except runner.JudgingError:
+        # Every stage ran and judging their evidence failed. Judging is deterministic, so
+        # a retry would re-run the whole pipeline only to fail the same way: end now.
+        log.exception("grading %s failed while judging", submission.pk)
+        return _judging_failure(submission)
     except Exception as exc:
         # A fault of ours (or a soft time limit): never the learner's failure.
         log.exception("grading %s failed inside the platform", submission.pk)
         return _platform_failure(submission, f"internal error: {type(exc).__name__}")
     _store_result(submission, result, image=image, digest=digest)
     submission.refresh_from_db()
+    return submission
+
+
+def _judging_failure(submission: Submission) -> Submission:
+    """End a submission in `error` without a retry (see submission_grade)."""
+    Submission.objects.filter(pk=submission.pk).update(
+        status=Submission.Status.ERROR,
+        error_message=JUDGING_FAILED,
+        finished_at=timezone.now(),
+        current_stage="",
+    )
+    submission.refresh_from_db()
+    submission.result = submission_result_json(submission)
+    submission.save(update_fields=["result"])
     return submission
 
 
