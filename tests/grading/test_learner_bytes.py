@@ -36,6 +36,7 @@ from grading.learner_files import (
     read_text_file,
 )
 from labs.spec import LabSpec
+from tests.grading.tiny_lab import make_solution, make_tiny_course, write
 
 # Modest example counts: these run in every `make test`, without Docker.
 FEW = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -630,3 +631,61 @@ def test_any_coverage_json_gives_counts_or_a_recorded_problem(pytest_probe, tmp_
         assert str(exc)
     else:
         assert all(isinstance(a, int) and isinstance(b, int) for a, b in measured.values())
+
+
+# ---------------------------------------------------------------------------------------
+# Through the real runner and Docker engine, on the worker's own code path
+
+
+@pytest.fixture
+def tiny_lab_db(transactional_db, tmp_path):
+    from courses.importer import content_import
+    from labs.models import Lab
+
+    content_import(make_tiny_course(tmp_path / "content"))
+    return Lab.objects.get(slug="tiny")
+
+
+def grade_once(lab, folder: Path):
+    from accounts.models import User
+    from grading import services
+    from grading.intake import snapshot_from_directory
+
+    user = User.objects.create_user(email="bytes@example.com", password="x" * 12)
+    snapshot = snapshot_from_directory(folder, dest_dir=services.snapshot_dir(), limits=services.intake_limits())
+    submission = services.submission_create(user=user, lab=lab, snapshot=snapshot, enqueue=False)
+    outcome = services.submission_grade(submission.pk)
+    submission.refresh_from_db()
+    return outcome, submission
+
+
+@pytest.mark.docker
+def test_a_metrics_file_of_100000_brackets_fails_naming_the_file_after_exactly_one_attempt(tiny_lab_db, tmp_path):
+    folder = tmp_path / "deep"
+    write(folder / "main.py", 'open("out.json", "w").write("[" * 100_000)\n')
+    outcome, submission = grade_once(tiny_lab_db, folder)
+    assert outcome == submission  # not a services.Retry
+    assert (submission.status, submission.attempts, submission.error_message) == ("failed", 1, "")
+    tests = {test["name"]: test for test in submission.result["tests"]}
+    message = TOO_DEEP.format(name="out.json", limit=MAX_JSON_DEPTH)
+    assert tests["out.json exists with a number"]["status"] == "failed"
+    assert tests["out.json exists with a number"]["output"] == message
+    assert tests["reported accuracy is honest"]["status"] == "failed"
+    assert tests["main.py exits 0"]["status"] == "passed"
+
+
+@pytest.mark.docker
+def test_a_fault_while_judging_ends_in_error_at_once_instead_of_re_running_the_stages(tmp_path, transactional_db):
+    from courses.importer import content_import
+    from grading import services
+    from labs.models import Lab
+
+    course = make_tiny_course(tmp_path / "content")
+    # A lab author's mistake the importer does not catch: labels that are not JSON.
+    (course / "tiny-course/labs/tiny/hidden/labels.json").write_text("[1, 0,")
+    content_import(course)
+    outcome, submission = grade_once(Lab.objects.get(slug="tiny"), make_solution(tmp_path, "correct"))
+    assert outcome == submission  # not a services.Retry: nothing is run again
+    assert (submission.status, submission.attempts) == ("error", 1)
+    assert submission.error_message == services.JUDGING_FAILED
+    assert submission.result["status"] == "error"
