@@ -12,6 +12,7 @@ produce the right answer.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,9 +35,26 @@ from labs.spec import (
     StageSpec,
 )
 
+from .learner_files import LearnerFileError, load_json
+
+log = logging.getLogger(__name__)
+
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 MAX_FEEDBACK_CHARS = 4000
 AUDIT_TS_SLACK_S = 120
+
+FILE_MISSING = "{path} was not found after stage {stage!r} (or is not a regular file)"
+NOT_A_NUMBER = "{path} field {field!r} must be a finite number, got {value}"
+AUDIT_MISSING = "no audit log at {path} after the requests ({reason})"
+AUDIT_UNREADABLE = "the audit log {path} could not be read: {reason}"
+AUDIT_BAD_LINE = "{problem} (the line begins {start!r})"
+# A fault of the platform while judging one check: deterministic (the same evidence
+# would fail the same way again), so it is reported on that check, the submission ends
+# in `error` (not the learner's fail) and nothing is run again.
+JUDGING_FAILED = (
+    "the grader itself failed while judging this check (a platform fault, logged for the staff); "
+    "this is not a verdict on your work"
+)
 
 
 @dataclass
@@ -59,6 +77,8 @@ class StageOutcome:
     # Workspace files read after the stage: path -> bytes, or None when missing,
     # not a regular file, or too large.
     files: dict[str, bytes | None] = field(default_factory=dict)
+    # Why a file the checks need could not be read back (too large), by path.
+    file_errors: dict[str, str] = field(default_factory=dict)
     observations: dict[str, Any] | None = None
     observations_error: str = ""
     # Set when the stage could not start because of the submission itself (for
@@ -175,23 +195,33 @@ def _accuracy(predictions: list[int], labels: list[int]) -> float:
     return sum(1 for p, y in zip(predictions, labels, strict=True) if p == y) / len(labels)
 
 
+def _missing_file(outcome: StageOutcome, path: str) -> str:
+    return outcome.file_errors.get(path) or FILE_MISSING.format(path=path, stage=outcome.spec.name)
+
+
 def _json_file(outcome: StageOutcome, path: str) -> Any:
     data = outcome.files.get(path)
     if data is None:
-        raise _Fail(f"{path} was not found after stage {outcome.spec.name!r} (or is not a regular file)")
+        raise _Fail(_missing_file(outcome, path))
     try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _Fail(f"{path} is not valid JSON: {exc}") from exc
+        return load_json(data, name=path)
+    except LearnerFileError as exc:
+        raise _Fail(str(exc)) from None
 
 
 def _number(document: Any, path: str, name: str) -> float:
     if not isinstance(document, dict) or name not in document:
         raise _Fail(f"{path} has no field {name!r}")
     value = document[name]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _Fail(f"{path} field {name!r} must be a finite number, got {_show(value)}")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Fail(NOT_A_NUMBER.format(path=path, field=name, value=_show(value)))
+    try:
+        number = float(value)  # an int past float's range overflows
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise _Fail(NOT_A_NUMBER.format(path=path, field=name, value=_show(value)))
+    return number
 
 
 def _close(expected: Any, got: Any, tolerance: float) -> bool:
@@ -226,7 +256,10 @@ def _judge(
         problems = []
         for path in check.paths:
             if outcome.files.get(path) is None:
-                problems.append(f"{path} was not found after {outcome.label} (or is not a regular file)")
+                problems.append(
+                    outcome.file_errors.get(path)
+                    or f"{path} was not found after {outcome.label} (or is not a regular file)"
+                )
                 continue
             if path in check.json_:
                 try:
@@ -469,16 +502,19 @@ def _audit_entries(check: AuditLogCheck, observations: dict) -> tuple[str, list[
     captured = observations.get("captured", {})
     text = captured.get(check.file)
     if text is None:
+        problem = captured.get(f"{check.file}:problem")
+        if problem:
+            raise _Fail(AUDIT_UNREADABLE.format(path=check.file, reason=problem))
         reason = captured.get(f"{check.file}:error", "missing")
-        raise _Fail(f"no audit log at {check.file} after the requests ({reason})")
+        raise _Fail(AUDIT_MISSING.format(path=check.file, reason=reason))
     entries = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            entry = json.loads(line)
-        except ValueError as exc:
-            raise _Fail(f"line {number} of the audit log is not JSON: {line[:120]!r}") from exc
+            entry = load_json(line, name=f"line {number} of the audit log {check.file}")
+        except LearnerFileError as exc:
+            raise _Fail(AUDIT_BAD_LINE.format(problem=exc, start=line[:120])) from None
         if not isinstance(entry, dict):
             raise _Fail(f"line {number} of the audit log is not a JSON object")
         entries.append(entry)
@@ -590,6 +626,11 @@ def judge_checks(
             status, score, feedback = SKIPPED, 0.0, str(exc)
         except _Fail as exc:
             status, score, feedback = FAILED, 0.0, str(exc)
+        except Exception:
+            # Safety net: whatever learner bytes reach a judge, a bug of ours must not
+            # become a platform retry that re-runs every stage to fail the same way.
+            log.exception("judging check %r of lab %s failed", check.name, spec.slug)
+            status, score, feedback = ERROR, 0.0, JUDGING_FAILED
         results.append(
             CheckOutcome(
                 name=check.name,
@@ -606,9 +647,12 @@ def judge_checks(
 
 def verdict(*, spec: LabSpec, checks: list[CheckOutcome]) -> tuple[str, float, float]:
     """(status, score, max_score): passed when every required check passed and the
-    score reaches the lab's pass mark (a percentage of the maximum)."""
+    score reaches the lab's pass mark (a percentage of the maximum); error when the
+    platform could not judge a check (never charged to the learner as a fail)."""
     score = sum(check.score for check in checks)
     max_score = sum(check.max_score for check in checks)
+    if any(check.status == ERROR for check in checks):
+        return ERROR, score, max_score
     required_ok = all(check.status == PASSED for check in checks if check.required)
     reaches = max_score > 0 and 100.0 * score / max_score >= spec.pass_mark - 1e-9
     return (PASSED if required_ok and reaches else FAILED), score, max_score

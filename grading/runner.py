@@ -29,12 +29,20 @@ from labs.spec import FilesCheck, LabSpec, ReferenceCheck, ReportedMetricCheck, 
 
 from . import checks as judging
 from .checks import CheckOutcome, StageOutcome
+from .learner_files import TOO_LARGE, LearnerFileError, load_json
 from .sandbox import FileTooLarge, Sandbox, SandboxUnavailable, SnapshotRejected
 from .sandbox import Limits as SandboxLimits
 
 MAX_READBACK_BYTES = 20 * 1024 * 1024
 MAX_OBSERVATIONS_BYTES = 5 * 1024 * 1024
 GRADER_OUTPUT_NOTE = "(output of a grader-owned stage is not shown: it could reveal hidden tests)"
+OBSERVATIONS_UNREADABLE = "the observations could not be read ({problem})"
+OBSERVATIONS_NOT_OBJECT = "observations.json does not hold a JSON object"
+
+
+class JudgingError(Exception):
+    """Judging failed after every stage had run: a fault of the platform, but not one
+    that running the stages again could fix (judging is deterministic)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,8 @@ def _make_world_readable(path: Path) -> None:
 PROBES_DIR = Path(__file__).resolve().parent / "probes"
 PROBE_MOUNT = "/grader/_shipwright"
 _PROBE_SCRIPTS = {"service": "service_probe.py", "collect": "collect_files.py", "pytest": "pytest_probe.py"}
+# Copied beside every probe: its helpers, and the learner-bytes parser the host uses too.
+_PROBE_LIBRARIES = (PROBES_DIR / "probe_common.py", Path(__file__).resolve().parent / "learner_files.py")
 
 
 def _probe_config(stage: StageSpec, assets: LabAssets) -> dict:
@@ -141,7 +151,7 @@ def stage_argv(stage: StageSpec) -> list[str]:
 
 def _probes_digest() -> str:
     digest = hashlib.sha256()
-    for path in sorted(PROBES_DIR.glob("*.py")):
+    for path in [*sorted(PROBES_DIR.glob("*.py")), *_PROBE_LIBRARIES]:
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()
 
@@ -171,8 +181,8 @@ def stage_assets_dir(assets: LabAssets, stage: StageSpec) -> Path | None:
         if stage.probe is not None:
             platform = staging / "_shipwright"
             platform.mkdir()
-            for script in (_PROBE_SCRIPTS[stage.probe], "probe_common.py"):
-                shutil.copy2(PROBES_DIR / script, platform / script)
+            for source in (PROBES_DIR / _PROBE_SCRIPTS[stage.probe], *_PROBE_LIBRARIES):
+                shutil.copy2(source, platform / source.name)
             (platform / f"{stage.name}.json").write_text(json.dumps(_probe_config(stage, assets)))
         _make_world_readable(staging)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -297,8 +307,10 @@ def run_pipeline(
             for path in sorted(needed.get(stage.name, ())):
                 try:
                     outcome.files[path] = sandbox.read_file(path, max_bytes=MAX_READBACK_BYTES)
-                except FileTooLarge:
+                except FileTooLarge as exc:
+                    # A 2 GB sparse file costs nothing to write: say what it was.
                     outcome.files[path] = None
+                    outcome.file_errors[path] = TOO_LARGE.format(name=path, size=exc.size, limit=exc.max_bytes)
             if stage.grader_owned:
                 if not outcome.succeeded:
                     # Only a probe that ran to its end vouches for its observations;
@@ -307,33 +319,51 @@ def run_pipeline(
                 else:
                     try:
                         raw = sandbox.read_grader_out("observations.json", max_bytes=MAX_OBSERVATIONS_BYTES)
-                    except FileTooLarge:
+                    except FileTooLarge as exc:
+                        # What learner code returned made the record too big (a huge list).
                         raw = None
-                    if raw is None and stage.probe is not None:
+                        outcome.observations_error = OBSERVATIONS_UNREADABLE.format(
+                            problem=TOO_LARGE.format(name="observations.json", size=exc.size, limit=exc.max_bytes)
+                        )
+                    if raw is None and stage.probe is not None and not outcome.observations_error:
                         # A platform probe that exited 0 has written its observations
                         # after stopping every learner process: their absence is ours.
                         raise SandboxUnavailable(
                             f"the {stage.probe} probe of stage {stage.name!r} exited 0 but left no observations"
                         )
                     if raw is None:
-                        outcome.observations_error = f"no observations were recorded ({outcome.summary()})"
+                        if not outcome.observations_error:
+                            outcome.observations_error = f"no observations were recorded ({outcome.summary()})"
                     else:
+                        # The probe's record carries what learner code wrote or answered
+                        # (an HTTP body, a log), so it is parsed with the same bounds.
                         try:
-                            observations = json.loads(raw)
-                            if not isinstance(observations, dict):
-                                raise ValueError("not an object")
-                            outcome.observations = observations
-                        except ValueError as exc:
-                            outcome.observations_error = f"the observations could not be read ({exc})"
+                            observations = load_json(
+                                raw, name="observations.json", max_bytes=MAX_OBSERVATIONS_BYTES, allow_non_finite=True
+                            )
+                        except LearnerFileError as exc:
+                            outcome.observations_error = OBSERVATIONS_UNREADABLE.format(problem=exc)
+                        else:
+                            if isinstance(observations, dict):
+                                outcome.observations = observations
+                            else:
+                                outcome.observations_error = OBSERVATIONS_UNREADABLE.format(
+                                    problem=OBSERVATIONS_NOT_OBJECT
+                                )
             outcomes[stage.name] = outcome
         teardown_started = time.monotonic()
     timings["teardown_s"] = round(time.monotonic() - teardown_started, 3)
     check_results: list[CheckOutcome] = []
     status, score, max_score = judging.FAILED, 0.0, 0.0
     if judge:
-        labels = hidden_labels(spec, assets)
-        check_results = judging.judge_checks(spec=spec, outcomes=outcomes, labels=labels, reference=reference)
-        status, score, max_score = judging.verdict(spec=spec, checks=check_results)
+        try:
+            labels = hidden_labels(spec, assets)
+            check_results = judging.judge_checks(spec=spec, outcomes=outcomes, labels=labels, reference=reference)
+            status, score, max_score = judging.verdict(spec=spec, checks=check_results)
+        except Exception as exc:
+            # judge_checks already contains a failing check; this is the rest (the
+            # lab's own labels). The caller must not re-run the stages for it.
+            raise JudgingError(f"{type(exc).__name__}: {exc}") from exc
     return PipelineResult(
         outcomes=list(outcomes.values()),
         checks=check_results,

@@ -52,6 +52,7 @@ GAVE_UP = "Grading failed {attempts} times because of a platform problem; the pl
 GAVE_UP_UNNOTIFIED = "Grading failed {attempts} times because of a platform problem; it has been logged for the platform's staff. This does not count against you."
 WORKER_LOST = "The grading worker stopped unexpectedly; your submission is being graded again."
 STAFF_ALERT_SUBJECT = "Shipwright: a submission ended in a platform error"
+JUDGING_FAILED = "Your work ran, but the grader failed while judging it (a platform fault, logged for the staff). This is not a verdict on your work."
 
 
 class SubmissionRejected(Exception):
@@ -392,6 +393,18 @@ def submission_grade(submission_id, *, worker: str | None = None) -> Submission 
             )
     except SandboxUnavailable as exc:
         return _platform_failure(submission, str(exc))
+    except runner.JudgingError as exc:
+        # Every stage ran and judging their evidence failed. Judging is deterministic, so
+        # a retry would re-run the whole pipeline only to fail the same way: end now,
+        # as the platform's error (never the learner's), and tell the staff.
+        log.exception("grading %s failed while judging", submission.pk)
+        return _give_up(
+            submission,
+            reason=f"judging failed: {exc.__cause__ or exc}",
+            tries=1,
+            fence=_claimed(submission.pk, attempt),
+            message=JUDGING_FAILED,
+        )
     except Exception as exc:
         # A fault of ours (or a soft time limit): never the learner's failure.
         log.exception("grading %s failed inside the platform", submission.pk)
@@ -402,6 +415,15 @@ def submission_grade(submission_id, *, worker: str | None = None) -> Submission 
         log.warning("grading %s: attempt %s was superseded; its result is dropped", submission.pk, attempt)
         return None
     submission.refresh_from_db()
+    if submission.status == Submission.Status.ERROR:
+        # A judge failed on one check (grading.checks' safety net): the verdicts are
+        # stored, the learner is not charged, and the staff are told.
+        failed = [check.name for check in result.checks if check.status == Submission.Status.ERROR]
+        reason = f"judging failed on {', '.join(failed)}"
+        Submission.objects.filter(pk=submission.pk).update(error_message=JUDGING_FAILED, error_detail=reason)
+        log.error("grading %s: %s", submission.pk, reason)
+        _notify_staff(submission, reason=reason, tries=1)
+        submission.refresh_from_db()
     return submission
 
 
@@ -469,14 +491,17 @@ def _platform_failure(submission: Submission, reason: str) -> Submission | Retry
     return _give_up(submission, reason=reason, tries=failures, fence=_claimed(submission.pk, attempt))
 
 
-def _give_up(submission: Submission, *, reason: str, tries: int, fence) -> Submission | None:
+def _give_up(
+    submission: Submission, *, reason: str, tries: int, fence, message: str | None = None
+) -> Submission | None:
     """End a submission in `error` (only if `fence` still matches it), log it and
-    tell the staff; the learner's message says whether anyone was told."""
+    tell the staff; the learner's message (GAVE_UP unless `message` is given) says
+    whether anyone was told."""
     now = timezone.now()
     changed = _db_retrying(
         lambda: fence.update(
             status=Submission.Status.ERROR,
-            error_message=GAVE_UP.format(attempts=tries),
+            error_message=message or GAVE_UP.format(attempts=tries),
             error_detail=reason[:4000],
             finished_at=now,
             current_stage="",
@@ -486,7 +511,7 @@ def _give_up(submission: Submission, *, reason: str, tries: int, fence) -> Submi
     if not changed:
         return None
     log.error("grading %s ended in a platform error after %s tries: %s", submission.pk, tries, reason)
-    if not _notify_staff(submission, reason=reason, tries=tries):
+    if not _notify_staff(submission, reason=reason, tries=tries) and message is None:
         Submission.objects.filter(pk=submission.pk).update(error_message=GAVE_UP_UNNOTIFIED.format(attempts=tries))
     submission.refresh_from_db()
     submission.result = submission_result_json(submission)

@@ -36,16 +36,27 @@ SECRET_PLUGINS = {
 SECRET_SKIP_SUFFIXES = (".csv", ".ipynb", ".lock", ".svg")
 MAX_SCAN_LINE = 1000
 
+NO_DOCKERFILE = "no {path} at the repository root (or it is not a regular file)"
+UNREADABLE_REQUIREMENTS = "{problem}: the grader cannot check what it needs"
+YAML_TOO_DEEP = "nested too deeply to be a workflow"
+
 
 def _files(outcomes, stage: str) -> dict:
     return _observation_set(outcomes, stage).get("files", {})
 
 
+def _problem(outcomes, stage: str, path: str) -> str | None:
+    """Why the collect probe could not read a file that is there (a FIFO, too large,
+    binary, not UTF-8), in words naming the file; None when it is simply absent."""
+    return _observation_set(outcomes, stage).get("problems", {}).get(path)
+
+
 def _judge_dockerfile(check: DockerfileCheck, outcomes, labels) -> str:
     text = _files(outcomes, check.stage).get(check.path)
     if text is None:
-        raise _Fail(f"no {check.path} at the repository root (or it is not a regular file)")
-    instructions = DockerfileParser(fileobj=io.BytesIO(text.encode()), env_replace=False).structure
+        raise _Fail(_problem(outcomes, check.stage, check.path) or NO_DOCKERFILE.format(path=check.path))
+    data = text.encode("utf-8", "replace")
+    instructions = DockerfileParser(fileobj=io.BytesIO(data), env_replace=False).structure
     problems = []
     froms = [i for i, item in enumerate(instructions) if item["instruction"] == "FROM"]
     if not froms:
@@ -79,22 +90,36 @@ def _judge_dockerfile(check: DockerfileCheck, outcomes, labels) -> str:
     )
 
 
+def _load_yaml(text: str) -> object:
+    """yaml.safe_load, with every way learner YAML can break it as a YAMLError-like
+    message. safe_load builds no objects, but its composer recurses once per nesting
+    level (RecursionError), and constructing scalars can raise ValueError (a date
+    such as 2001-02-30, an integer past the interpreter's digit limit)."""
+    try:
+        return yaml.safe_load(text)
+    except RecursionError:
+        raise ValueError(YAML_TOO_DEEP) from None
+
+
 def _workflows(outcomes, stage: str) -> list[dict]:
     found = []
+    problems = _observation_set(outcomes, stage).get("problems", {})
     for path, text in sorted(_files(outcomes, stage).items()):
         if not path.startswith(".github/workflows/") or not path.endswith((".yml", ".yaml")):
             continue
         entry: dict = {"path": path, "valid": False}
         if text is None:
-            entry["error"] = "not a regular text file"
+            entry["error"] = problems.get(path) or "not a regular text file"
         else:
             try:
-                document = yaml.safe_load(text)
+                document = _load_yaml(text)
             except yaml.YAMLError as exc:
                 mark = getattr(exc, "problem_mark", None)
                 entry["error"] = (
                     f"invalid YAML{f' at line {mark.line + 1}' if mark else ''}: {getattr(exc, 'problem', exc)}"
                 )
+            except ValueError as exc:
+                entry["error"] = f"invalid YAML: {exc}"
             else:
                 if isinstance(document, dict):
                     entry.update(valid=True, document=document)
@@ -105,24 +130,28 @@ def _workflows(outcomes, stage: str) -> list[dict]:
 
 
 def _triggers(document: dict) -> set[str]:
-    # YAML 1.1 reads a bare `on:` key as the boolean True.
+    # YAML 1.1 reads a bare `on:` key as the boolean True. Only strings name events:
+    # str() of anything else could expand an alias bomb (`on: [*a]`, 9**9 items).
     value = document.get("on", document.get(True))
     if isinstance(value, str):
         return {value}
-    if isinstance(value, list):
-        return {str(item) for item in value}
-    if isinstance(value, dict):
-        return {str(key) for key in value}
+    if isinstance(value, list | dict):
+        return {item for item in value if isinstance(item, str)}
     return set()
 
 
 def _steps(document: dict) -> list[dict]:
-    steps = []
+    # Each step once: YAML aliases can repeat one step (with a 200 KB `run`) tens of
+    # thousands of times for a few bytes each, and each would be shell-split again.
+    steps, seen = [], set()
     jobs = document.get("jobs")
     if isinstance(jobs, dict):
         for job in jobs.values():
             if isinstance(job, dict) and isinstance(job.get("steps"), list):
-                steps += [step for step in job["steps"] if isinstance(step, dict)]
+                for step in job["steps"]:
+                    if isinstance(step, dict) and id(step) not in seen:
+                        seen.add(id(step))
+                        steps.append(step)
     return steps
 
 
@@ -190,6 +219,9 @@ def _judge_requirements(check: RequirementsCheck, outcomes, labels) -> str:
     observations = _observation_set(outcomes, check.stage)
     text = observations.get("files", {}).get(check.path)
     if text is None:
+        problem = _problem(outcomes, check.stage, check.path)
+        if problem:
+            raise _Fail(UNREADABLE_REQUIREMENTS.format(problem=problem))
         return f"no {check.path}: nothing to check"
     packages = {canonicalize_name(name) for name in observations.get("packages", {})}
     missing, invalid = [], []

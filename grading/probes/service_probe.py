@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
+from learner_files import LearnerFileError, decode_utf8, load_json, read_regular_file
 from probe_common import write_observations
 
 OUT = Path(os.environ.get("GRADER_OUT", "/grader-out")) / "observations.json"
@@ -59,10 +60,14 @@ def _call(client: httpx.Client, spec: dict) -> dict:
         record.update(status=None, error=f"{type(exc).__name__}: {exc}", ms=(time.perf_counter() - started) * 1000)
         return record
     record.update(status=response.status_code, ms=(time.perf_counter() - started) * 1000)
+    # The learner's server wrote this body: 100,000 nested brackets would raise
+    # RecursionError from response.json() and end the probe without observations.
     try:
-        record["json"] = response.json()
-    except ValueError:
-        record["text"] = response.text[:MAX_TEXT]
+        record["json"] = load_json(
+            response.content, name=f"the answer to {record['method']} {record['path']}", allow_non_finite=True
+        )
+    except LearnerFileError:
+        record["text"] = response.content[:MAX_TEXT].decode("utf-8", "replace")
     return record
 
 
@@ -93,14 +98,16 @@ def _stop(server: subprocess.Popen) -> None:
 
 
 def _capture(paths: list[str]) -> dict:
+    """Text of each file, or None with the reason under "PATH:error" (it could not be
+    opened) or "PATH:problem" (it is there but no log: a FIFO, too big, not UTF-8)."""
     captured: dict = {}
     for path in paths:
+        captured[path] = None
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(fd, "rb") as handle:
-                captured[path] = handle.read(MAX_CAPTURE).decode("utf-8", "replace")
+            captured[path] = decode_utf8(read_regular_file(path, name=path, max_bytes=MAX_CAPTURE), name=path)
+        except LearnerFileError as exc:
+            captured[f"{path}:problem"] = str(exc)
         except OSError as exc:
-            captured[path] = None
             captured[f"{path}:error"] = f"{type(exc).__name__}: {exc.strerror}"
     return captured
 

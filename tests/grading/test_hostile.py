@@ -8,7 +8,7 @@ import textwrap
 from tests.conftest import CONTENT
 from tests.grading.test_grade_command import by_name, grade
 
-SPOOFER = '''
+SPOOFER = """
 import json, os, threading, time
 
 FAKE = {"ready": {"status": 200, "json": {"status": "ok"}, "seconds": 0.1}, "responses": {}, "alive_at_end": True}
@@ -34,7 +34,7 @@ if os.fork() == 0:
     threading.Thread(target=_spoof, daemon=True).start()
     while True:
         time.sleep(1)
-'''
+"""
 
 
 def test_a_server_that_plants_fake_observations_still_fails(sample_course, tmp_path):

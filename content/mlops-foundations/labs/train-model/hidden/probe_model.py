@@ -23,6 +23,7 @@ from pathlib import Path
 GRADER_DIR = Path(os.environ.get("GRADER_DIR", "/grader"))
 GRADER_OUT = Path(os.environ.get("GRADER_OUT", "/grader-out"))
 MAX_TEXT = 800
+MAX_METRICS_BYTES = 1024 * 1024
 
 
 def _short(text: str) -> str:
@@ -52,22 +53,49 @@ def _regular_file(path: Path) -> str | None:
     return None
 
 
+def _read_metrics(path: Path) -> bytes | str:
+    """The file's bytes, or why not. Opened without blocking or following a link:
+    unpickling model.pkl ran learner code, which may have swapped in a FIFO."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        return f"metrics.json could not be opened ({exc.strerror})"
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return "metrics.json is not a regular file"
+        if info.st_size > MAX_METRICS_BYTES:
+            return f"metrics.json is {info.st_size} bytes, more than the {MAX_METRICS_BYTES}-byte limit"
+        return handle.read(MAX_METRICS_BYTES)
+
+
 def check_metrics(workspace: Path) -> bool | str:
     path = workspace / "metrics.json"
     problem = _regular_file(path)
     if problem:
         return problem
+    raw = _read_metrics(path)
+    if isinstance(raw, str):
+        return raw
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return f"metrics.json is not valid UTF-8 text (byte {exc.start})"
+    except ValueError as exc:
         return _short(f"metrics.json is not valid JSON: {exc}")
+    except RecursionError:
+        return "metrics.json nests arrays or objects too deeply"
     if not isinstance(data, dict):
         return f'metrics.json holds a JSON {type(data).__name__}; expected an object like {{"accuracy": 0.95}}'
     if "accuracy" not in data:
         return 'metrics.json has no "accuracy" field'
     value = data["accuracy"]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return f'metrics.json "accuracy" must be a number, got {json.dumps(value)[:60]}'
+    try:
+        finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    except OverflowError:  # an integer past float's range
+        finite = False
+    if not finite:
+        return f'metrics.json "accuracy" must be a finite number, got {_short(repr(value))[:60]}'
     return True
 
 
@@ -123,7 +151,10 @@ def main() -> int:
         obs["model_loaded"], obs["predictions"] = predict(workspace)
     except BaseException as exc:  # noqa: BLE001 - always leave observations behind
         obs["model_loaded"] = obs["predictions"] = _error("loading the model", exc)
-    obs["metrics"] = check_metrics(workspace)
+    try:
+        obs["metrics"] = check_metrics(workspace)
+    except Exception as exc:  # noqa: BLE001 - always leave observations behind
+        obs["metrics"] = _error("reading metrics.json", exc)
     GRADER_OUT.mkdir(parents=True, exist_ok=True)
     tmp = GRADER_OUT / "observations.json.tmp"
     tmp.write_text(json.dumps(obs))

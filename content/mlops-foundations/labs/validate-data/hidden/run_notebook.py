@@ -198,7 +198,9 @@ def run_probe(client, group: str, workspace: Path) -> dict:
         if line.startswith(marker):
             try:
                 obs = json.loads(line[len(marker) :])
-            except ValueError:
+            except (ValueError, RecursionError):
+                break
+            if not isinstance(obs, dict):
                 break
             return {key: obs.get(key, f"{who} produced no observation {key}") for key in KEYS[group]}
     return failed(f"calling {who} produced no result (did the notebook replace sys.stdout?)")

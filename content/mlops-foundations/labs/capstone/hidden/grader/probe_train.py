@@ -19,11 +19,14 @@ import argparse
 import json
 import math
 import os
+import stat
 import sys
 from pathlib import Path
 
 import joblib
 import pandas as pd
+
+MAX_METRICS_BYTES = 1024 * 1024
 
 
 def main() -> None:
@@ -39,10 +42,20 @@ def main() -> None:
         obs[f"{name}_is_file"] = path.is_file() and not path.is_symlink()
 
     try:
-        metrics = json.loads((repo / "metrics.json").read_text())
+        if not obs["metrics.json_is_file"]:
+            raise FileNotFoundError("missing, or not a regular file")
+        # No blocking open (a FIFO), no link, no gigabyte read into memory.
+        fd = os.open(repo / "metrics.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise FileNotFoundError("not a regular file")
+            raw = handle.read(MAX_METRICS_BYTES + 1)
+        if len(raw) > MAX_METRICS_BYTES:
+            raise ValueError(f"larger than {MAX_METRICS_BYTES} bytes")
+        metrics = json.loads(raw.decode("utf-8"))
         accuracy = metrics.get("accuracy") if isinstance(metrics, dict) else None
         is_number = isinstance(accuracy, (int, float)) and not isinstance(accuracy, bool)
-        obs["reported_accuracy"] = float(accuracy) if is_number and math.isfinite(accuracy) else None
+        obs["reported_accuracy"] = float(accuracy) if is_number and math.isfinite(float(accuracy)) else None
         obs["metrics_error"] = None if obs["reported_accuracy"] is not None else (
             "metrics.json has no number 'accuracy'")
     except Exception as exc:
