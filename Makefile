@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.sha256
-REQ_HASH = $(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-64)
+REQ_HASH = $(shell cat requirements.txt requirements.lock requirements-dev.txt | sha256sum | cut -c1-64)
 
 export DOCKER_API_VERSION ?= 1.41
 
@@ -19,6 +19,7 @@ venv: system-deps
 	@if ! $(PY) -m pip --version >/dev/null 2>&1; then rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); fi
 	@if [ "$$(cat $(STAMP) 2>/dev/null)" != "$(REQ_HASH)" ]; then \
 	  $(PY) -m pip install --quiet --upgrade pip && \
+	  $(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock && \
 	  $(PY) -m pip install --quiet -r requirements-dev.txt && \
 	  echo "$(REQ_HASH)" > $(STAMP); \
 	fi

@@ -94,7 +94,7 @@ class Submission(models.Model):
     score = models.FloatField(null=True, blank=True)
     max_score = models.FloatField(null=True, blank=True)
     error_message = models.TextField(blank=True)
-    # The contract's result JSON (CONTRACTS.md section 1), once finished.
+    # The contract's result JSON (docs/contracts.md section 1), once finished.
     result = models.JSONField(null=True, blank=True)
 
     # Provenance.

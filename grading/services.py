@@ -613,7 +613,7 @@ def _award_certificate(submission: Submission) -> None:
 
 
 def submission_result_json(submission: Submission, *, timings: dict | None = None) -> dict:
-    """The contract's result document (CONTRACTS.md section 1)."""
+    """The contract's result document (docs/contracts.md section 1)."""
     stages = [
         {
             "name": stage.name,

@@ -1,6 +1,6 @@
 """`manage.py grade COURSE/LAB SOURCE [--json] [--user EMAIL [--create-user]]`.
 
-CONTRACTS.md section 1: grades synchronously through the same service the Celery
+docs/contracts.md section 1: grades synchronously through the same service the Celery
 task calls. Exit 0 when grading completed (whatever the verdict), 1 when the
 platform could not grade, 2 for usage errors and rejected sources.
 """
