@@ -300,6 +300,12 @@ SHIPWRIGHT_MAX_ATTEMPTS = _env_int("SHIPWRIGHT_MAX_ATTEMPTS", 3)
 # Platform failures (engine down, image missing) retried with backoff before giving
 # up: 8 cover about 20 minutes (grading/budget.py), so an engine restart costs nothing.
 SHIPWRIGHT_PLATFORM_RETRIES = _env_int("SHIPWRIGHT_PLATFORM_RETRIES", 8)
+# The first of those backoff steps (doubling, capped at 300 s); a drill shortens it.
+SHIPWRIGHT_PLATFORM_BACKOFF_FIRST_S = _env_float("SHIPWRIGHT_PLATFORM_BACKOFF_FIRST_S", 10.0)
+if SHIPWRIGHT_PLATFORM_BACKOFF_FIRST_S <= 0:
+    raise ImproperlyConfigured(
+        f"SHIPWRIGHT_PLATFORM_BACKOFF_FIRST_S must be a positive number of seconds, got {SHIPWRIGHT_PLATFORM_BACKOFF_FIRST_S}"
+    )
 # Labels this deployment's sandboxes; empty: derived from the database's address.
 SHIPWRIGHT_SANDBOX_INSTANCE = os.environ.get("SHIPWRIGHT_SANDBOX_INSTANCE", "")
 

@@ -34,14 +34,20 @@ ORPHAN_GRACE_S = 120.0
 LOST_MESSAGE_S = 60.0
 # Platform failures (engine outages) retry with this backoff; the default number of
 # retries covers 10 + 20 + 40 + 80 + 160 + 300 + 300 + 300 s, about 20 minutes, so a
-# routine engine restart costs the learner nothing.
-PLATFORM_BACKOFF_FIRST_S = 10.0
+# routine engine restart costs the learner nothing. The first step is the setting
+# SHIPWRIGHT_PLATFORM_BACKOFF_FIRST_S (default 10 s) so a drill can stage an outage
+# in seconds; the cap stays.
 PLATFORM_BACKOFF_MAX_S = 300.0
 
 
-def platform_backoff_s(failures: int) -> float:
-    """Countdown before the retry that follows the `failures`-th platform failure."""
-    return min(PLATFORM_BACKOFF_MAX_S, PLATFORM_BACKOFF_FIRST_S * 2 ** max(0, failures - 1))
+def platform_backoff_s(failures: int, *, first_s: float | None = None) -> float:
+    """Countdown before the retry that follows the `failures`-th platform failure:
+    `first_s` (default: the setting) doubling, capped at PLATFORM_BACKOFF_MAX_S."""
+    if first_s is None:
+        from django.conf import settings  # read at call time: settings.py imports this module
+
+        first_s = settings.SHIPWRIGHT_PLATFORM_BACKOFF_FIRST_S
+    return min(PLATFORM_BACKOFF_MAX_S, first_s * 2 ** max(0, failures - 1))
 
 
 MAX_HARD_LIMIT_S = VISIBILITY_TIMEOUT_S - 3600

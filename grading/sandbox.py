@@ -790,9 +790,16 @@ class Sandbox:
             try:
                 status = self.api.wait(cid, timeout=limits.time_s)
                 exit_code: int | None = int(status["StatusCode"])
-            except requests.exceptions.RequestException:
-                # The read timeout is the wall-clock limit. If the engine went away
-                # instead, inspect raises and the run is the platform's failure.
+            except requests.exceptions.RequestException as exc:
+                # The read timeout is the wall-clock limit. Its type cannot tell it from
+                # a connection the engine (or anything in between) dropped: requests
+                # raises a read timeout in the body as ConnectionError. The clock can:
+                # the wait began after `started`, so a wait that broke before the limit
+                # is the platform's failure, never the learner's timeout (once the
+                # engine answered again at once, the stage was killed as "timed out").
+                if time.monotonic() - started < limits.time_s:
+                    raise SandboxUnavailable(f"the engine connection broke while stage {name} ran: {exc}") from exc
+                # If the engine went away, inspect raises: the platform's failure too.
                 state = self.api.inspect_container(cid)["State"]
                 if state.get("Running"):
                     self.api.kill(cid)
