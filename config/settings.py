@@ -244,9 +244,12 @@ else:
     # the broker's folders; kombu does not create them and fails on the first send.
     for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
+# The cache may live in a Redis database of its own: clearing a cache (the test suite
+# does, per test) is FLUSHDB, which would also drop the broker's queued messages.
+CACHE_URL = os.environ.get("SHIPWRIGHT_CACHE_URL", "") or REDIS_URL
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    if REDIS_URL
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    if CACHE_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 CELERY_RESULT_BACKEND = None

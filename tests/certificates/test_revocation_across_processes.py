@@ -39,11 +39,11 @@ def tiny_course(tmp_path):
 
 @pytest.fixture
 def embedded_env(settings, tmp_path):
-    """The environment of `make run`: no REDIS_URL, so the cache is per process."""
+    """The environment of `make run`: no Redis, so the cache is per process."""
     shutil.copytree(settings.SHIPWRIGHT_SIGNING_KEY_DIR, tmp_path / "keys")
     settings.SHIPWRIGHT_SIGNING_KEY_DIR = tmp_path / "keys"
     db = connection.settings_dict
-    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "SHIPWRIGHT_CACHE_URL")}
     return env | {
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_DEBUG": "1",
