@@ -415,7 +415,13 @@ def reference_observations(
         labels=labels,
     )
     observations = result.observations()
-    missing = [check.stage for check in spec.checks if check.uses_reference and check.stage not in observations]
+    missing = [
+        stage
+        for check in spec.checks
+        if check.uses_reference
+        for stage in check.stages_read()
+        if stage not in observations
+    ]
     if missing:
         raise RuntimeError(
             f"the reference solution of {spec.slug} produced no observations in {missing}: "

@@ -366,12 +366,12 @@ class LabSpec(_Strict):
         if len(set(check_names)) != len(check_names):
             raise ValueError("check names must be unique")
         for check in self.checks:
-            for stage in check.stages_read():
-                if stage not in stage_names:
-                    raise ValueError(f"check {check.name!r} names unknown stage {stage!r}")
+            for read in check.stages_read():
+                if read not in stage_names:
+                    raise ValueError(f"check {check.name!r} names unknown stage {read!r}")
         probes = {stage.name: stage.probe for stage in self.stages}
         for check in self.checks:
-            if check.probe and probes.get(check.stage) != check.probe:
+            if check.probe and any(probes.get(read) != check.probe for read in check.stages_read()):
                 raise ValueError(f"check {check.name!r} ({check.kind}) needs a stage with `{check.probe}:`")
         for variant in self.variants:
             for name in variant.failing:
