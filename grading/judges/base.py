@@ -23,6 +23,14 @@ PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 
 FILE_MISSING = "{path} was not found after stage {stage!r} (or is not a regular file)"
 NOT_A_NUMBER = "{path} field {field!r} must be a finite number, got {value}"
+SKIPPED_BECAUSE = "skipped because {need} failed"
+# How a stage ended, in one sentence (StageOutcome.summary); {label} names the stage.
+STAGE_TIMED_OUT = "{label} was stopped after {seconds} s (the time limit)"
+STAGE_OUT_OF_MEMORY = "killed: the {memory} memory limit was reached"
+STAGE_PIDS_LIMIT = "{label} exited with code {code} after hitting the limit of {pids} processes and threads"
+STAGE_EXITED_0 = "{label} exited 0 in {duration:.1f} s"
+STAGE_KILLED = "{label} was killed by signal {signal}"
+STAGE_EXITED = "{label} exited with code {code}"
 
 
 class Fail(Exception):
@@ -80,21 +88,18 @@ class StageOutcome:
         if self.blocked:
             return self.blocked
         if self.status == "skipped":
-            return f"skipped because {self.skipped_because} failed"
+            return SKIPPED_BECAUSE.format(need=self.skipped_because)
         if self.timed_out:
-            return f"{self.label} was stopped after {_seconds(self.limits.time_s)} s (the time limit)"
+            return STAGE_TIMED_OUT.format(label=self.label, seconds=_seconds(self.limits.time_s))
         if self.oom_killed:
-            return f"killed: the {_memory(self.limits.memory_mb)} memory limit was reached"
+            return STAGE_OUT_OF_MEMORY.format(memory=_memory(self.limits.memory_mb))
         if self.pids_limit_hit and self.exit_code != 0:
-            return (
-                f"{self.label} exited with code {self.exit_code} after hitting the limit of "
-                f"{self.limits.pids} processes and threads"
-            )
+            return STAGE_PIDS_LIMIT.format(label=self.label, code=self.exit_code, pids=self.limits.pids)
         if self.exit_code == 0:
-            return f"{self.label} exited 0 in {self.duration_s:.1f} s"
+            return STAGE_EXITED_0.format(label=self.label, duration=self.duration_s)
         if self.exit_code is not None and self.exit_code < 0 or (self.exit_code or 0) > 128:
-            return f"{self.label} was killed by signal {abs(self.exit_code or 0) % 128}"
-        return f"{self.label} exited with code {self.exit_code}"
+            return STAGE_KILLED.format(label=self.label, signal=abs(self.exit_code or 0) % 128)
+        return STAGE_EXITED.format(label=self.label, code=self.exit_code)
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ class Evidence:
         """The stage's outcome; Skip when it did not run."""
         outcome = self.outcomes[name]
         if outcome.status == "skipped":
-            raise Skip(f"skipped because {outcome.skipped_because} failed")
+            raise Skip(SKIPPED_BECAUSE.format(need=outcome.skipped_because))
         return outcome
 
     def observation_set(self, stage: str) -> dict:

@@ -144,6 +144,13 @@ CASES = [
         [ran("train", exit_code=139)],
         (FAILED, "train.py was killed by signal 11"),
     ),
+    (
+        "exit_code",
+        "process limit",
+        EXIT,
+        [ran("train", exit_code=1, pids_limit_hit=True)],
+        (FAILED, "train.py exited with code 1 after hitting the limit of 128 processes and threads"),
+    ),
     ("exit_code", "stage skipped", EXIT, [skipped("train")], (SKIPPED, "skipped because prepare failed")),
     (
         "files",
