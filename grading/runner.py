@@ -5,7 +5,7 @@ stores what comes back. Each stage runs in a fresh container over the shared
 workspace; a stage whose `needs` did not succeed is skipped with the reason; files
 that checks need are read back right after the stage that produces them (a later
 stage could change them); grader-owned stages report observations through their
-own channel (/grader-out). Verdicts are computed afterwards by `grading.checks`.
+own channel (/grader-out). Verdicts are computed afterwards by `grading.judges`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labs.spec import FilesCheck, LabSpec, ReferenceCheck, ReportedMetricCheck, StageSpec
+from labs.spec import LabSpec, StageSpec
 
-from . import checks as judging
-from .checks import CheckOutcome, StageOutcome
+from . import judges as judging
+from .judges import CheckOutcome, StageOutcome
 from .learner_files import TOO_LARGE, LearnerFileError, load_json
 from .sandbox import FileTooLarge, Sandbox, SandboxUnavailable, SnapshotRejected
 from .sandbox import Limits as SandboxLimits
@@ -215,12 +215,11 @@ def hidden_labels(spec: LabSpec, assets: LabAssets) -> dict[str, list[int]]:
 
 
 def _files_needed(spec: LabSpec) -> dict[str, set[str]]:
+    """Files to read back after each stage, as the lab's check kinds declare them."""
     needed: dict[str, set[str]] = {}
     for check in spec.checks:
-        if isinstance(check, FilesCheck):
-            needed.setdefault(check.stage, set()).update(check.paths)
-        elif isinstance(check, ReportedMetricCheck):
-            needed.setdefault(check.stage, set()).add(check.file)
+        for stage, paths in check.files_read_back().items():
+            needed.setdefault(stage, set()).update(paths)
     return needed
 
 
@@ -375,7 +374,7 @@ def run_pipeline(
 
 
 def needs_reference(spec: LabSpec) -> bool:
-    return any(isinstance(check, ReferenceCheck) for check in spec.checks)
+    return any(check.uses_reference for check in spec.checks)
 
 
 def reference_observations(
@@ -417,7 +416,11 @@ def reference_observations(
     )
     observations = result.observations()
     missing = [
-        check.stage for check in spec.checks if isinstance(check, ReferenceCheck) and check.stage not in observations
+        stage
+        for check in spec.checks
+        if check.uses_reference
+        for stage in check.stages_read()
+        if stage not in observations
     ]
     if missing:
         raise RuntimeError(

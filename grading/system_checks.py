@@ -1,5 +1,5 @@
 """Django system checks for what grading needs from this machine: a Docker engine
-that answers, and the lab images on it. (grading/checks.py is something else: the
+that answers, and the lab images on it. (grading/judges/ is something else: the
 kinds of checks that judge a learner's work.)
 
 Registered by GradingConfig.ready under the `shipwright` tag, so they run for

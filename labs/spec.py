@@ -6,7 +6,7 @@ docs/authoring.md documents every field; keep the two in step.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -119,10 +119,26 @@ class StageSpec(_Strict):
 
 
 class _CheckBase(_Strict):
+    """A check kind declares what its judge needs (grading/judges reads only that):
+    the probe its stage must run (`probe`), the stages it reads (`stages_read`), the
+    workspace files read back after a stage (`files_read_back`), and whether it
+    compares with the reference solution's observations (`uses_reference`)."""
+
     name: str = Field(min_length=1, max_length=200)
     points: float = Field(ge=0)
     required: bool = False
     hint: str = ""
+
+    probe: ClassVar[str | None] = None  # "service", "collect" or "pytest"
+    uses_reference: ClassVar[bool] = False
+
+    def stages_read(self) -> list[str]:
+        # Every kind but `agreement` reads one `stage`; the base class declares no such field.
+        return [getattr(self, "stage")]  # noqa: B009
+
+    def files_read_back(self) -> dict[str, list[str]]:
+        """Workspace files to read right after a stage (a later one could change them), by stage."""
+        return {}
 
 
 class ExitCodeCheck(_CheckBase):
@@ -146,6 +162,9 @@ class FilesCheck(_CheckBase):
             if path not in self.json_:
                 raise ValueError(f"{path!r} has numbers, so it must be listed in json")
         return self
+
+    def files_read_back(self) -> dict[str, list[str]]:
+        return {self.stage: list(self.paths)}
 
 
 class ObservationCheck(_CheckBase):
@@ -171,6 +190,9 @@ class ReportedMetricCheck(_CheckBase):
     field: str
     tolerance: float = Field(ge=0)
 
+    def files_read_back(self) -> dict[str, list[str]]:
+        return {self.stage: [self.file]}
+
 
 class AgreementCheck(_CheckBase):
     kind: Literal["agreement"]
@@ -178,9 +200,13 @@ class AgreementCheck(_CheckBase):
     b: str = Field(pattern=r"^[a-z][a-z0-9_]*:.+$")
     min: float = Field(ge=0, le=1)
 
+    def stages_read(self) -> list[str]:
+        return [self.a.split(":", 1)[0], self.b.split(":", 1)[0]]
+
 
 class ReferenceCheck(_CheckBase):
     kind: Literal["reference"]
+    uses_reference = True
     stage: str
     keys: list[str] = Field(min_length=1)
     tolerance: float = Field(1e-9, ge=0)
@@ -196,18 +222,21 @@ class HttpExpect(_Strict):
 
 class HttpReadyCheck(_CheckBase):
     kind: Literal["http_ready"]
+    probe = "service"
     stage: str
     json_: dict[str, Any] | None = Field(None, alias="json")
 
 
 class HttpCheck(_CheckBase):
     kind: Literal["http"]
+    probe = "service"
     stage: str
     expect: list[HttpExpect] = Field(min_length=1)
 
 
 class HttpAccuracyCheck(_CheckBase):
     kind: Literal["http_accuracy"]
+    probe = "service"
     stage: str
     request: str
     key: str = "predictions"
@@ -217,6 +246,7 @@ class HttpAccuracyCheck(_CheckBase):
 
 class LatencyCheck(_CheckBase):
     kind: Literal["latency"]
+    probe = "service"
     stage: str
     percentile: float = Field(95, gt=0, le=100)
     max_ms: float = Field(gt=0)
@@ -224,6 +254,7 @@ class LatencyCheck(_CheckBase):
 
 class AuditLogCheck(_CheckBase):
     kind: Literal["audit_log"]
+    probe = "service"
     stage: str
     file: str
     rule: Literal["one_line_per_request", "fields", "sha256", "forbidden", "not_logged"]
@@ -236,6 +267,7 @@ class AuditLogCheck(_CheckBase):
 
 class DockerfileCheck(_CheckBase):
     kind: Literal["dockerfile"]
+    probe = "collect"
     stage: str
     path: str = "Dockerfile"
     expose: list[int] = []
@@ -243,6 +275,7 @@ class DockerfileCheck(_CheckBase):
 
 class WorkflowCheck(_CheckBase):
     kind: Literal["workflow"]
+    probe = "collect"
     stage: str
     rule: Literal["valid", "triggers", "checkout", "pytest"]
     triggers: list[str] = ["push", "pull_request"]
@@ -250,17 +283,20 @@ class WorkflowCheck(_CheckBase):
 
 class RequirementsCheck(_CheckBase):
     kind: Literal["requirements"]
+    probe = "collect"
     stage: str
     path: str = "requirements.txt"
 
 
 class SecretsCheck(_CheckBase):
     kind: Literal["secrets"]
+    probe = "collect"
     stage: str
 
 
 class PytestCheck(_CheckBase):
     kind: Literal["pytest"]
+    probe = "pytest"
     stage: str
     rule: Literal["passes", "collected", "coverage"]
     min_tests: int = 1
@@ -330,31 +366,13 @@ class LabSpec(_Strict):
         if len(set(check_names)) != len(check_names):
             raise ValueError("check names must be unique")
         for check in self.checks:
-            stages = (
-                [check.a.split(":", 1)[0], check.b.split(":", 1)[0]]
-                if isinstance(check, AgreementCheck)
-                else [check.stage]
-            )
-            for stage in stages:
-                if stage not in stage_names:
-                    raise ValueError(f"check {check.name!r} names unknown stage {stage!r}")
+            for read in check.stages_read():
+                if read not in stage_names:
+                    raise ValueError(f"check {check.name!r} names unknown stage {read!r}")
         probes = {stage.name: stage.probe for stage in self.stages}
-        needs_probe = {
-            HttpReadyCheck: "service",
-            HttpCheck: "service",
-            HttpAccuracyCheck: "service",
-            LatencyCheck: "service",
-            AuditLogCheck: "service",
-            DockerfileCheck: "collect",
-            WorkflowCheck: "collect",
-            RequirementsCheck: "collect",
-            SecretsCheck: "collect",
-            PytestCheck: "pytest",
-        }
         for check in self.checks:
-            wanted = needs_probe.get(type(check))
-            if wanted and probes.get(check.stage) != wanted:
-                raise ValueError(f"check {check.name!r} ({check.kind}) needs a stage with `{wanted}:`")
+            if check.probe and any(probes.get(read) != check.probe for read in check.stages_read()):
+                raise ValueError(f"check {check.name!r} ({check.kind}) needs a stage with `{check.probe}:`")
         for variant in self.variants:
             for name in variant.failing:
                 if name not in check_names:

@@ -17,8 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from grading import checks, learner_files, static
-from grading.checks import FAILED, PASSED, StageOutcome
+import grading
+from grading import judges, learner_files
+from grading.judges import FAILED, PASSED, StageOutcome, service
+from grading.judges import repository as static
 from grading.learner_files import (
     BINARY,
     MAX_INT_DIGITS,
@@ -169,7 +171,7 @@ SPEC = LabSpec.model_validate(
 LABELS = {"labels.json": [1, 0, 1, 1]}
 
 
-def judge_metrics(data: bytes | None, *, file_errors: dict | None = None) -> list[checks.CheckOutcome]:
+def judge_metrics(data: bytes | None, *, file_errors: dict | None = None) -> list[judges.CheckOutcome]:
     stage = SPEC.stages[0]
     outcome = StageOutcome(
         spec=stage,
@@ -180,7 +182,7 @@ def judge_metrics(data: bytes | None, *, file_errors: dict | None = None) -> lis
         file_errors=file_errors or {},
         observations={"predictions": [1, 0, 1, 1]},
     )
-    return checks.judge_checks(spec=SPEC, outcomes={"train": outcome}, labels=LABELS, reference=None)
+    return judges.judge_checks(spec=SPEC, outcomes={"train": outcome}, labels=LABELS, reference=None)
 
 
 @pytest.mark.parametrize(
@@ -194,7 +196,7 @@ def judge_metrics(data: bytes | None, *, file_errors: dict | None = None) -> lis
             None,
             TOO_MANY_DIGITS.format(name="metrics.json", digits=5000, limit=MAX_INT_DIGITS),
         ),
-        (b'{"accuracy": true}', None, checks.NOT_A_NUMBER.format(path="metrics.json", field="accuracy", value="true")),
+        (b'{"accuracy": true}', None, judges.NOT_A_NUMBER.format(path="metrics.json", field="accuracy", value="true")),
         (b'{"accuracy": "0.9\xff"}', None, NOT_UTF8.format(name="metrics.json", offset=17, byte=0xFF)),
         (
             None,
@@ -210,7 +212,7 @@ def test_a_hostile_metrics_file_fails_both_checks_that_read_it_with_the_exact_re
         ("metrics", FAILED, message),
         ("honest", FAILED, message),
     ]
-    assert checks.verdict(spec=SPEC, checks=results)[0] == FAILED
+    assert judges.verdict(spec=SPEC, checks=results)[0] == FAILED
 
 
 def test_a_fifo_or_directory_where_the_metrics_file_should_be_fails_both_checks_as_not_found():
@@ -218,7 +220,7 @@ def test_a_fifo_or_directory_where_the_metrics_file_should_be_fails_both_checks_
     results = judge_metrics(None)
     assert [(r.name, r.status, r.output) for r in results] == [
         ("metrics", FAILED, "metrics.json was not found after train.py (or is not a regular file)"),
-        ("honest", FAILED, checks.FILE_MISSING.format(path="metrics.json", stage="train")),
+        ("honest", FAILED, judges.FILE_MISSING.format(path="metrics.json", stage="train")),
     ]
 
 
@@ -244,9 +246,9 @@ def test_a_judge_that_breaks_marks_its_check_error_and_the_submission_error_with
     )
     outcome = StageOutcome(spec=spec.stages[0], limits=spec.limits, status="ran", exit_code=0, observations={"x": 1})
     # No reference observations were computed: a platform fault, inside the judge.
-    results = checks.judge_checks(spec=spec, outcomes={"train": outcome}, labels={}, reference=None)
-    assert [(r.status, r.output) for r in results] == [(checks.ERROR, checks.JUDGING_FAILED)]
-    assert checks.verdict(spec=spec, checks=results) == (checks.ERROR, 0.0, 10.0)
+    results = judges.judge_checks(spec=spec, outcomes={"train": outcome}, labels={}, reference=None)
+    assert [(r.status, r.output) for r in results] == [(judges.ERROR, judges.JUDGING_FAILED)]
+    assert judges.verdict(spec=spec, checks=results) == (judges.ERROR, 0.0, 10.0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -277,7 +279,7 @@ AUDIT_SPEC = LabSpec.model_validate(
 )
 
 
-def judge_audit(captured: dict) -> checks.CheckOutcome:
+def judge_audit(captured: dict) -> judges.CheckOutcome:
     stage = AUDIT_SPEC.stages[0]
     observations = {
         "ready": {"status": 200},
@@ -287,7 +289,7 @@ def judge_audit(captured: dict) -> checks.CheckOutcome:
     outcome = StageOutcome(
         spec=stage, limits=stage.limits(AUDIT_SPEC.limits), status="ran", exit_code=0, observations=observations
     )
-    [result] = checks.judge_checks(spec=AUDIT_SPEC, outcomes={"serve": outcome}, labels={}, reference=None)
+    [result] = judges.judge_checks(spec=AUDIT_SPEC, outcomes={"serve": outcome}, labels={}, reference=None)
     return result
 
 
@@ -305,13 +307,13 @@ def judge_audit(captured: dict) -> checks.CheckOutcome:
 )
 def test_a_hostile_audit_log_line_fails_the_check_naming_the_line_and_the_problem(line, problem):
     result = judge_audit({"audit.log": line + "\n"})
-    assert (result.status, result.output) == (FAILED, checks.AUDIT_BAD_LINE.format(problem=problem, start=line[:120]))
+    assert (result.status, result.output) == (FAILED, service.AUDIT_BAD_LINE.format(problem=problem, start=line[:120]))
 
 
 def test_an_audit_log_that_is_a_fifo_fails_the_check_with_the_probes_reason():
     problem = NOT_REGULAR.format(name="audit.log", kind="a FIFO (named pipe)")
     result = judge_audit({"audit.log": None, "audit.log:problem": problem})
-    assert (result.status, result.output) == (FAILED, checks.AUDIT_UNREADABLE.format(path="audit.log", reason=problem))
+    assert (result.status, result.output) == (FAILED, service.AUDIT_UNREADABLE.format(path="audit.log", reason=problem))
 
 
 @FEW
@@ -346,7 +348,7 @@ STATIC_SPEC = LabSpec.model_validate(
 )
 
 
-def judge_static(files: dict, problems: dict | None = None) -> dict[str, checks.CheckOutcome]:
+def judge_static(files: dict, problems: dict | None = None) -> dict[str, judges.CheckOutcome]:
     stage = STATIC_SPEC.stages[0]
     observations = {
         "files": files,
@@ -357,7 +359,7 @@ def judge_static(files: dict, problems: dict | None = None) -> dict[str, checks.
     outcome = StageOutcome(
         spec=stage, limits=stage.limits(STATIC_SPEC.limits), status="ran", exit_code=0, observations=observations
     )
-    results = checks.judge_checks(spec=STATIC_SPEC, outcomes={"collect": outcome}, labels={}, reference=None)
+    results = judges.judge_checks(spec=STATIC_SPEC, outcomes={"collect": outcome}, labels={}, reference=None)
     return {r.name: r for r in results}
 
 
@@ -503,7 +505,7 @@ def test_text_files_must_be_utf8_without_nul_bytes(tmp_path):
 # ---------------------------------------------------------------------------------------
 # The pytest probe's report parsers (run in the lab image; stdlib only, so importable here)
 
-PROBES = Path(checks.__file__).resolve().parent / "probes"
+PROBES = Path(grading.__file__).resolve().parent / "probes"
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Static checks, judged on the host with real parsers over the files a collect
+"""Judges of the learner's repository, on the host, with real parsers over the files a collect
 stage read (YAML for GitHub Actions workflows, dockerfile-parse for Dockerfiles,
 packaging for requirements, detect-secrets for the secret scan), and the learner
 test-suite summary of a pytest stage. Never regular expressions over structure."""
@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 
 from labs.spec import DockerfileCheck, PytestCheck, RequirementsCheck, SecretsCheck, WorkflowCheck
 
-from .checks import _Fail, _observation_set
+from .base import Evidence, Fail
 
 SECRET_PLUGINS = {
     "plugins_used": [
@@ -41,20 +41,20 @@ UNREADABLE_REQUIREMENTS = "{problem}: the grader cannot check what it needs"
 YAML_TOO_DEEP = "nested too deeply to be a workflow"
 
 
-def _files(outcomes, stage: str) -> dict:
-    return _observation_set(outcomes, stage).get("files", {})
+def _files(evidence: Evidence, stage: str) -> dict:
+    return evidence.observation_set(stage).get("files", {})
 
 
-def _problem(outcomes, stage: str, path: str) -> str | None:
+def _problem(evidence: Evidence, stage: str, path: str) -> str | None:
     """Why the collect probe could not read a file that is there (a FIFO, too large,
     binary, not UTF-8), in words naming the file; None when it is simply absent."""
-    return _observation_set(outcomes, stage).get("problems", {}).get(path)
+    return evidence.observation_set(stage).get("problems", {}).get(path)
 
 
-def _judge_dockerfile(check: DockerfileCheck, outcomes, labels) -> str:
-    text = _files(outcomes, check.stage).get(check.path)
+def judge_dockerfile(check: DockerfileCheck, evidence: Evidence) -> str:
+    text = _files(evidence, check.stage).get(check.path)
     if text is None:
-        raise _Fail(_problem(outcomes, check.stage, check.path) or NO_DOCKERFILE.format(path=check.path))
+        raise Fail(_problem(evidence, check.stage, check.path) or NO_DOCKERFILE.format(path=check.path))
     data = text.encode("utf-8", "replace")
     instructions = DockerfileParser(fileobj=io.BytesIO(data), env_replace=False).structure
     problems = []
@@ -82,7 +82,7 @@ def _judge_dockerfile(check: DockerfileCheck, outcomes, labels) -> str:
     if not any(item["instruction"] in ("CMD", "ENTRYPOINT") for item in instructions):
         problems.append("no CMD or ENTRYPOINT")
     if problems:
-        raise _Fail("; ".join(problems))
+        raise Fail("; ".join(problems))
     return (
         "FROM, a non-root USER"
         + (f", EXPOSE {', '.join(map(str, check.expose))}" if check.expose else "")
@@ -101,10 +101,10 @@ def _load_yaml(text: str) -> object:
         raise ValueError(YAML_TOO_DEEP) from None
 
 
-def _workflows(outcomes, stage: str) -> list[dict]:
+def _workflows(evidence: Evidence, stage: str) -> list[dict]:
     found = []
-    problems = _observation_set(outcomes, stage).get("problems", {})
-    for path, text in sorted(_files(outcomes, stage).items()):
+    problems = evidence.observation_set(stage).get("problems", {})
+    for path, text in sorted(_files(evidence, stage).items()):
         if not path.startswith(".github/workflows/") or not path.endswith((".yml", ".yaml")):
             continue
         entry: dict = {"path": path, "valid": False}
@@ -183,45 +183,45 @@ def _runs_pytest(command: str) -> bool:
     return False
 
 
-def _judge_workflow(check: WorkflowCheck, outcomes, labels) -> str:
-    workflows = _workflows(outcomes, check.stage)
+def judge_workflow(check: WorkflowCheck, evidence: Evidence) -> str:
+    workflows = _workflows(evidence, check.stage)
     if not workflows:
-        raise _Fail("no .github/workflows/*.yml or *.yaml file")
+        raise Fail("no .github/workflows/*.yml or *.yaml file")
     valid = [w for w in workflows if w["valid"]]
     if check.rule == "valid":
         if not valid:
-            raise _Fail("; ".join(f"{w['path']}: {w['error']}" for w in workflows))
+            raise Fail("; ".join(f"{w['path']}: {w['error']}" for w in workflows))
         return ", ".join(w["path"] for w in valid) + " parse as YAML"
     if not valid:
-        raise _Fail("no valid workflow file")
+        raise Fail("no valid workflow file")
     if check.rule == "triggers":
         for workflow in valid:
             if _triggers(workflow["document"]) & set(check.triggers):
                 return f"{workflow['path']} runs on {', '.join(sorted(_triggers(workflow['document'])))}"
         seen = sorted({t for w in valid for t in _triggers(w["document"])})
-        raise _Fail(f"no workflow runs `on` {' or '.join(check.triggers)} (found: {', '.join(seen) or 'none'})")
+        raise Fail(f"no workflow runs `on` {' or '.join(check.triggers)} (found: {', '.join(seen) or 'none'})")
     if check.rule == "checkout":
         for workflow in valid:
             for step in _steps(workflow["document"]):
                 uses = step.get("uses")
                 if isinstance(uses, str) and uses.split("@", 1)[0].strip().lower() == "actions/checkout":
                     return f"{workflow['path']} uses {uses}"
-        raise _Fail("no step `uses: actions/checkout@…`")
+        raise Fail("no step `uses: actions/checkout@…`")
     for workflow in valid:
         for step in _steps(workflow["document"]):
             run = step.get("run")
             if isinstance(run, str) and _runs_pytest(run):
                 return f"{workflow['path']} runs: {run.strip().splitlines()[0][:80]}"
-    raise _Fail("no step whose `run` invokes pytest or python -m pytest")
+    raise Fail("no step whose `run` invokes pytest or python -m pytest")
 
 
-def _judge_requirements(check: RequirementsCheck, outcomes, labels) -> str:
-    observations = _observation_set(outcomes, check.stage)
+def judge_requirements(check: RequirementsCheck, evidence: Evidence) -> str:
+    observations = evidence.observation_set(check.stage)
     text = observations.get("files", {}).get(check.path)
     if text is None:
-        problem = _problem(outcomes, check.stage, check.path)
+        problem = _problem(evidence, check.stage, check.path)
         if problem:
-            raise _Fail(UNREADABLE_REQUIREMENTS.format(problem=problem))
+            raise Fail(UNREADABLE_REQUIREMENTS.format(problem=problem))
         return f"no {check.path}: nothing to check"
     packages = {canonicalize_name(name) for name in observations.get("packages", {})}
     missing, invalid = [], []
@@ -245,12 +245,12 @@ def _judge_requirements(check: RequirementsCheck, outcomes, labels) -> str:
     if invalid:
         problems.append(f"{check.path} has lines that are not requirements: {'; '.join(invalid)}")
     if problems:
-        raise _Fail("\n".join(problems))
+        raise Fail("\n".join(problems))
     return f"every package in {check.path} is in the lab image"
 
 
-def _judge_secrets(check: SecretsCheck, outcomes, labels) -> str:
-    scanned = _observation_set(outcomes, check.stage).get("scanned", {})
+def judge_secrets(check: SecretsCheck, evidence: Evidence) -> str:
+    scanned = evidence.observation_set(check.stage).get("scanned", {})
     findings = []
     # detect-secrets' public scan_line() searches eagerly (every word is a candidate
     # and entropy limits are not applied); the line-based scanner its CLI uses is not.
@@ -265,49 +265,40 @@ def _judge_secrets(check: SecretsCheck, outcomes, labels) -> str:
             findings += [f"{path}:{number}: {', '.join(sorted(kinds))}" for number, kinds in sorted(found.items())]
     if findings:
         shown = "\n".join(findings[:10]) + (f"\n… and {len(findings) - 10} more" if len(findings) > 10 else "")
-        raise _Fail(f"possible secrets committed to the repository:\n{shown}")
+        raise Fail(f"possible secrets committed to the repository:\n{shown}")
     return f"no secrets found in {len(scanned)} file(s)"
 
 
-def _judge_pytest(check: PytestCheck, outcomes, labels) -> str:
-    observations = _observation_set(outcomes, check.stage)
+def judge_pytest(check: PytestCheck, evidence: Evidence) -> str:
+    observations = evidence.observation_set(check.stage)
     tail = (observations.get("output_tail") or "")[-2500:]
     command = observations.get("command", "python -m pytest")
     if check.rule == "passes":
         if observations.get("timed_out"):
-            raise _Fail(f"{command} did not finish in time")
+            raise Fail(f"{command} did not finish in time")
         code = observations.get("exit_code")
         if code == 0:
             return f"{command} passed ({observations.get('passed', '?')} tests)"
         if code == 5:
-            raise _Fail(f"{command} collected no tests")
+            raise Fail(f"{command} collected no tests")
         failures = "\n".join(observations.get("failures", [])[:10])
-        raise _Fail(f"{command} exited with code {code}\n{failures}\n\n{tail}".strip())
+        raise Fail(f"{command} exited with code {code}\n{failures}\n\n{tail}".strip())
     if check.rule == "collected":
         count = observations.get("collected")
         if count is None:
-            raise _Fail(f"pytest reported no tests ({observations.get('junit_error', 'no report')})\n{tail}")
+            raise Fail(f"pytest reported no tests ({observations.get('junit_error', 'no report')})\n{tail}")
         feedback = f"{count} test(s) collected; needs ≥ {check.min_tests}"
         if count < check.min_tests:
-            raise _Fail(feedback)
+            raise Fail(feedback)
         return feedback
     percent = observations.get("coverage_percent")
     if percent is None or "coverage_error" in observations:
-        raise _Fail(f"no coverage report ({observations.get('coverage_error', 'did pytest run?')})")
+        raise Fail(f"no coverage report ({observations.get('coverage_error', 'did pytest run?')})")
     files = observations.get("coverage_files", {})
     detail = ", ".join(f"{path} {value:g}%" for path, value in sorted(files.items())[:12])
     feedback = (
         f"line coverage of Python files outside tests: {percent:.1f}% (needs ≥ {check.min_coverage:g}%): {detail}"
     )
     if percent < check.min_coverage:
-        raise _Fail(feedback)
+        raise Fail(feedback)
     return feedback
-
-
-JUDGES = {
-    DockerfileCheck: _judge_dockerfile,
-    WorkflowCheck: _judge_workflow,
-    RequirementsCheck: _judge_requirements,
-    SecretsCheck: _judge_secrets,
-    PytestCheck: _judge_pytest,
-}

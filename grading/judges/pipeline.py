@@ -1,0 +1,51 @@
+"""Judges of how the learner's own stages ended and the files they left behind."""
+
+from __future__ import annotations
+
+from labs.spec import ExitCodeCheck, FilesCheck, ReportedMetricCheck
+
+from .base import Evidence, Fail, accuracy, json_file, number, predictions
+
+
+def judge_exit_code(check: ExitCodeCheck, evidence: Evidence) -> str:
+    outcome = evidence.stage(check.stage)
+    if not outcome.succeeded:
+        raise Fail(outcome.summary())
+    return outcome.summary()
+
+
+def judge_files(check: FilesCheck, evidence: Evidence) -> str:
+    outcome = evidence.stage(check.stage)
+    problems = []
+    for path in check.paths:
+        if outcome.files.get(path) is None:
+            problems.append(
+                outcome.file_errors.get(path)
+                or f"{path} was not found after {outcome.label} (or is not a regular file)"
+            )
+            continue
+        if path in check.json_:
+            try:
+                document = json_file(outcome, path)
+                for name in check.numbers.get(path, []):
+                    number(document, path, name)
+            except Fail as exc:
+                problems.append(str(exc))
+    if problems:
+        raise Fail("\n".join(problems))
+    return f"found {', '.join(check.paths)}"
+
+
+def judge_reported_metric(check: ReportedMetricCheck, evidence: Evidence) -> str:
+    outcome = evidence.stage(check.stage)
+    predicted = predictions(evidence.observation(check.stage, check.key), "the predictions")
+    holdout = accuracy(predicted, evidence.labels[check.labels])
+    reported = number(json_file(outcome, check.file), check.file, check.field)
+    gap = abs(reported - holdout)
+    feedback = (
+        f"{check.file} reports {check.field} {reported:.4f}; the holdout gives {holdout:.4f} "
+        f"(difference {gap:.4f}, allowed {check.tolerance:g})"
+    )
+    if gap > check.tolerance:
+        raise Fail(feedback)
+    return feedback

@@ -1,0 +1,826 @@
+"""Every check kind's judge, without Docker: the evidence a run would hand it (stage
+outcomes, files read back, observations, hidden labels, reference observations) is
+built here, and the learner's message is asserted exactly for a pass, a fail and the
+edge cases. The Docker-level tests (test_sample_course, lab_check) stay as they are."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+from pydantic import TypeAdapter
+
+from grading import judges
+from grading.judges import FAILED, PASSED, SKIPPED, Evidence, Fail, Skip, StageOutcome, repository, service
+from grading.runner import _files_needed, needs_reference
+from labs.spec import CheckSpec, LabSpec, Limits, StageSpec
+
+CHECK = TypeAdapter(CheckSpec)
+LIMITS = Limits()
+LABELS = {"labels.json": [1, 0, 1, 1]}
+
+STAGES = {
+    "prepare": StageSpec(name="prepare", run=["python", "prepare.py"]),
+    "train": StageSpec(name="train", run=["python", "train.py"]),
+    "first": StageSpec(name="first", run=["python", "predict.py"], grader=True),
+    "second": StageSpec(name="second", run=["python", "predict.py"], grader=True),
+    "serve": StageSpec(name="serve", service={"start": ["python", "api.py"], "requests": "r.json"}),
+    "collect": StageSpec(name="collect", collect={"paths": ["Dockerfile"], "scan": True}),
+    "tests": StageSpec(name="tests", pytest={}),
+}
+
+
+def ran(stage: str, **fields) -> StageOutcome:
+    values = {"status": "ran", "exit_code": 0, "duration_s": 1.0, **fields}
+    return StageOutcome(spec=STAGES[stage], limits=LIMITS, **values)
+
+
+def skipped(stage: str, because: str = "prepare") -> StageOutcome:
+    return StageOutcome(spec=STAGES[stage], limits=LIMITS, status="skipped", skipped_because=because)
+
+
+def judge(check: dict, *outcomes: StageOutcome, reference: dict | None = None) -> tuple[str, str]:
+    """(status, message) of one check, as the registry's judge gives it."""
+    spec = CHECK.validate_python({"name": "c", "points": 1, **check})
+    evidence = Evidence(outcomes={o.spec.name: o for o in outcomes}, labels=LABELS, reference=reference)
+    try:
+        return PASSED, judges.JUDGES[spec.kind](spec, evidence)
+    except Fail as exc:
+        return FAILED, str(exc)
+    except Skip as exc:
+        return SKIPPED, str(exc)
+
+
+def served(**observations) -> StageOutcome:
+    return ran("serve", observations={"ready": {"status": 200, "seconds": 1.23}, **observations})
+
+
+def collected(files: dict, problems: dict | None = None, packages: dict | None = None) -> StageOutcome:
+    observations = {
+        "files": files,
+        "problems": problems or {},
+        "scanned": {path: text for path, text in files.items() if text is not None},
+        "packages": packages if packages is not None else {"pytest": "8.3"},
+    }
+    return ran("collect", observations=observations)
+
+
+def suite_ran(**observations) -> StageOutcome:
+    return ran("tests", observations={"command": "python -m pytest -q", "output_tail": "", **observations})
+
+
+def audit(lines: list[str], **responses) -> StageOutcome:
+    calls = {"a": {"status": 200, "json": {"predictions": [1]}}, "b": {"status": 200, "json": {"predictions": [0]}}}
+    return served(responses={**calls, **responses}, captured={"audit.log": "".join(f"{line}\n" for line in lines)})
+
+
+def workflow(text: str) -> StageOutcome:
+    return collected({".github/workflows/ci.yml": text})
+
+
+EXIT = {"kind": "exit_code", "stage": "train"}
+FILES = {
+    "kind": "files",
+    "stage": "train",
+    "paths": ["metrics.json", "model.pkl"],
+    "json": ["metrics.json"],
+    "numbers": {"metrics.json": ["accuracy"]},
+}
+REPORTED = {
+    "kind": "reported_metric",
+    "stage": "train",
+    "key": "predictions",
+    "labels": "labels.json",
+    "file": "metrics.json",
+    "field": "accuracy",
+    "tolerance": 0.05,
+}
+OBSERVATION = {"kind": "observation", "stage": "first", "key": "schema_ok"}
+ACCURACY = {"kind": "accuracy", "stage": "first", "key": "predictions", "labels": "labels.json", "min": 0.75}
+AGREEMENT = {"kind": "agreement", "a": "first:predictions", "b": "second:predictions", "min": 0.9}
+REFERENCE = {"kind": "reference", "stage": "first", "keys": ["a", "b"], "tolerance": 0.01}
+REFERENCE_OBSERVED = {"first": {"a": 1.0, "b": [1, 2]}}
+READY = {"kind": "http_ready", "stage": "serve", "json": {"status": "ok"}}
+HTTP = {
+    "kind": "http",
+    "stage": "serve",
+    "expect": [{"request": "ok", "predictions": "predictions"}, {"request": "bad", "status": "4xx"}],
+}
+HTTP_OK = {"status": 200, "json": {"predictions": [1, 0]}, "sent_lengths": {"features": 2}}
+HTTP_BAD = {"status": 422, "json": {"detail": "features is required"}}
+HTTP_ACCURACY = {"kind": "http_accuracy", "stage": "serve", "request": "holdout", "labels": "labels.json", "min": 0.75}
+LATENCY = {"kind": "latency", "stage": "serve", "max_ms": 100}
+AUDIT = {"kind": "audit_log", "stage": "serve", "file": "audit.log", "logged": ["a", "b"]}
+LINE = '{"predictions": [1]}'
+DOCKERFILE = {"kind": "dockerfile", "stage": "collect", "expose": [8000]}
+REQUIREMENTS = {"kind": "requirements", "stage": "collect"}
+SECRETS = {"kind": "secrets", "stage": "collect"}
+CI = ".github/workflows/ci.yml"
+STEPS = "on: push\njobs:\n  test:\n    steps:\n"
+
+
+CASES = [
+    # kind, case, check, evidence, expected (status, message)
+    ("exit_code", "exits 0", EXIT, [ran("train")], (PASSED, "train.py exited 0 in 1.0 s")),
+    ("exit_code", "exits 2", EXIT, [ran("train", exit_code=2)], (FAILED, "train.py exited with code 2")),
+    (
+        "exit_code",
+        "time limit",
+        EXIT,
+        [ran("train", exit_code=137, timed_out=True)],
+        (FAILED, "train.py was stopped after 300 s (the time limit)"),
+    ),
+    (
+        "exit_code",
+        "memory limit",
+        EXIT,
+        [ran("train", exit_code=137, oom_killed=True)],
+        (FAILED, "killed: the 1 GiB memory limit was reached"),
+    ),
+    (
+        "exit_code",
+        "killed by a signal",
+        EXIT,
+        [ran("train", exit_code=139)],
+        (FAILED, "train.py was killed by signal 11"),
+    ),
+    (
+        "exit_code",
+        "process limit",
+        EXIT,
+        [ran("train", exit_code=1, pids_limit_hit=True)],
+        (FAILED, "train.py exited with code 1 after hitting the limit of 128 processes and threads"),
+    ),
+    ("exit_code", "stage skipped", EXIT, [skipped("train")], (SKIPPED, "skipped because prepare failed")),
+    (
+        "files",
+        "all present",
+        FILES,
+        [ran("train", files={"metrics.json": b'{"accuracy": 0.9}', "model.pkl": b"x"})],
+        (PASSED, "found metrics.json, model.pkl"),
+    ),
+    (
+        "files",
+        "one missing",
+        FILES,
+        [ran("train", files={"metrics.json": b'{"accuracy": 0.9}', "model.pkl": None})],
+        (FAILED, "model.pkl was not found after train.py (or is not a regular file)"),
+    ),
+    (
+        "files",
+        "too large and a string number",
+        FILES,
+        [
+            ran(
+                "train",
+                files={"metrics.json": b'{"accuracy": "0.9"}', "model.pkl": None},
+                file_errors={"model.pkl": "model.pkl is too large"},
+            )
+        ],
+        (FAILED, "metrics.json field 'accuracy' must be a finite number, got \"0.9\"\nmodel.pkl is too large"),
+    ),
+    (
+        "files",
+        "field absent",
+        FILES,
+        [ran("train", files={"metrics.json": b'{"acc": 0.9}', "model.pkl": b"x"})],
+        (FAILED, "metrics.json has no field 'accuracy'"),
+    ),
+    (
+        "reported_metric",
+        "honest",
+        REPORTED,
+        [ran("train", files={"metrics.json": b'{"accuracy": 0.98}'}, observations={"predictions": [1, 0, 1, 1]})],
+        (PASSED, "metrics.json reports accuracy 0.9800; the holdout gives 1.0000 (difference 0.0200, allowed 0.05)"),
+    ),
+    (
+        "reported_metric",
+        "inflated",
+        REPORTED,
+        [ran("train", files={"metrics.json": b'{"accuracy": 0.5}'}, observations={"predictions": [1, 0, 1, 1]})],
+        (FAILED, "metrics.json reports accuracy 0.5000; the holdout gives 1.0000 (difference 0.5000, allowed 0.05)"),
+    ),
+    (
+        "reported_metric",
+        "file missing",
+        REPORTED,
+        [ran("train", files={"metrics.json": None}, observations={"predictions": [1, 0, 1, 1]})],
+        (FAILED, "metrics.json was not found after stage 'train' (or is not a regular file)"),
+    ),
+    (
+        "reported_metric",
+        "too few predictions",
+        REPORTED,
+        [ran("train", files={"metrics.json": b'{"accuracy": 1}'}, observations={"predictions": [1, 0]})],
+        (FAILED, "expected 4 predictions (one per holdout row), got 2"),
+    ),
+    ("observation", "holds", OBSERVATION, [ran("first", observations={"schema_ok": True})], (PASSED, "ok")),
+    (
+        "observation",
+        "a reason",
+        OBSERVATION,
+        [ran("first", observations={"schema_ok": "column age is missing"})],
+        (FAILED, "column age is missing"),
+    ),
+    (
+        "observation",
+        "false",
+        OBSERVATION,
+        [ran("first", observations={"schema_ok": False})],
+        (FAILED, "expected schema_ok to hold, got false"),
+    ),
+    (
+        "observation",
+        "not recorded",
+        OBSERVATION,
+        [ran("first", observations={})],
+        (FAILED, "the grader recorded no 'schema_ok' in stage 'first': predict.py exited 0 in 1.0 s"),
+    ),
+    (
+        "observation",
+        "no observations",
+        OBSERVATION,
+        [ran("first", exit_code=1, observations_error="no observations were recorded (predict.py exited with code 1)")],
+        (
+            FAILED,
+            "the grader could not examine your work in stage 'first': "
+            "no observations were recorded (predict.py exited with code 1)",
+        ),
+    ),
+    (
+        "accuracy",
+        "above the bar",
+        ACCURACY,
+        [ran("first", observations={"predictions": [1, 0, 1, 1]})],
+        (PASSED, "holdout accuracy 1.0000 (4 of 4 rows); needs ≥ 0.75"),
+    ),
+    (
+        "accuracy",
+        "below the bar",
+        ACCURACY,
+        [ran("first", observations={"predictions": [0, 1, 1, 1]})],
+        (FAILED, "holdout accuracy 0.5000 (2 of 4 rows); needs ≥ 0.75"),
+    ),
+    (
+        "accuracy",
+        "booleans are not labels",
+        ACCURACY,
+        [ran("first", observations={"predictions": [1, 0, True, 1]})],
+        (FAILED, "the predictions are not a list of integer class labels: [1, 0, true, 1]"),
+    ),
+    (
+        "accuracy",
+        "the learner's error",
+        ACCURACY,
+        [ran("first", observations={"predictions": "predict() raised KeyError: 'age'"})],
+        (FAILED, "predict() raised KeyError: 'age'"),
+    ),
+    (
+        "agreement",
+        "same answers",
+        AGREEMENT,
+        [ran("first", observations={"predictions": [1, 0]}), ran("second", observations={"predictions": [1, 0]})],
+        (PASSED, "the two runs agree on 100.0% of rows; needs ≥ 90%"),
+    ),
+    (
+        "agreement",
+        "different answers",
+        AGREEMENT,
+        [
+            ran("first", observations={"predictions": [1, 0, 1, 1]}),
+            ran("second", observations={"predictions": [1, 1, 1, 1]}),
+        ],
+        (FAILED, "the two runs agree on 75.0% of rows; needs ≥ 90%"),
+    ),
+    (
+        "agreement",
+        "no rows",
+        AGREEMENT,
+        [ran("first", observations={"predictions": []}), ran("second", observations={"predictions": []})],
+        (FAILED, "the two runs gave 0 and 0 predictions"),
+    ),
+    (
+        "agreement",
+        "second run skipped",
+        AGREEMENT,
+        [ran("first", observations={"predictions": [1]}), skipped("second", because="first")],
+        (SKIPPED, "skipped because first failed"),
+    ),
+    (
+        "reference",
+        "within tolerance",
+        REFERENCE,
+        [ran("first", observations={"a": 1.005, "b": [1, 2]})],
+        (PASSED, "2 case(s) match the reference"),
+    ),
+    (
+        "reference",
+        "differs",
+        REFERENCE,
+        [ran("first", observations={"a": 2.0, "b": [1, 2]})],
+        (FAILED, "a: your code gave 2.0, which does not match the reference solution (tolerance 0.01)"),
+    ),
+    (
+        "reference",
+        "the learner's error instead of a value",
+        REFERENCE,
+        [ran("first", observations={"a": "division by zero", "b": [1, 2, 3]})],
+        (
+            FAILED,
+            "a: division by zero\nb: your code gave [1, 2, 3], which does not match the reference solution "
+            "(tolerance 0.01)",
+        ),
+    ),
+    (
+        "http_ready",
+        "healthy",
+        READY,
+        [served(ready={"status": 200, "json": {"status": "ok"}, "seconds": 1.23})],
+        (PASSED, "GET /health answered 200 after 1.2 s"),
+    ),
+    (
+        "http_ready",
+        "wrong body",
+        READY,
+        [served(ready={"status": 200, "json": {"status": "starting"}})],
+        (FAILED, 'GET /health answered HTTP 200 {"status": "starting"}; expected JSON with {"status": "ok"}'),
+    ),
+    (
+        "http_ready",
+        "server exited",
+        READY,
+        [served(ready={"exited": 1})],
+        (FAILED, "the server exited with code 1 before answering GET /health"),
+    ),
+    (
+        "http_ready",
+        "never answered",
+        READY,
+        [served(ready={"status": None, "error": "connection refused"})],
+        (FAILED, "the server did not answer GET /health with 200 within 20 s (last: connection refused)"),
+    ),
+    (
+        "http",
+        "as expected",
+        HTTP,
+        [served(responses={"ok": HTTP_OK, "bad": HTTP_BAD})],
+        (PASSED, "2 request(s) answered as expected"),
+    ),
+    (
+        "http",
+        "bad input accepted",
+        HTTP,
+        [
+            served(
+                responses={
+                    "ok": HTTP_OK,
+                    "bad": {
+                        "method": "POST",
+                        "path": "/predict",
+                        "sent": '{"features": []}',
+                        "status": 200,
+                        "json": {"predictions": []},
+                    },
+                }
+            )
+        ],
+        (FAILED, 'bad: sent POST /predict {"features": []}\n  expected 4xx, got HTTP 200 {"predictions": []}'),
+    ),
+    (
+        "http",
+        "predictions not 0 or 1",
+        HTTP,
+        [served(responses={"ok": {**HTTP_OK, "json": {"predictions": [1, 2]}}, "bad": HTTP_BAD})],
+        (FAILED, "ok: every prediction must be the integer 0 or 1, got [1, 2]"),
+    ),
+    (
+        "http",
+        "one prediction for two rows",
+        HTTP,
+        [served(responses={"ok": {**HTTP_OK, "json": {"predictions": [1]}}, "bad": HTTP_BAD})],
+        (FAILED, 'ok: expected {"predictions": [...]} with 2 item(s), got HTTP 200 {"predictions": [1]}'),
+    ),
+    ("http", "not sent", HTTP, [served(responses={"ok": HTTP_OK})], (FAILED, "request 'bad' was not sent")),
+    (
+        "http_accuracy",
+        "above the bar",
+        HTTP_ACCURACY,
+        [served(responses={"holdout": {"status": 200, "json": {"predictions": [1, 0, 1, 1]}}})],
+        (PASSED, "holdout accuracy through the API 1.0000; needs ≥ 0.75"),
+    ),
+    (
+        "http_accuracy",
+        "below the bar",
+        HTTP_ACCURACY,
+        [served(responses={"holdout": {"status": 200, "json": {"predictions": [0, 1, 1, 1]}}})],
+        (FAILED, "holdout accuracy through the API 0.5000; needs ≥ 0.75"),
+    ),
+    (
+        "http_accuracy",
+        "server error",
+        HTTP_ACCURACY,
+        [served(responses={"holdout": {"status": 500, "text": "Internal Server Error"}})],
+        (FAILED, 'holdout: HTTP 500 "Internal Server Error"'),
+    ),
+    (
+        "latency",
+        "fast",
+        LATENCY,
+        [served(latency_ms=[float(ms) for ms in range(1, 21)], latency_statuses=[200] * 20)],
+        (PASSED, "p95 of 20 sequential calls: 19.0 ms (limit 100 ms); median 11.0 ms"),
+    ),
+    (
+        "latency",
+        "slow",
+        LATENCY,
+        [served(latency_ms=[50.0, 150.0], latency_statuses=[200, 200])],
+        (FAILED, "p95 of 2 sequential calls: 150.0 ms (limit 100 ms); median 150.0 ms"),
+    ),
+    (
+        "latency",
+        "a call failed",
+        LATENCY,
+        [served(latency_ms=[5.0, 6.0], latency_statuses=[200, 500])],
+        (FAILED, "1 of 2 single-row calls did not return 200 (e.g. 500)"),
+    ),
+    ("latency", "no calls", LATENCY, [served()], (FAILED, "no latency calls were made")),
+    (
+        "audit_log",
+        "one line per request",
+        {**AUDIT, "rule": "one_line_per_request"},
+        [audit([LINE, LINE])],
+        (PASSED, "2 requests, 2 JSON line(s)"),
+    ),
+    (
+        "audit_log",
+        "a request not logged",
+        {**AUDIT, "rule": "one_line_per_request"},
+        [audit([LINE])],
+        (
+            FAILED,
+            "2 POST requests were made, but the audit log has 1 line(s) with 'predictions': "
+            "expected exactly one per request",
+        ),
+    ),
+    (
+        "audit_log",
+        "no log",
+        {**AUDIT, "rule": "one_line_per_request"},
+        [served(responses={"a": HTTP_OK, "b": HTTP_OK}, captured={"audit.log:error": "no such file"})],
+        (FAILED, service.AUDIT_MISSING.format(path="audit.log", reason="no such file")),
+    ),
+    (
+        "audit_log",
+        "a logged request failed",
+        {**AUDIT, "rule": "one_line_per_request"},
+        [audit([LINE, LINE], a={"status": 500, "text": "boom"})],
+        (FAILED, 'a: a valid request failed: sent GET ?, got HTTP 500 "boom"'),
+    ),
+    (
+        "audit_log",
+        "health checks not logged",
+        {**AUDIT, "rule": "not_logged", "not_logged": ["health"]},
+        [audit([LINE, LINE, '{"path": "/health"}'])],
+        (FAILED, "the audit log has 1 line(s) more than the logged requests: health must not be logged"),
+    ),
+    (
+        "audit_log",
+        "an email in the log",
+        {**AUDIT, "rule": "forbidden"},
+        [
+            audit(
+                [LINE, '{"predictions": [0], "who": "ann@example.com"}'],
+                b={"status": 200, "sent_strings": {"email": "ann@example.com"}},
+            )
+        ],
+        (FAILED, "a value sent as 'email' (ann@example.com) appears in the audit log"),
+    ),
+    (
+        "audit_log",
+        "hash of re-serialised JSON",
+        {**AUDIT, "rule": "sha256", "logged": ["a"]},
+        [audit(['{"predictions": [1], "input_sha256": "abc"}'], a={"status": 200, "body_sha256": "def"})],
+        (
+            FAILED,
+            'line 1: input_sha256 "abc" is not the SHA-256 of the raw request body (def); '
+            "hash the bytes as received, not re-serialised JSON",
+        ),
+    ),
+    (
+        "audit_log",
+        "local time",
+        {**AUDIT, "rule": "fields", "logged": ["a"], "fields": ["ts"]},
+        [audit(['{"predictions": [1], "ts": "2026-01-01T00:00:00+02:00"}'])],
+        (FAILED, "line 1: ts '2026-01-01T00:00:00+02:00' must be in UTC (Z or +00:00)"),
+    ),
+    (
+        "audit_log",
+        "fields right",
+        {**AUDIT, "rule": "fields", "fields": ["request_id", "predictions"]},
+        [audit(['{"predictions": [1], "request_id": "r1"}', '{"predictions": [0], "request_id": "r2"}'])],
+        (PASSED, "request_id, predictions are right on all 2 lines"),
+    ),
+    (
+        "dockerfile",
+        "non-root with a port and a command",
+        DOCKERFILE,
+        [collected({"Dockerfile": 'FROM python:3.11\nUSER app\nEXPOSE 8000/tcp\nCMD ["python", "api.py"]\n'})],
+        (PASSED, "FROM, a non-root USER, EXPOSE 8000 and CMD found"),
+    ),
+    (
+        "dockerfile",
+        "runs as root",
+        DOCKERFILE,
+        [collected({"Dockerfile": "FROM python:3.11\nCMD python api.py\n"})],
+        (FAILED, "no USER after the last FROM: the container would run as root; no EXPOSE 8000"),
+    ),
+    (
+        "dockerfile",
+        "root again in the last stage",
+        DOCKERFILE,
+        [collected({"Dockerfile": "FROM a AS build\nUSER app\nFROM b\nUSER 0\nEXPOSE 8000\nCMD x\n"})],
+        (FAILED, "the last USER is '0', which is root"),
+    ),
+    (
+        "dockerfile",
+        "absent",
+        DOCKERFILE,
+        [collected({})],
+        (FAILED, "no Dockerfile at the repository root (or it is not a regular file)"),
+    ),
+    (
+        "workflow",
+        "valid",
+        {"kind": "workflow", "stage": "collect", "rule": "valid"},
+        [workflow("on: push\njobs: {}\n")],
+        (PASSED, f"{CI} parse as YAML"),
+    ),
+    (
+        "workflow",
+        "a list at the top",
+        {"kind": "workflow", "stage": "collect", "rule": "valid"},
+        [workflow("- a\n- b\n")],
+        (FAILED, f"{CI}: not a mapping at the top level"),
+    ),
+    (
+        "workflow",
+        "no workflow",
+        {"kind": "workflow", "stage": "collect", "rule": "valid"},
+        [collected({"README.md": "hi"})],
+        (FAILED, "no .github/workflows/*.yml or *.yaml file"),
+    ),
+    (
+        "workflow",
+        "runs on push",
+        {"kind": "workflow", "stage": "collect", "rule": "triggers"},
+        [workflow("on: [push, workflow_dispatch]\n")],
+        (PASSED, f"{CI} runs on push, workflow_dispatch"),
+    ),
+    (
+        "workflow",
+        "only on a schedule",
+        {"kind": "workflow", "stage": "collect", "rule": "triggers"},
+        [workflow("on: schedule\n")],
+        (FAILED, "no workflow runs `on` push or pull_request (found: schedule)"),
+    ),
+    (
+        "workflow",
+        "checks out",
+        {"kind": "workflow", "stage": "collect", "rule": "checkout"},
+        [workflow(STEPS + "      - uses: actions/checkout@v4\n")],
+        (PASSED, f"{CI} uses actions/checkout@v4"),
+    ),
+    (
+        "workflow",
+        "no checkout",
+        {"kind": "workflow", "stage": "collect", "rule": "checkout"},
+        [workflow(STEPS + "      - run: ls\n")],
+        (FAILED, "no step `uses: actions/checkout@…`"),
+    ),
+    (
+        "workflow",
+        "runs pytest",
+        {"kind": "workflow", "stage": "collect", "rule": "pytest"},
+        [
+            workflow(
+                STEPS + "      - run: |\n          pip install -r requirements.txt\n          python -m pytest -q\n"
+            )
+        ],
+        (PASSED, f"{CI} runs: pip install -r requirements.txt"),
+    ),
+    (
+        "workflow",
+        "only installs pytest",
+        {"kind": "workflow", "stage": "collect", "rule": "pytest"},
+        [workflow(STEPS + "      - run: pip install pytest\n")],
+        (FAILED, "no step whose `run` invokes pytest or python -m pytest"),
+    ),
+    (
+        "requirements",
+        "all in the image",
+        REQUIREMENTS,
+        [collected({"requirements.txt": "pytest>=7  # tests\n-r other.txt\n"})],
+        (PASSED, "every package in requirements.txt is in the lab image"),
+    ),
+    (
+        "requirements",
+        "not in the image",
+        REQUIREMENTS,
+        [collected({"requirements.txt": "pytest\ntorch==2.4\n"})],
+        (
+            FAILED,
+            "requirements.txt names torch, which the lab image does not have "
+            "(the sandbox has no network, so nothing can be installed)",
+        ),
+    ),
+    (
+        "requirements",
+        "not a requirement",
+        REQUIREMENTS,
+        [collected({"requirements.txt": "pytest\n!!!\n"})],
+        (FAILED, "requirements.txt has lines that are not requirements: line 2: '!!!'"),
+    ),
+    (
+        "requirements",
+        "absent",
+        REQUIREMENTS,
+        [collected({})],
+        (PASSED, "no requirements.txt: nothing to check"),
+    ),
+    (
+        "secrets",
+        "clean",
+        SECRETS,
+        [
+            collected(
+                {
+                    "app.py": "x = 1\n",
+                    "model.sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n",
+                }
+            )
+        ],
+        (PASSED, "no secrets found in 2 file(s)"),
+    ),
+    (
+        "secrets",
+        "an AWS key",
+        SECRETS,
+        [collected({"config.py": "x = 1\nAWS_KEY = 'AKIAIOSFODNN7EXAMPLE'\n"})],
+        (FAILED, "possible secrets committed to the repository:\nconfig.py:2: AWS Access Key"),
+    ),
+    (
+        "secrets",
+        "data files are not scanned",
+        SECRETS,
+        [collected({"data.csv": "id,key\n1,AKIAIOSFODNN7EXAMPLE\n"})],
+        (PASSED, "no secrets found in 1 file(s)"),
+    ),
+    (
+        "pytest",
+        "suite passes",
+        {"kind": "pytest", "stage": "tests", "rule": "passes"},
+        [suite_ran(exit_code=0, passed=3)],
+        (PASSED, "python -m pytest -q passed (3 tests)"),
+    ),
+    (
+        "pytest",
+        "suite fails",
+        {"kind": "pytest", "stage": "tests", "rule": "passes"},
+        [suite_ran(exit_code=1, failures=["test_api.py::test_predict"], output_tail="1 failed")],
+        (FAILED, "python -m pytest -q exited with code 1\ntest_api.py::test_predict\n\n1 failed"),
+    ),
+    (
+        "pytest",
+        "no tests",
+        {"kind": "pytest", "stage": "tests", "rule": "passes"},
+        [suite_ran(exit_code=5)],
+        (FAILED, "python -m pytest -q collected no tests"),
+    ),
+    (
+        "pytest",
+        "did not finish",
+        {"kind": "pytest", "stage": "tests", "rule": "passes"},
+        [suite_ran(timed_out=True)],
+        (FAILED, "python -m pytest -q did not finish in time"),
+    ),
+    (
+        "pytest",
+        "enough tests",
+        {"kind": "pytest", "stage": "tests", "rule": "collected", "min_tests": 2},
+        [suite_ran(collected=3)],
+        (PASSED, "3 test(s) collected; needs ≥ 2"),
+    ),
+    (
+        "pytest",
+        "too few tests",
+        {"kind": "pytest", "stage": "tests", "rule": "collected", "min_tests": 2},
+        [suite_ran(collected=1)],
+        (FAILED, "1 test(s) collected; needs ≥ 2"),
+    ),
+    (
+        "pytest",
+        "no report",
+        {"kind": "pytest", "stage": "tests", "rule": "collected"},
+        [suite_ran(junit_error="report.xml is not XML")],
+        (FAILED, "pytest reported no tests (report.xml is not XML)\n"),
+    ),
+    (
+        "pytest",
+        "covered",
+        {"kind": "pytest", "stage": "tests", "rule": "coverage", "min_coverage": 80},
+        [suite_ran(coverage_percent=85.0, coverage_files={"app.py": 90.0, "util.py": 75.5})],
+        (PASSED, "line coverage of Python files outside tests: 85.0% (needs ≥ 80%): app.py 90%, util.py 75.5%"),
+    ),
+    (
+        "pytest",
+        "under-covered",
+        {"kind": "pytest", "stage": "tests", "rule": "coverage", "min_coverage": 80},
+        [suite_ran(coverage_percent=50.0, coverage_files={"app.py": 50.0})],
+        (FAILED, "line coverage of Python files outside tests: 50.0% (needs ≥ 80%): app.py 50%"),
+    ),
+    (
+        "pytest",
+        "no coverage report",
+        {"kind": "pytest", "stage": "tests", "rule": "coverage"},
+        [suite_ran()],
+        (FAILED, "no coverage report (did pytest run?)"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "check, outcomes, expected",
+    [case[2:] for case in CASES],
+    ids=[f"{case[0]}: {case[1]}" for case in CASES],
+)
+def test_each_judge_gives_the_learner_this_exact_message(check, outcomes, expected):
+    reference = REFERENCE_OBSERVED if check["kind"] == "reference" else None
+    assert judge(check, *outcomes, reference=reference) == expected
+
+
+def every_check_kind() -> set[str]:
+    union = typing.get_args(CheckSpec)[0]
+    return {typing.get_args(cls.model_fields["kind"].annotation)[0] for cls in typing.get_args(union)}
+
+
+def test_every_check_kind_has_one_judge_and_every_judge_a_check_kind():
+    assert set(judges.JUDGES) == every_check_kind()
+
+
+def test_every_check_kind_is_judged_here_passing_and_failing():
+    assert {kind for kind, *_, (status, _) in CASES if status == PASSED} == every_check_kind()
+    assert {kind for kind, *_, (status, _) in CASES if status == FAILED} == every_check_kind()
+
+
+def test_a_reference_check_without_reference_observations_is_a_platform_fault_not_a_learner_fail():
+    with pytest.raises(RuntimeError, match="no reference observations for stage 'first'"):
+        judge(REFERENCE, ran("first", observations={"a": 1.0, "b": [1, 2]}), reference=None)
+
+
+def test_a_workflow_the_collect_probe_could_not_read_is_invalid_with_the_probes_reason():
+    evidence = collected({CI: None}, problems={CI: "ci.yml is a FIFO (named pipe)"})
+    assert judge({"kind": "workflow", "stage": "collect", "rule": "valid"}, evidence) == (
+        FAILED,
+        f"{CI}: ci.yml is a FIFO (named pipe)",
+    )
+    assert judge(REQUIREMENTS, collected({"requirements.txt": None}, problems={"requirements.txt": "too big"})) == (
+        FAILED,
+        repository.UNREADABLE_REQUIREMENTS.format(problem="too big"),
+    )
+
+
+LAB = {
+    "slug": "lab",
+    "title": "Lab",
+    "module": "basics",
+    "kind": "repo",
+    "instructions": "i.md",
+    "pass_mark": 60,
+    "stages": [
+        {"name": "train", "run": ["python", "train.py"]},
+        {"name": "serve", "service": {"start": ["python", "api.py"], "requests": "r.json"}},
+    ],
+}
+
+
+def test_the_runner_reads_back_the_files_that_the_check_kinds_declare_after_their_stage():
+    spec = LabSpec.model_validate(
+        {**LAB, "checks": [{"name": "f", "points": 1, **FILES}, {"name": "r", "points": 1, **REPORTED}]}
+    )
+    assert _files_needed(spec) == {"train": {"metrics.json", "model.pkl"}}
+    assert not needs_reference(spec)
+    spec = LabSpec.model_validate(
+        {**LAB, "checks": [{"name": "r", "points": 1, "kind": "reference", "stage": "train", "keys": ["a"]}]}
+    )
+    assert needs_reference(spec)
+
+
+def test_a_check_kind_on_a_stage_without_its_probe_is_refused_naming_the_probe():
+    with pytest.raises(ValueError, match=r"check 'ready' \(http_ready\) needs a stage with `service:`"):
+        LabSpec.model_validate(
+            {**LAB, "checks": [{"name": "ready", "points": 1, "kind": "http_ready", "stage": "train"}]}
+        )
+    with pytest.raises(ValueError, match="check 'same' names unknown stage 'nowhere'"):
+        LabSpec.model_validate(
+            {**LAB, "checks": [{"name": "same", "points": 1, **AGREEMENT, "a": "train:p", "b": "nowhere:p"}]}
+        )
