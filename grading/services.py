@@ -416,7 +416,7 @@ def submission_grade(submission_id, *, worker: str | None = None) -> Submission 
         return None
     submission.refresh_from_db()
     if submission.status == Submission.Status.ERROR:
-        # A judge failed on one check (grading.checks' safety net): the verdicts are
+        # A judge failed on one check (grading.judges' safety net): the verdicts are
         # stored, the learner is not charged, and the staff are told.
         failed = [check.name for check in result.checks if check.status == Submission.Status.ERROR]
         reason = f"judging failed on {', '.join(failed)}"
