@@ -157,6 +157,9 @@ class Snapshot:
     source_kind: str  # "archive" | "notebook" | "git" | "directory"
     source_name: str  # original file name or URL (URLs with credentials are rejected)
     commit: str | None  # resolved git commit SHA for git sources
+    # True when this intake wrote the file (False: the same bytes were already stored,
+    # perhaps for another submission), so a rejected submission removes only its own.
+    created: bool = False
 
 
 class IntakeError(Exception):
@@ -330,7 +333,8 @@ class _Builder:
         sha256 = digest.hexdigest()
         final = dest_dir / f"{sha256}.tar.gz"
         size = tmp.stat().st_size
-        if not final.exists():  # content-addressed: an existing file holds the same bytes
+        created = not final.exists()
+        if created:  # content-addressed: an existing file holds the same bytes
             os.chmod(tmp, 0o444)
             os.replace(tmp, final)
         return Snapshot(

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import csv
 import statistics
-import time
 
 from django.conf import settings
 from django.contrib import messages
@@ -20,11 +19,9 @@ from django.views.decorators.http import require_POST
 
 from courses.models import Course
 from labs.models import Lab
-from labs.views import _lab_for
 
 from . import services
 from .forms import SubmissionForm
-from .intake import IntakeError, snapshot_from_git, snapshot_from_upload
 from .models import Submission
 
 UPLOAD_TOO_LARGE = "The upload is larger than the {mb:g} MB limit."
@@ -57,6 +54,14 @@ class CappedUploadHandler(FileUploadHandler):
 
     def file_complete(self, file_size):
         return None
+
+
+def _lab_for(request: HttpRequest, course_slug: str, lab_slug: str) -> Lab:
+    """The lab if this user may see it (published in a published course, or staff); else 404."""
+    course = get_object_or_404(Course.objects.visible_to(request.user), slug=course_slug)
+    return get_object_or_404(
+        Lab.objects.visible_to(request.user).select_related("course", "module"), course=course, slug=lab_slug
+    )
 
 
 def _submission_for_user(request: HttpRequest, pk) -> Submission:
@@ -113,37 +118,17 @@ def _submission_create(request: HttpRequest, course_slug: str, lab_slug: str) ->
                 messages.error(request, error)
         return redirect(lab.get_absolute_url())
     try:
-        services.submission_check_allowed(user=request.user, lab=lab)
-        submission = _intake_and_create(
+        submission = services.submission_create_from_source(
             user=request.user,
             lab=lab,
             upload=form.cleaned_data.get("archive"),
             git_url=form.cleaned_data.get("git_url") or "",
             git_ref=form.cleaned_data.get("git_ref") or "",
         )
-    except (IntakeError, services.SubmissionRejected) as exc:
-        messages.error(request, str(exc))
+    except services.SubmissionRejected as exc:
+        messages.error(request, exc.message)
         return redirect(lab.get_absolute_url())
     return redirect(submission.get_absolute_url())
-
-
-def _intake_and_create(*, user, lab: Lab, upload, git_url: str, git_ref: str) -> Submission:
-    started = time.monotonic()
-    if upload is not None:
-        snapshot = snapshot_from_upload(
-            upload, upload.name, lab_kind=lab.kind, dest_dir=services.snapshot_dir(), limits=services.intake_limits()
-        )
-    else:
-        url = f"{git_url}#{git_ref}" if git_ref else git_url
-        snapshot = snapshot_from_git(url, dest_dir=services.snapshot_dir(), limits=services.intake_limits())
-    return services.submission_create(
-        user=user,
-        lab=lab,
-        snapshot=snapshot,
-        git_url=git_url,
-        git_ref=git_ref,
-        intake_s=time.monotonic() - started,
-    )
 
 
 def _queue_context(submission: Submission) -> dict:
