@@ -346,6 +346,7 @@ class _Builder:
             source_kind=source_kind,
             source_name=source_name,
             commit=commit,
+            created=created,
         )
 
 
