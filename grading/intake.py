@@ -61,7 +61,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
@@ -159,7 +159,8 @@ class Snapshot:
     commit: str | None  # resolved git commit SHA for git sources
     # True when this intake wrote the file (False: the same bytes were already stored,
     # perhaps for another submission), so a rejected submission removes only its own.
-    created: bool = False
+    # Not part of equality: two intakes of the same bytes give the same snapshot.
+    created: bool = field(default=False, compare=False)
 
 
 class IntakeError(Exception):

@@ -77,15 +77,7 @@ def _submission_for_user(request: HttpRequest, pk) -> Submission:
 def lab_submission_context(request: HttpRequest, lab: Lab) -> dict:
     """The submit form and attempt history shown on a lab page."""
     attempts = list(Submission.objects.filter(user=request.user, lab=lab).order_by("-created_at")[:50])
-    best = max(
-        (
-            s
-            for s in attempts
-            if s.score is not None and s.status in (Submission.Status.PASSED, Submission.Status.FAILED)
-        ),
-        key=lambda s: (s.status == Submission.Status.PASSED, s.score),
-        default=None,
-    )
+    best = Submission.objects.for_user(request.user).best_for_lab(lab)
     form = SubmissionForm(lab=lab)
     context = {"lab": lab, "form": form, "attempts": attempts, "best": best}
     return {
@@ -135,17 +127,8 @@ def _queue_context(submission: Submission) -> dict:
     """Position in the queue and an estimate from recent run times of this lab."""
     if submission.status != Submission.Status.QUEUED:
         return {}
-    ahead = Submission.objects.filter(
-        status__in=[Submission.Status.QUEUED, Submission.Status.RUNNING],
-        created_at__lt=submission.created_at,
-        low_priority=False,
-    ).count()
-    recent = [
-        (s.finished_at - s.started_at).total_seconds()
-        for s in Submission.objects.filter(
-            lab=submission.lab, finished_at__isnull=False, started_at__isnull=False
-        ).order_by("-finished_at")[:20]
-    ]
+    ahead = Submission.objects.ahead_in_queue_of(submission)
+    recent = Submission.objects.recent_run_seconds(lab=submission.lab)
     typical = statistics.median(recent) if recent else None
     estimate = typical * (ahead + 1) if typical else None
     return {"queue_position": ahead + 1, "estimate_s": estimate, "typical_s": typical}
@@ -245,10 +228,9 @@ def course_grades_csv(request: HttpRequest, course_slug: str) -> HttpResponse:
     writer = csv.writer(response)
     writer.writerow(["email", "display_name", *[f"{lab.slug} (best %)" for lab in labs], "labs_passed"])
     best: dict[tuple[int, int], tuple[bool, float]] = {}
-    for s in Submission.objects.filter(lab__in=labs, score__isnull=False).exclude(max_score=0):
-        key = (s.user_id, s.lab_id)
-        value = (s.status == Submission.Status.PASSED, 100.0 * s.score / s.max_score)
-        best[key] = max(best.get(key, value), value)
+    # Best first, so the first row seen for a learner and lab is the one that counts.
+    for s in Submission.objects.filter(lab__in=labs).exclude(max_score=0).graded().best_first().iterator():
+        best.setdefault((s.user_id, s.lab_id), (s.status == Submission.Status.PASSED, 100.0 * s.score / s.max_score))
     for enrollment in course.enrollments.select_related("user").order_by("user__email"):
         user = enrollment.user
         row = [user.email, user.public_name]
