@@ -60,14 +60,11 @@ def certificate_for(*, user, course: Course) -> Certificate | None:
 
 
 def _best_passing(user, lab: Lab, pass_mark: float | None) -> Submission | None:
-    best = None
-    for submission in Submission.objects.filter(user=user, lab=lab, status=Submission.Status.PASSED):
-        percent = submission.percent or 0.0
-        if pass_mark is not None and percent + 1e-9 < pass_mark:
-            continue
-        if best is None or percent > (best.percent or 0.0):
-            best = submission
-    return best
+    # The grading app's best-attempt rule; the first passed attempt over the mark is the best.
+    for submission in Submission.objects.for_user(user).filter(lab=lab).passed().best_first():
+        if pass_mark is None or (submission.percent or 0.0) + 1e-9 >= pass_mark:
+            return submission
+    return None
 
 
 def requirements_met(*, user, course: Course) -> list[Submission] | None:

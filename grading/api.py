@@ -12,9 +12,7 @@ from accounts.services import api_token_authenticate
 from labs.models import Lab
 
 from . import services
-from .intake import IntakeError
 from .models import Submission
-from .views import _intake_and_create
 
 UNAUTHORIZED = "Missing or invalid API token: send 'Authorization: Bearer <token>' (create one on your profile page)."
 
@@ -50,19 +48,23 @@ def submission_create(request: HttpRequest, course_slug: str, lab_slug: str) -> 
             body = json.loads(request.body or b"{}")
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _error("Send a multipart form with an 'archive' file, or JSON with 'git_url'.", 400)
-        if not isinstance(body, dict) or not isinstance(body.get("git_url"), str):
+        if not isinstance(body, dict) or not isinstance(body.get("git_url"), str) or not body["git_url"].strip():
             return _error("Send a multipart form with an 'archive' file, or JSON with 'git_url'.", 400)
         git_url = body["git_url"].strip()
         git_ref = str(body.get("ref") or "").strip()
         if lab.kind == Lab.Kind.NOTEBOOK:
             return _error("This is a notebook lab: upload one .ipynb file as 'archive'.", 400)
     try:
-        services.submission_check_allowed(user=user, lab=lab)
-        submission = _intake_and_create(user=user, lab=lab, upload=upload, git_url=git_url, git_ref=git_ref)
-    except services.SubmissionRejected as exc:
-        return _error(str(exc), 429 if "wait" in str(exc).lower() or "already" in str(exc) else 400)
-    except IntakeError as exc:
-        return _error(str(exc), 400)
+        submission = services.submission_create_from_source(
+            user=user, lab=lab, upload=upload, git_url=git_url, git_ref=git_ref
+        )
+    except services.SubmissionThrottled as exc:
+        response = _error(exc.message, 429)
+        if exc.retry_after_s is not None:
+            response["Retry-After"] = str(exc.retry_after_s)
+        return response
+    except services.SubmissionRejected as exc:  # SourceRejected, LabClosed
+        return _error(exc.message, 400)
     return JsonResponse(
         {
             "id": str(submission.pk),

@@ -61,7 +61,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import urlsplit
@@ -157,6 +157,10 @@ class Snapshot:
     source_kind: str  # "archive" | "notebook" | "git" | "directory"
     source_name: str  # original file name or URL (URLs with credentials are rejected)
     commit: str | None  # resolved git commit SHA for git sources
+    # True when this intake wrote the file (False: the same bytes were already stored,
+    # perhaps for another submission), so a rejected submission removes only its own.
+    # Not part of equality: two intakes of the same bytes give the same snapshot.
+    created: bool = field(default=False, compare=False)
 
 
 class IntakeError(Exception):
@@ -330,7 +334,8 @@ class _Builder:
         sha256 = digest.hexdigest()
         final = dest_dir / f"{sha256}.tar.gz"
         size = tmp.stat().st_size
-        if not final.exists():  # content-addressed: an existing file holds the same bytes
+        created = not final.exists()
+        if created:  # content-addressed: an existing file holds the same bytes
             os.chmod(tmp, 0o444)
             os.replace(tmp, final)
         return Snapshot(
@@ -342,6 +347,7 @@ class _Builder:
             source_kind=source_kind,
             source_name=source_name,
             commit=commit,
+            created=created,
         )
 
 

@@ -4,7 +4,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, FloatField, Q, Value, When
+from django.db.models.functions import Cast, NullIf
 from django.utils import timezone
 
 WORKER_LOST_PENDING = (
@@ -48,6 +49,38 @@ class SubmissionQuerySet(models.QuerySet["Submission"]):
         """Finished submissions whose snapshot is still kept (retention clears
         `snapshot_path` when it removes one)."""
         return self.filter(status__in=Submission.FINISHED).exclude(snapshot_path="")
+
+    def graded(self) -> SubmissionQuerySet:
+        """Attempts with a verdict on the learner's work (a platform error is none)."""
+        return self.filter(status__in=[Submission.Status.PASSED, Submission.Status.FAILED], score__isnull=False)
+
+    def best_first(self) -> SubmissionQuerySet:
+        """The "best attempt" rule, in one place: passed before failed, then the highest
+        percentage (not the raw score: a lab's points can change between attempts),
+        then the newest."""
+        percent = Cast(F("score"), FloatField()) * Value(100.0) / NullIf(Cast(F("max_score"), FloatField()), 0.0)
+        return self.annotate(
+            _is_passed=Case(When(status=Submission.Status.PASSED, then=Value(1)), default=Value(0)),
+            _percent=percent,
+        ).order_by("-_is_passed", F("_percent").desc(nulls_last=True), "-created_at")
+
+    def best_for_lab(self, lab) -> Submission | None:
+        """The attempt that counts for `lab` (chain after `for_user`)."""
+        return self.filter(lab=lab).graded().best_first().first()
+
+    def ahead_in_queue_of(self, submission: Submission) -> int:
+        """Learners' submissions waiting or running that came before `submission`
+        (staff regrades drain on their own queue and do not hold anyone up)."""
+        return self.active().learner_submitted().filter(created_at__lt=submission.created_at).count()
+
+    def recent_run_seconds(self, *, lab, sample: int = 20) -> list[float]:
+        """How long the last `sample` finished runs of `lab` took, newest first."""
+        rows = (
+            self.filter(lab=lab, finished_at__isnull=False, started_at__isnull=False)
+            .order_by("-finished_at")
+            .values_list("started_at", "finished_at")[:sample]
+        )
+        return [(finished - started).total_seconds() for started, finished in rows]
 
 
 class Submission(models.Model):

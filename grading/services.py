@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -29,7 +30,15 @@ from courses.models import Enrollment
 from labs.models import Lab
 
 from . import budget, runner
-from .intake import IntakeLimits, Snapshot
+from .intake import (
+    NOTEBOOK_LAB_NEEDS_NOTEBOOK,
+    IntakeError,
+    IntakeLimits,
+    Snapshot,
+    snapshot_from_git,
+    snapshot_from_path_or_url,
+    snapshot_from_upload,
+)
 from .models import CheckResult, StageRun, Submission
 from .sandbox import (
     LABEL_ATTEMPT,
@@ -56,7 +65,31 @@ JUDGING_FAILED = "Your work ran, but the grader failed while judging it (a platf
 
 
 class SubmissionRejected(Exception):
-    """A submission that may not be created now (shown to the learner as is)."""
+    """A submission that may not be created now; str() is shown to the learner as is.
+
+    Callers map the subclass, never the words, to their response: the web form shows
+    the message, the API answers 400 (SourceRejected, LabClosed) or 429
+    (SubmissionThrottled, with Retry-After), and `manage.py grade` exits 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SourceRejected(SubmissionRejected):
+    """The upload, URL or path failed intake (size, archive rules, git policy)."""
+
+
+class SubmissionThrottled(SubmissionRejected):
+    """The learner must wait: a submission still being graded, or the cool-off."""
+
+    def __init__(self, message: str, *, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s  # None when no honest estimate exists
+
+
+class LabClosed(SubmissionRejected):
+    """The lab has no stages and checks to grade yet."""
 
 
 @dataclass(frozen=True)
@@ -86,23 +119,25 @@ def snapshot_dir() -> Path:
 
 
 def submission_check_allowed(*, user, lab: Lab, enforce_limits: bool = True) -> None:
-    """Raises SubmissionRejected when `user` may not submit to `lab` right now."""
+    """Raises LabClosed or SubmissionThrottled when `user` may not submit to `lab` now."""
     if not lab.gradeable:
-        raise SubmissionRejected(LAB_NOT_GRADEABLE)
+        raise LabClosed(LAB_NOT_GRADEABLE)
     if not enforce_limits:
         return
     # Staff regrades are left out: they drain on the low queue, and a learner waiting
     # behind them could not submit at all. The learner's new submission and the regrade
     # of an old one may then run side by side; both are graded, each once.
     if Submission.objects.filter(user=user).active().learner_submitted().exists():
-        raise SubmissionRejected(ACTIVE_SUBMISSION)
+        # No retry-after: how long the running one takes is not known here.
+        raise SubmissionThrottled(ACTIVE_SUBMISSION)
     cooloff = settings.SHIPWRIGHT_RESUBMIT_COOLOFF_S
     if cooloff > 0:
         last = Submission.objects.filter(user=user, lab=lab).order_by("-created_at").first()
         if last is not None:
             wait = cooloff - (timezone.now() - last.created_at).total_seconds()
             if wait > 0:
-                raise SubmissionRejected(COOLOFF.format(seconds=int(wait) + 1))
+                seconds = int(wait) + 1
+                raise SubmissionThrottled(COOLOFF.format(seconds=seconds), retry_after_s=seconds)
 
 
 def submission_create(
@@ -145,6 +180,86 @@ def submission_create(
         if enqueue:
             submission_enqueue(submission)
     return submission
+
+
+def submission_create_from_source(
+    *,
+    user,
+    lab: Lab,
+    upload: BinaryIO | None = None,
+    upload_name: str = "",
+    git_url: str = "",
+    git_ref: str = "",
+    path: str | None = None,
+    enforce_limits: bool = True,
+    enqueue: bool = True,
+) -> Submission:
+    """Create a submission of `lab` for `user` from exactly one source: an uploaded file
+    (web form, API; `upload_name` defaults to its `.name`), a git URL and ref, or a
+    `path` (`manage.py grade`: a directory, archive, notebook or https:// git URL).
+
+    The one intake path for every entry point, so the limits, throttles and messages
+    are the same everywhere. Side effects, in order: the throttles are checked (no
+    intake work when the learner must wait anyway); the source is snapshotted to
+    `<SHIPWRIGHT_SNAPSHOT_DIR>/<sha256>.tar.gz`; a Submission row is created (and the
+    learner enrolled) in one transaction that re-checks the throttles under a lock on
+    the user; with `enqueue` the grading task is sent after that transaction commits.
+
+    Raises SourceRejected (intake refused the source), SubmissionThrottled (a
+    submission still running, or the cool-off; not with enforce_limits=False) or
+    LabClosed. On any rejection no row is written and no snapshot file is left: intake
+    cleans up after itself, and a snapshot this call wrote is deleted if the row is
+    then refused. A snapshot that already existed (the same bytes, submitted before)
+    is kept, because other submissions may refer to it.
+    """
+    sources = sum((upload is not None, bool(git_url), path is not None))
+    if sources != 1:
+        raise ValueError("give exactly one of upload, git_url, path")
+    submission_check_allowed(user=user, lab=lab, enforce_limits=enforce_limits)
+    started = time.monotonic()
+    try:
+        if upload is not None:
+            snapshot = snapshot_from_upload(
+                upload,
+                upload_name or getattr(upload, "name", "") or "upload",
+                lab_kind=lab.kind,
+                dest_dir=snapshot_dir(),
+                limits=intake_limits(),
+            )
+        elif git_url:
+            if lab.kind == Lab.Kind.NOTEBOOK:
+                raise IntakeError(NOTEBOOK_LAB_NEEDS_NOTEBOOK)
+            url = f"{git_url}#{git_ref}" if git_ref else git_url
+            snapshot = snapshot_from_git(url, dest_dir=snapshot_dir(), limits=intake_limits())
+        else:
+            assert path is not None
+            snapshot = snapshot_from_path_or_url(
+                path, lab_kind=lab.kind, dest_dir=snapshot_dir(), limits=intake_limits()
+            )
+            if snapshot.source_kind == "git":
+                git_url, _, git_ref = path.partition("#")
+    except IntakeError as exc:
+        raise SourceRejected(exc.message) from exc
+    intake_s = time.monotonic() - started
+    try:
+        return submission_create(
+            user=user,
+            lab=lab,
+            snapshot=snapshot,
+            git_url=git_url,
+            git_ref=git_ref,
+            intake_s=intake_s,
+            enqueue=enqueue,
+            enforce_limits=enforce_limits,
+        )
+    except BaseException:
+        # The row was refused (a race the first check could not see) or not written:
+        # drop the file this call wrote, unless a row already refers to the same bytes.
+        # (Two identical intakes racing within the same instant could both claim to
+        # have written it; the retention sweep's reference check covers that case.)
+        if snapshot.created and not Submission.objects.filter(snapshot_path=snapshot.path.name).exists():
+            snapshot.path.unlink(missing_ok=True)
+        raise
 
 
 def submission_enqueue(submission: Submission, *, countdown_s: float = 0) -> None:

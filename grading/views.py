@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import csv
 import statistics
-import time
 
 from django.conf import settings
 from django.contrib import messages
@@ -20,11 +19,9 @@ from django.views.decorators.http import require_POST
 
 from courses.models import Course
 from labs.models import Lab
-from labs.views import _lab_for
 
 from . import services
 from .forms import SubmissionForm
-from .intake import IntakeError, snapshot_from_git, snapshot_from_upload
 from .models import Submission
 
 UPLOAD_TOO_LARGE = "The upload is larger than the {mb:g} MB limit."
@@ -59,6 +56,14 @@ class CappedUploadHandler(FileUploadHandler):
         return None
 
 
+def _lab_for(request: HttpRequest, course_slug: str, lab_slug: str) -> Lab:
+    """The lab if this user may see it (published in a published course, or staff); else 404."""
+    course = get_object_or_404(Course.objects.visible_to(request.user), slug=course_slug)
+    return get_object_or_404(
+        Lab.objects.visible_to(request.user).select_related("course", "module"), course=course, slug=lab_slug
+    )
+
+
 def _submission_for_user(request: HttpRequest, pk) -> Submission:
     """The submission if it is the user's own (or the user is staff); else 404."""
     queryset = Submission.objects.select_related("lab", "lab__course", "user")
@@ -72,15 +77,7 @@ def _submission_for_user(request: HttpRequest, pk) -> Submission:
 def lab_submission_context(request: HttpRequest, lab: Lab) -> dict:
     """The submit form and attempt history shown on a lab page."""
     attempts = list(Submission.objects.filter(user=request.user, lab=lab).order_by("-created_at")[:50])
-    best = max(
-        (
-            s
-            for s in attempts
-            if s.score is not None and s.status in (Submission.Status.PASSED, Submission.Status.FAILED)
-        ),
-        key=lambda s: (s.status == Submission.Status.PASSED, s.score),
-        default=None,
-    )
+    best = Submission.objects.for_user(request.user).best_for_lab(lab)
     form = SubmissionForm(lab=lab)
     context = {"lab": lab, "form": form, "attempts": attempts, "best": best}
     return {
@@ -113,54 +110,25 @@ def _submission_create(request: HttpRequest, course_slug: str, lab_slug: str) ->
                 messages.error(request, error)
         return redirect(lab.get_absolute_url())
     try:
-        services.submission_check_allowed(user=request.user, lab=lab)
-        submission = _intake_and_create(
+        submission = services.submission_create_from_source(
             user=request.user,
             lab=lab,
             upload=form.cleaned_data.get("archive"),
             git_url=form.cleaned_data.get("git_url") or "",
             git_ref=form.cleaned_data.get("git_ref") or "",
         )
-    except (IntakeError, services.SubmissionRejected) as exc:
-        messages.error(request, str(exc))
+    except services.SubmissionRejected as exc:
+        messages.error(request, exc.message)
         return redirect(lab.get_absolute_url())
     return redirect(submission.get_absolute_url())
-
-
-def _intake_and_create(*, user, lab: Lab, upload, git_url: str, git_ref: str) -> Submission:
-    started = time.monotonic()
-    if upload is not None:
-        snapshot = snapshot_from_upload(
-            upload, upload.name, lab_kind=lab.kind, dest_dir=services.snapshot_dir(), limits=services.intake_limits()
-        )
-    else:
-        url = f"{git_url}#{git_ref}" if git_ref else git_url
-        snapshot = snapshot_from_git(url, dest_dir=services.snapshot_dir(), limits=services.intake_limits())
-    return services.submission_create(
-        user=user,
-        lab=lab,
-        snapshot=snapshot,
-        git_url=git_url,
-        git_ref=git_ref,
-        intake_s=time.monotonic() - started,
-    )
 
 
 def _queue_context(submission: Submission) -> dict:
     """Position in the queue and an estimate from recent run times of this lab."""
     if submission.status != Submission.Status.QUEUED:
         return {}
-    ahead = Submission.objects.filter(
-        status__in=[Submission.Status.QUEUED, Submission.Status.RUNNING],
-        created_at__lt=submission.created_at,
-        low_priority=False,
-    ).count()
-    recent = [
-        (s.finished_at - s.started_at).total_seconds()
-        for s in Submission.objects.filter(
-            lab=submission.lab, finished_at__isnull=False, started_at__isnull=False
-        ).order_by("-finished_at")[:20]
-    ]
+    ahead = Submission.objects.ahead_in_queue_of(submission)
+    recent = Submission.objects.recent_run_seconds(lab=submission.lab)
     typical = statistics.median(recent) if recent else None
     estimate = typical * (ahead + 1) if typical else None
     return {"queue_position": ahead + 1, "estimate_s": estimate, "typical_s": typical}
@@ -260,10 +228,9 @@ def course_grades_csv(request: HttpRequest, course_slug: str) -> HttpResponse:
     writer = csv.writer(response)
     writer.writerow(["email", "display_name", *[f"{lab.slug} (best %)" for lab in labs], "labs_passed"])
     best: dict[tuple[int, int], tuple[bool, float]] = {}
-    for s in Submission.objects.filter(lab__in=labs, score__isnull=False).exclude(max_score=0):
-        key = (s.user_id, s.lab_id)
-        value = (s.status == Submission.Status.PASSED, 100.0 * s.score / s.max_score)
-        best[key] = max(best.get(key, value), value)
+    # Best first, so the first row seen for a learner and lab is the one that counts.
+    for s in Submission.objects.filter(lab__in=labs).exclude(max_score=0).graded().best_first().iterator():
+        best.setdefault((s.user_id, s.lab_id), (s.status == Submission.Status.PASSED, 100.0 * s.score / s.max_score))
     for enrollment in course.enrollments.select_related("user").order_by("user__email"):
         user = enrollment.user
         row = [user.email, user.public_name]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -38,7 +37,6 @@ class Command(BaseCommand):
         self, *args, lab: str, source: str, as_json: bool, user: str | None, create_user: bool, **options
     ) -> None:
         from grading import services
-        from grading.intake import IntakeError, snapshot_from_path_or_url
 
         course_slug, _, lab_slug = lab.partition("/")
         if not course_slug or not lab_slug:
@@ -61,25 +59,14 @@ class Command(BaseCommand):
                 email=SYSTEM_EMAIL, defaults={"display_name": "Shipwright grader", "is_active": False}
             )
 
-        started = time.monotonic()
         try:
-            snapshot = snapshot_from_path_or_url(
-                source, lab_kind=lab_obj.kind, dest_dir=services.snapshot_dir(), limits=services.intake_limits()
+            # Same intake, messages and rejections as the web form and the API; the
+            # operator is not throttled, and grading runs here rather than on the queue.
+            submission = services.submission_create_from_source(
+                user=learner, lab=lab_obj, path=source, enforce_limits=False, enqueue=False
             )
-        except IntakeError as exc:
-            self._fail(str(exc))
-        intake_s = time.monotonic() - started
-        git_url, _, git_ref = source.partition("#") if source.startswith(("https://", "http://")) else ("", "", "")
-        submission = services.submission_create(
-            user=learner,
-            lab=lab_obj,
-            snapshot=snapshot,
-            git_url=git_url,
-            git_ref=git_ref,
-            intake_s=intake_s,
-            enqueue=False,
-            enforce_limits=False,
-        )
+        except services.SubmissionRejected as exc:
+            self._fail(exc.message)
         submission = services.submission_grade_in_process(submission.pk, worker="manage.py grade")
         document = services.submission_result_document(submission)
         if as_json:
