@@ -14,7 +14,7 @@ class EventInline(admin.TabularInline):
     model = CertificateEvent
     extra = 0
     can_delete = False
-    readonly_fields = ["action", "reason", "by_label", "at"]
+    readonly_fields = ("action", "reason", "by_label", "at")
     fields = readonly_fields
 
     def has_add_permission(self, request, obj=None) -> bool:

@@ -130,7 +130,8 @@ def _absolute(reference: str, did: str) -> str:
 
 
 def _find_method(did_document: dict[str, Any], method_id: str) -> dict[str, Any] | None:
-    did = did_document.get("id") if isinstance(did_document.get("id"), str) else ""
+    raw_id = did_document.get("id")
+    did = raw_id if isinstance(raw_id, str) else ""
     candidates = _as_list(did_document.get("verificationMethod"))
     # A method may also be embedded directly under assertionMethod.
     candidates += [m for m in _as_list(did_document.get("assertionMethod")) if isinstance(m, dict)]
@@ -141,7 +142,8 @@ def _find_method(did_document: dict[str, Any], method_id: str) -> dict[str, Any]
 
 
 def _assertion_method_ids(did_document: dict[str, Any]) -> set[str]:
-    did = did_document.get("id") if isinstance(did_document.get("id"), str) else ""
+    raw_id = did_document.get("id")
+    did = raw_id if isinstance(raw_id, str) else ""
     ids = set()
     for entry in _as_list(did_document.get("assertionMethod")):
         reference = entry.get("id") if isinstance(entry, dict) else entry

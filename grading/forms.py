@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from labs.models import Lab
@@ -39,8 +41,8 @@ class SubmissionForm(forms.Form):
         else:
             self.fields["archive"].widget.attrs["accept"] = ".zip,.tar.gz,.tgz"
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
         upload = data.get("archive")
         url = (data.get("git_url") or "").strip()
         if self.lab.kind == Lab.Kind.NOTEBOOK:

@@ -63,7 +63,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 from urllib.parse import urlsplit
 
 import nbformat
@@ -293,7 +293,7 @@ class _Builder:
             raise self.error(LINK_ESCAPES, shown, target=_show(target))
         self._claim(name, _Entry("link", shown, target=target))
 
-    def add_file(self, name: str, shown: str, reader: BinaryIO, *, executable: bool) -> None:
+    def add_file(self, name: str, shown: str, reader: IO[bytes], *, executable: bool) -> None:
         entry = _Entry("file", shown, executable=executable)
         self._claim(name, entry)
         entry.spool = self.spool_dir / str(len(self.entries))
@@ -436,7 +436,7 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, onerror=retry_writable)
 
 
-def _spool_stream(fileobj: BinaryIO, dest: Path, limit: int, too_big: str, name: str) -> None:
+def _spool_stream(fileobj: IO[bytes], dest: Path, limit: int, too_big: str, name: str) -> None:
     """Copy while counting; stop as soon as the copy passes `limit`."""
     known = _known_size(fileobj)
     if known is not None and known > limit:
@@ -452,7 +452,7 @@ def _spool_stream(fileobj: BinaryIO, dest: Path, limit: int, too_big: str, name:
             out.write(chunk)
 
 
-def _known_size(fileobj: BinaryIO) -> int | None:
+def _known_size(fileobj: IO[bytes]) -> int | None:
     size = getattr(fileobj, "size", None)  # Django's UploadedFile
     if isinstance(size, int):
         return size
@@ -537,7 +537,7 @@ class _CappedReader(io.RawIOBase):
     """Caps the decompressed tar stream itself: tarfile reads pax and GNU long-name
     headers whole into memory, so a header claiming gigabytes must stop here."""
 
-    def __init__(self, inner: BinaryIO, cap: int, builder: _Builder):
+    def __init__(self, inner: IO[bytes] | gzip.GzipFile, cap: int, builder: _Builder):
         self.inner, self.cap, self.builder, self.total = inner, cap, builder, 0
 
     def readable(self) -> bool:
@@ -558,8 +558,8 @@ def _read_tar_gz(path: Path, builder: _Builder) -> None:
     # Tar framing costs at most a few blocks per entry on top of the file bytes.
     cap = builder.limits.unpacked_max_bytes + 4096 * (builder.limits.max_entries + 2)
     with open(path, "rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as gz:
-        capped = _CappedReader(gz, cap, builder)  # type: ignore[arg-type]
-        with tarfile.open(fileobj=capped, mode="r|") as tar:  # type: ignore[call-overload]
+        capped = _CappedReader(gz, cap, builder)
+        with tarfile.open(fileobj=capped, mode="r|") as tar:
             for member in tar:
                 builder.count(member.name)
                 name = builder.clean(member.name)
@@ -680,7 +680,7 @@ def _notebook_snapshot(
 
 
 def snapshot_from_upload(
-    fileobj: BinaryIO, filename: str, *, lab_kind: str, dest_dir: Path, limits: IntakeLimits
+    fileobj: IO[bytes], filename: str, *, lab_kind: str, dest_dir: Path, limits: IntakeLimits
 ) -> Snapshot:
     """Snapshot a web or API upload: a .ipynb for notebook labs, a .zip / .tar.gz / .tgz
     for repository labs (the content must match the extension). Writes only
@@ -701,6 +701,7 @@ def snapshot_from_upload(
         if lab_kind == "notebook":
             return _notebook_snapshot(upload.read_bytes(), name, work, dest_dir, limits, source_name=name)
         builder = _Builder(work, limits, source=ARCHIVE, entry=ARCHIVE_ENTRY, backslash_is_separator=True)
+        assert kind is not None  # a repo lab's archive kind was checked above
         _read_archive(upload, kind, name, builder)
         return builder.finish(dest_dir, source_kind="archive", source_name=name)
 

@@ -64,7 +64,7 @@ def lab_check(lab: Lab) -> list[CaseResult]:
                     spec=spec, assets=assets, image=image, image_digest=digest, snapshot_dir=snapshots
                 )
             )
-        cases = []
+        cases: list[tuple[str, str, tuple[str, ...]]] = []
         if spec.reference:
             cases.append((spec.reference, "passed", ()))
         cases += [(v.path, v.expect, tuple(v.failing)) for v in spec.variants]

@@ -83,6 +83,8 @@ def kept_submission_ids() -> set:
     kept = {pk for _, pk in best.values()}
 
     for certificate in Certificate.objects.filter(user__isnull=False).only("user_id", "course_id", "evidence"):
+        if certificate.user_id is None:  # filtered out above; for the type checker
+            continue
         for item in certificate.evidence or []:
             if not isinstance(item, dict) or "slug" not in item:
                 continue

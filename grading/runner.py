@@ -356,8 +356,8 @@ def run_pipeline(
     status, score, max_score = judging.FAILED, 0.0, 0.0
     if judge:
         try:
-            labels = hidden_labels(spec, assets)
-            check_results = judging.judge_checks(spec=spec, outcomes=outcomes, labels=labels, reference=reference)
+            expected = hidden_labels(spec, assets)
+            check_results = judging.judge_checks(spec=spec, outcomes=outcomes, labels=expected, reference=reference)
             status, score, max_score = judging.verdict(spec=spec, checks=check_results)
         except Exception as exc:
             # judge_checks already contains a failing check; this is the rest (the

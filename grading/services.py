@@ -15,10 +15,11 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import UploadedFile
 from django.core.mail import send_mail
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q, Value
@@ -186,7 +187,7 @@ def submission_create_from_source(
     *,
     user,
     lab: Lab,
-    upload: BinaryIO | None = None,
+    upload: IO[bytes] | UploadedFile | None = None,
     upload_name: str = "",
     git_url: str = "",
     git_ref: str = "",
@@ -808,7 +809,7 @@ def submission_result_document(submission: Submission) -> dict:
     outputs = {stage.name: _stage_output(stage) for stage in submission.stage_runs.all()}
     document = dict(submission.result)
     document["stages"] = [
-        {**stage, "output": outputs.get(stage.get("name"), stage.get("output", ""))}
+        {**stage, "output": outputs.get(str(stage.get("name")), stage.get("output", ""))}
         if isinstance(stage, dict)
         else stage
         for stage in document.get("stages", [])

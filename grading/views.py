@@ -48,7 +48,7 @@ class CappedUploadHandler(FileUploadHandler):
     def receive_data_chunk(self, raw_data, start):
         self.received += len(raw_data)
         if self.received > self.cap:
-            self.request.upload_too_large = True
+            self.request.upload_too_large = True  # type: ignore[union-attr]  # read by the view
             raise StopUpload(connection_reset=False)
         return raw_data
 
@@ -76,7 +76,7 @@ def _submission_for_user(request: HttpRequest, pk) -> Submission:
 
 def lab_submission_context(request: HttpRequest, lab: Lab) -> dict:
     """The submit form and attempt history shown on a lab page."""
-    attempts = list(Submission.objects.filter(user=request.user, lab=lab).order_by("-created_at")[:50])
+    attempts = list(Submission.objects.for_user(request.user).filter(lab=lab).order_by("-created_at")[:50])
     best = Submission.objects.for_user(request.user).best_for_lab(lab)
     form = SubmissionForm(lab=lab)
     context = {"lab": lab, "form": form, "attempts": attempts, "best": best}
@@ -107,7 +107,7 @@ def _submission_create(request: HttpRequest, course_slug: str, lab_slug: str) ->
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
-                messages.error(request, error)
+                messages.error(request, str(error))
         return redirect(lab.get_absolute_url())
     try:
         submission = services.submission_create_from_source(
@@ -230,7 +230,10 @@ def course_grades_csv(request: HttpRequest, course_slug: str) -> HttpResponse:
     best: dict[tuple[int, int], tuple[bool, float]] = {}
     # Best first, so the first row seen for a learner and lab is the one that counts.
     for s in Submission.objects.filter(lab__in=labs).exclude(max_score=0).graded().best_first().iterator():
-        best.setdefault((s.user_id, s.lab_id), (s.status == Submission.Status.PASSED, 100.0 * s.score / s.max_score))
+        best.setdefault(
+            (s.user_id, s.lab_id),
+            (s.status == Submission.Status.PASSED, 100.0 * (s.score or 0.0) / (s.max_score or 1.0)),
+        )
     for enrollment in course.enrollments.select_related("user").order_by("user__email"):
         user = enrollment.user
         row = [user.email, user.public_name]

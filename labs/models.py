@@ -20,8 +20,8 @@ class LabQuerySet(models.QuerySet["Lab"]):
         return self.published()
 
 
-class LabManager(models.Manager.from_queryset(LabQuerySet)):
-    def get_queryset(self) -> LabQuerySet:
+class _DeferArchives(models.Manager["Lab"]):
+    def get_queryset(self) -> models.QuerySet[Lab]:
         # The archives are large and only the grader and the starter download need
         # them; every other read leaves them in the database.
         return super().get_queryset().defer("starter_zip", "hidden_archive")
@@ -52,7 +52,7 @@ class Lab(models.Model):
     content_hash = models.CharField(max_length=64)
     published = models.BooleanField(default=True)
 
-    objects = LabManager()
+    objects = _DeferArchives.from_queryset(LabQuerySet)()
 
     class Meta:
         ordering = ["course", "order"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from labs.spec import AuditLogCheck, HttpAccuracyCheck, HttpCheck, HttpReadyCheck, LatencyCheck
+from labs.spec import AuditLogCheck, HttpAccuracyCheck, HttpCheck, HttpReadyCheck, LatencyCheck, ServiceSpec
 
 from ..learner_files import LearnerFileError, load_json
 from .base import Evidence, Fail, accuracy, predictions, show
@@ -25,13 +25,19 @@ def _service(evidence: Evidence, stage: str) -> dict:
             raise Fail(f"the server exited with code {ready['exited']} before answering {_ready_path(evidence, stage)}")
         raise Fail(
             f"the server did not answer {_ready_path(evidence, stage)} with 200 within "
-            f"{evidence.outcomes[stage].spec.service.ready_timeout_s:g} s (last: {_describe_response(ready)})"
+            f"{_service_spec(evidence, stage).ready_timeout_s:g} s (last: {_describe_response(ready)})"
         )
     return observations
 
 
+def _service_spec(evidence: Evidence, stage: str) -> ServiceSpec:
+    service = evidence.outcomes[stage].spec.service
+    assert service is not None, f"stage {stage} runs no service (the lab spec's validator requires one)"
+    return service
+
+
 def _ready_path(evidence: Evidence, stage: str) -> str:
-    return f"GET {evidence.outcomes[stage].spec.service.ready_path}"
+    return f"GET {_service_spec(evidence, stage).ready_path}"
 
 
 def _describe_response(record: dict | None) -> str:

@@ -19,7 +19,9 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 from learner_files import LearnerFileError, load_json, read_regular_file
 from probe_common import kill_other_processes, write_observations
@@ -46,8 +48,8 @@ def _junit(path: Path) -> dict:
     data = read_regular_file(path, name="the test report", max_bytes=MAX_REPORT_BYTES)
     if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
         raise ReportError(JUNIT_DTD)
-    counts = {"collected": 0, "failed": 0, "errors": 0, "skipped": 0, "failures": []}
-    parser = ET.XMLPullParser(events=("start", "end"))
+    counts: dict[str, Any] = {"collected": 0, "failed": 0, "errors": 0, "skipped": 0, "failures": []}
+    parser: ET.XMLPullParser = ET.XMLPullParser(events=("start", "end"))
     depth = 0
     chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
     try:
@@ -65,14 +67,14 @@ def _junit(path: Path) -> dict:
 
 
 def _tally(parser: ET.XMLPullParser, counts: dict, depth: int) -> int:
-    for event, element in parser.read_events():
+    for event, element in cast("Iterator[tuple[str, Any]]", parser.read_events()):
         if event == "start":
             depth += 1
             if depth > MAX_XML_DEPTH:
                 raise ReportError(JUNIT_TOO_DEEP)
             continue
         depth -= 1
-        if element.tag != "testcase":
+        if not isinstance(element, ET.Element) or element.tag != "testcase":
             continue
         counts["collected"] += 1
         for tag, key in (("failure", "failed"), ("error", "errors"), ("skipped", "skipped")):

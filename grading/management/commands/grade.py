@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import NoReturn
 
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -28,7 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--user", metavar="EMAIL", help="grade on behalf of this learner")
         parser.add_argument("--create-user", action="store_true", help="create the --user account if missing")
 
-    def _fail(self, message: str, code: int = 2) -> None:
+    def _fail(self, message: str, code: int = 2) -> NoReturn:
         sys.stderr.write(f"grade: {message}\n")
         sys.stderr.flush()
         raise SystemExit(code)
