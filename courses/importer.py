@@ -25,6 +25,7 @@ from django.db import transaction
 from pydantic import BaseModel, ValidationError
 
 from labs.spec import LabSpec
+from labs.variants import variant_problems
 
 from .markdown import render
 from .specs import CourseSpec, ModuleSpec, QuizSpec
@@ -357,6 +358,10 @@ def _load_lab(reader: _Reader, folder: Path) -> LabData | None:
         ok = False
     for v_index, variant in enumerate(spec.variants):
         if reader.inside(folder, variant.path, spec_path, f"variants.{v_index}.path") is None:
+            ok = False
+            continue
+        for message in variant_problems(folder, spec, variant):
+            reader.problem(spec_path, f"variants.{v_index}.remove", message)
             ok = False
     for name, value in (("reference", spec.reference), *(("variants", v.path) for v in spec.variants)):
         if value and not value.startswith("hidden/"):

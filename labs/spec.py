@@ -290,9 +290,12 @@ CheckSpec = Annotated[
 
 
 class VariantSpec(_Strict):
+    # A folder variant is an overlay on the reference: only the files that differ,
+    # plus `remove:` for reference paths it lacks (labs/variants.py builds it whole).
     path: str
     expect: Literal["passed", "failed"]
     failing: list[str] = []
+    remove: list[str] = []
 
 
 class LabSpec(_Strict):
