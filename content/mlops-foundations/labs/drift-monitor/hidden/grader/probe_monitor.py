@@ -2,7 +2,7 @@
 
 Imports `monitor` from the repo root and records what `psi` and `drift_report`
 return on the hidden data, as one JSON object. It judges nothing: the host
-compares these observations with the same probe run on hidden/reference_monitor.py
+compares these observations with the same probe run on hidden/grader/reference_monitor.py
 (numbers within 1e-6, booleans and key sets exactly).
 
     python probe_monitor.py --repo /workspace --data DIR --out /grader-out/observations.json

@@ -1,12 +1,12 @@
 """Grader stage of the validate-data lab: run the learner's notebook, then probe it.
 
-    python /grader/run_notebook.py submission.ipynb      (cwd: the workspace)
+    python /grader/grader/run_notebook.py submission.ipynb     (cwd: the workspace)
 
 1. Reads and validates the notebook with nbformat (exit 1 only if that fails).
 2. Executes its code cells top to bottom in a fresh ``python3`` kernel (nbclient),
    stopping at the first cell that raises or times out, as "Run all" would.
 3. In the same kernel, runs probe_kernel.py once per group of functions
-   (defines, clean, schema, split) on the hidden inputs in probe_cases/ and on
+   (defines, clean, schema, split) on the hidden inputs in data/probe_cases/ and on
    data/train.csv, each with its own timeout.
 4. Writes GRADER_OUT/observations.json (always; a placeholder is written first so a
    stage killed by its time limit still leaves one) and exits 0.
@@ -161,10 +161,10 @@ def run_probe(client, group: str, workspace: Path) -> dict:
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     marker = f"@@shipwright-observations-{secrets.token_hex(8)}@@"
-    source = (GRADER_DIR / "probe_kernel.py").read_text()
+    source = (GRADER_DIR / "grader" / "probe_kernel.py").read_text()
     env = {
         "GROUP": group,
-        "CASES_PATH": str(GRADER_DIR / "probe_cases" / "frames.json"),
+        "CASES_PATH": str(GRADER_DIR / "data" / "probe_cases" / "frames.json"),
         "TRAIN_PATH": str(workspace / "data" / "train.csv"),
         "MARKER": marker,
     }

@@ -1,6 +1,6 @@
 """Grader stage of the train-model lab: load the learner's model and predict the holdout.
 
-    python /grader/probe_model.py          (cwd: the learner's repository root)
+    python /grader/grader/probe_model.py         (cwd: the learner's repository root)
 
 Writes GRADER_OUT/observations.json (always) with:
   model_loaded  true, or why model.pkl could not be loaded or could not predict
