@@ -315,6 +315,9 @@ class LabSpec(_Strict):
     checks: list[CheckSpec] = []
     reference: str | None = None
     variants: list[VariantSpec] = []
+    # Files of the course's shared/ folder (e.g. grader/probe_monitor.py) that the
+    # importer copies into this lab's hidden archive at the same path.
+    shared: list[str] = []
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

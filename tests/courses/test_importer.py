@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from courses.importer import ContentError, content_import, content_load
+from courses.importer import SHARED_IN_BOTH, ContentError, content_import, content_load
 from courses.models import Course, Lesson, Module, Question
 from labs.models import Lab
 from labs.variants import REMOVE_ALSO_IN_OVERLAY, REMOVE_BAD_PATH, REMOVE_NOT_IN_REFERENCE, materialise
@@ -277,4 +277,42 @@ def test_a_variant_that_removes_a_file_it_also_provides_or_leaves_the_reference_
     assert messages == [
         f"content/demo/labs/first-lab/lab.yaml: variants.0.remove: {REMOVE_ALSO_IN_OVERLAY.format(path='main.py')}",
         f"content/demo/labs/first-lab/lab.yaml: variants.0.remove: {REMOVE_BAD_PATH.format(path='../lab.yaml')}",
+    ]
+
+
+def _with_shared_probe(tree: Path, shared: str) -> Path:
+    """The demo lab runs a grader script kept once in the course's shared/ folder."""
+    write(tree / "demo/shared/grader/probe.py", "print('probing')\n")
+    lab_yaml = tree / "demo/labs/first-lab/lab.yaml"
+    lab_yaml.write_text(
+        lab_yaml.read_text().replace(
+            "stages:\n  - {name: run, run: [python, main.py]}\n",
+            f"shared: {shared}\n"
+            "stages:\n  - {name: run, run: [python, main.py]}\n"
+            "  - {name: probe, run: [python, /grader/grader/probe.py], assets: [grader/probe.py], grader: true}\n",
+        )
+    )
+    return lab_yaml
+
+
+def test_a_shared_grader_script_is_copied_into_the_lab_hidden_archive(db, tree):
+    _with_shared_probe(tree, "[grader/probe.py]")
+    content_import(tree)
+    lab = Lab.objects.get(slug="first-lab")
+    with tarfile.open(fileobj=io.BytesIO(bytes(lab.hidden_archive)), mode="r:gz") as archive:
+        names = archive.getnames()
+        probe = archive.extractfile("grader/probe.py").read()
+    assert names == ["grader/probe.py", "secret.txt"]
+    assert probe == b"print('probing')\n"
+
+
+def test_a_shared_script_that_is_missing_or_also_in_the_lab_is_named(db, tree):
+    _with_shared_probe(tree, "[grader/probe.py, grader/nothing.py]")
+    write(tree / "demo/labs/first-lab/hidden/grader/probe.py", "print('my own')\n")
+    with pytest.raises(ContentError) as caught:
+        content_load(tree)
+    messages = [str(problem) for problem in caught.value.problems]
+    assert messages == [
+        f"content/demo/labs/first-lab/lab.yaml: shared.0: {SHARED_IN_BOTH.format(path='grader/probe.py')}",
+        "content/demo/labs/first-lab/lab.yaml: shared.1: 'grader/nothing.py' does not exist",
     ]
