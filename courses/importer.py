@@ -25,6 +25,7 @@ from django.db import transaction
 from pydantic import BaseModel, ValidationError
 
 from labs.spec import LabSpec
+from labs.variants import is_plain_relative, variant_problems
 
 from .markdown import render
 from .specs import CourseSpec, ModuleSpec, QuizSpec
@@ -229,12 +230,15 @@ def _zip_folder(folder: Path, prefix: str) -> bytes:
     return buffer.getvalue()
 
 
-def _tar_folder(folder: Path) -> bytes:
-    """A deterministic .tar.gz of a folder (sorted, zero dates, root-owned)."""
+def _tar_folder(folder: Path, extra: dict[str, Path] | None = None) -> bytes:
+    """A deterministic .tar.gz of a folder (sorted, zero dates, root-owned), plus
+    `extra` files ({name in the archive: source}) such as the course's shared scripts."""
+    files = {path.relative_to(folder).as_posix(): path for path in _files_under(folder)} if folder.is_dir() else {}
+    files.update(extra or {})
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for path in _files_under(folder):
-            info = tarfile.TarInfo(path.relative_to(folder).as_posix())
+        for name, path in sorted(files.items()):
+            info = tarfile.TarInfo(name)
             data = path.read_bytes()
             info.size = len(data)
             info.mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
@@ -306,6 +310,36 @@ def _load_module(reader: _Reader, folder: Path) -> tuple[ModuleSpec, ModuleData]
     return spec, data
 
 
+SHARED_IN_BOTH = "{path!r} is both in the course's shared/ and in this lab's hidden/: keep one"
+SHARED_BAD_PATH = "{path!r} must be a relative path inside the course's shared/ folder, without '..'"
+SHARED_NOT_A_FILE = "{path!r} is not a file of the course's shared/ folder"
+
+
+def _shared_files(reader: _Reader, folder: Path, spec: LabSpec, spec_path: Path) -> dict[str, Path] | None:
+    """The course's shared/ files this lab asks for, by their path in the hidden
+    archive; None when one of them is wrong (each problem is reported)."""
+    shared_dir = folder.parent.parent / "shared"
+    found: dict[str, Path] = {}
+    ok = True
+    for index, entry in enumerate(spec.shared):
+        if not is_plain_relative(entry):
+            reader.problem(spec_path, f"shared.{index}", SHARED_BAD_PATH.format(path=entry))
+            ok = False
+            continue
+        source = reader.inside(shared_dir, entry, spec_path, f"shared.{index}")
+        if source is None:
+            ok = False
+        elif not source.is_file():
+            reader.problem(spec_path, f"shared.{index}", SHARED_NOT_A_FILE.format(path=entry))
+            ok = False
+        elif (folder / "hidden" / entry).exists():
+            reader.problem(spec_path, f"shared.{index}", SHARED_IN_BOTH.format(path=entry))
+            ok = False
+        else:
+            found[PurePosixPath(entry).as_posix()] = source
+    return found if ok else None
+
+
 def _load_lab(reader: _Reader, folder: Path) -> LabData | None:
     spec_path = folder / "lab.yaml"
     spec = reader.model(spec_path, LabSpec)
@@ -334,8 +368,14 @@ def _load_lab(reader: _Reader, folder: Path) -> LabData | None:
             ok = False
         elif reader.inside(folder, item.from_, spec_path, f"files.{index}.from") is None:
             ok = False
+    shared = _shared_files(reader, folder, spec, spec_path)
+    if shared is None:
+        ok = False
+        shared = {}
     for s_index, stage in enumerate(spec.stages):
         for a_index, asset in enumerate(stage.assets):
+            if asset in shared:
+                continue
             if reader.inside(hidden, asset, spec_path, f"stages.{s_index}.assets.{a_index}") is None:
                 ok = False
     for s_index, stage in enumerate(spec.stages):
@@ -358,13 +398,17 @@ def _load_lab(reader: _Reader, folder: Path) -> LabData | None:
     for v_index, variant in enumerate(spec.variants):
         if reader.inside(folder, variant.path, spec_path, f"variants.{v_index}.path") is None:
             ok = False
+            continue
+        for message in variant_problems(folder, spec, variant):
+            reader.problem(spec_path, f"variants.{v_index}.remove", message)
+            ok = False
     for name, value in (("reference", spec.reference), *(("variants", v.path) for v in spec.variants)):
         if value and not value.startswith("hidden/"):
             reader.problem(spec_path, name, f"{value!r} must be under hidden/ (learners must never see it)")
             ok = False
     if not ok or instructions is None:
         return None
-    hidden_archive = _tar_folder(hidden) if hidden.is_dir() else _tar_folder(folder / ".no-hidden")
+    hidden_archive = _tar_folder(hidden, shared)
     return LabData(
         spec=spec,
         instructions_html=render(_without_leading_title(instructions)),

@@ -12,6 +12,8 @@ from pathlib import Path
 from django.conf import settings
 
 from labs.models import Lab
+from labs.spec import VariantSpec
+from labs.variants import hidden_relative, materialise
 
 from . import intake, runner
 from .sandbox import SandboxUnavailable, image_digest
@@ -64,13 +66,17 @@ def lab_check(lab: Lab) -> list[CaseResult]:
                     spec=spec, assets=assets, image=image, image_digest=digest, snapshot_dir=snapshots
                 )
             )
-        cases: list[tuple[str, str, tuple[str, ...]]] = []
+        cases: list[tuple[str, str, tuple[str, ...], VariantSpec | None]] = []
         if spec.reference:
-            cases.append((spec.reference, "passed", ()))
-        cases += [(v.path, v.expect, tuple(v.failing)) for v in spec.variants]
+            cases.append((spec.reference, "passed", (), None))
+        cases += [(v.path, v.expect, tuple(v.failing), v) for v in spec.variants]
         results = []
-        for path, expected, expected_failing in cases:
-            source = assets.hidden / path.removeprefix("hidden/")
+        for index, (path, expected, expected_failing, variant) in enumerate(cases):
+            if variant is None:
+                source = assets.hidden / hidden_relative(path)
+            else:
+                # Variants are overlays: build each one whole (reference + its files - removals).
+                source = materialise(assets.hidden, spec, variant, snapshots / f"variant-{index}")
             if source.is_dir():
                 snapshot = intake.snapshot_from_directory(source, dest_dir=snapshots, limits=intake_limits())
             else:

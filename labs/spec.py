@@ -326,9 +326,12 @@ CheckSpec = Annotated[
 
 
 class VariantSpec(_Strict):
+    # A folder variant is an overlay on the reference: only the files that differ,
+    # plus `remove:` for reference paths it lacks (labs/variants.py builds it whole).
     path: str
     expect: Literal["passed", "failed"]
     failing: list[str] = []
+    remove: list[str] = []
 
 
 class LabSpec(_Strict):
@@ -348,6 +351,9 @@ class LabSpec(_Strict):
     checks: list[CheckSpec] = []
     reference: str | None = None
     variants: list[VariantSpec] = []
+    # Files of the course's shared/ folder (e.g. grader/probe_monitor.py) that the
+    # importer copies into this lab's hidden archive at the same path.
+    shared: list[str] = []
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

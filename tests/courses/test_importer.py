@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import io
+import tarfile
 import textwrap
 from pathlib import Path
 
@@ -7,9 +9,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from courses.importer import ContentError, content_import, content_load
+from courses.importer import SHARED_IN_BOTH, ContentError, content_import, content_load
 from courses.models import Course, Lesson, Module, Question
 from labs.models import Lab
+from labs.variants import REMOVE_ALSO_IN_OVERLAY, REMOVE_BAD_PATH, REMOVE_NOT_IN_REFERENCE, materialise
 
 
 def write(path: Path, text: str) -> None:
@@ -220,3 +223,96 @@ def test_the_sample_course_imports_cleanly(db):
         "capstone",
     }
     assert [r["lab"] for r in course.requirements][-1] == "capstone"
+
+
+def _with_overlay_variant(tree: Path, remove: str) -> Path:
+    """The demo lab with a reference solution and one wrong variant as an overlay."""
+    lab = tree / "demo/labs/first-lab"
+    write(lab / "hidden/reference/main.py", "print('right')\n")
+    write(lab / "hidden/reference/helper.py", "VALUE = 1\n")
+    write(lab / "hidden/reference/tests/test_main.py", "def test_it():\n    assert True\n")
+    write(lab / "hidden/variants/broken/main.py", "raise SystemExit(1)\n")
+    lab_yaml = lab / "lab.yaml"
+    lab_yaml.write_text(
+        lab_yaml.read_text()
+        + "reference: hidden/reference\n"
+        + "variants:\n"
+        + "  - path: hidden/variants/broken\n"
+        + "    expect: failed\n"
+        + "    failing: [main.py exits 0]\n"
+        + f"    remove: {remove}\n"
+    )
+    return lab
+
+
+def test_a_variant_overlay_is_its_reference_with_its_own_files_and_without_the_removed_ones(db, tree, tmp_path):
+    _with_overlay_variant(tree, "[tests, helper.py]")
+    content_import(tree)
+    lab = Lab.objects.get(slug="first-lab")
+    hidden = tmp_path / "hidden"
+    with tarfile.open(fileobj=io.BytesIO(bytes(lab.hidden_archive)), mode="r:gz") as archive:
+        archive.extractall(hidden, filter="data")
+    # The archive holds only what differs; the whole variant is built from it.
+    assert sorted(p.name for p in (hidden / "variants/broken").rglob("*") if p.is_file()) == ["main.py"]
+    variant = lab.parsed_spec.variants[0]
+    built = materialise(hidden, lab.parsed_spec, variant, tmp_path / "built")
+    files = {p.relative_to(built).as_posix(): p.read_text() for p in built.rglob("*") if p.is_file()}
+    assert files == {"main.py": "raise SystemExit(1)\n"}
+
+
+def test_a_variant_that_removes_what_the_reference_lacks_is_named(db, tree):
+    _with_overlay_variant(tree, "[tests/missing.py]")
+    with pytest.raises(ContentError) as caught:
+        content_load(tree)
+    messages = [str(problem) for problem in caught.value.problems]
+    expected = REMOVE_NOT_IN_REFERENCE.format(path="tests/missing.py", reference="hidden/reference")
+    assert messages == [f"content/demo/labs/first-lab/lab.yaml: variants.0.remove: {expected}"]
+
+
+def test_a_variant_that_removes_a_file_it_also_provides_or_leaves_the_reference_is_named(db, tree):
+    _with_overlay_variant(tree, "[main.py, ../lab.yaml]")
+    with pytest.raises(ContentError) as caught:
+        content_load(tree)
+    messages = [str(problem) for problem in caught.value.problems]
+    assert messages == [
+        f"content/demo/labs/first-lab/lab.yaml: variants.0.remove: {REMOVE_ALSO_IN_OVERLAY.format(path='main.py')}",
+        f"content/demo/labs/first-lab/lab.yaml: variants.0.remove: {REMOVE_BAD_PATH.format(path='../lab.yaml')}",
+    ]
+
+
+def _with_shared_probe(tree: Path, shared: str) -> Path:
+    """The demo lab runs a grader script kept once in the course's shared/ folder."""
+    write(tree / "demo/shared/grader/probe.py", "print('probing')\n")
+    lab_yaml = tree / "demo/labs/first-lab/lab.yaml"
+    lab_yaml.write_text(
+        lab_yaml.read_text().replace(
+            "stages:\n  - {name: run, run: [python, main.py]}\n",
+            f"shared: {shared}\n"
+            "stages:\n  - {name: run, run: [python, main.py]}\n"
+            "  - {name: probe, run: [python, /grader/grader/probe.py], assets: [grader/probe.py], grader: true}\n",
+        )
+    )
+    return lab_yaml
+
+
+def test_a_shared_grader_script_is_copied_into_the_lab_hidden_archive(db, tree):
+    _with_shared_probe(tree, "[grader/probe.py]")
+    content_import(tree)
+    lab = Lab.objects.get(slug="first-lab")
+    with tarfile.open(fileobj=io.BytesIO(bytes(lab.hidden_archive)), mode="r:gz") as archive:
+        names = archive.getnames()
+        probe = archive.extractfile("grader/probe.py").read()
+    assert names == ["grader/probe.py", "secret.txt"]
+    assert probe == b"print('probing')\n"
+
+
+def test_a_shared_script_that_is_missing_or_also_in_the_lab_is_named(db, tree):
+    _with_shared_probe(tree, "[grader/probe.py, grader/nothing.py]")
+    write(tree / "demo/labs/first-lab/hidden/grader/probe.py", "print('my own')\n")
+    with pytest.raises(ContentError) as caught:
+        content_load(tree)
+    messages = [str(problem) for problem in caught.value.problems]
+    assert messages == [
+        f"content/demo/labs/first-lab/lab.yaml: shared.0: {SHARED_IN_BOTH.format(path='grader/probe.py')}",
+        "content/demo/labs/first-lab/lab.yaml: shared.1: 'grader/nothing.py' does not exist",
+    ]

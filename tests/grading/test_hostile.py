@@ -5,6 +5,10 @@ from __future__ import annotations
 import shutil
 import textwrap
 
+import yaml
+
+from labs.spec import LabSpec
+from labs.variants import materialise
 from tests.conftest import CONTENT
 from tests.grading.test_grade_command import by_name, grade
 
@@ -38,8 +42,10 @@ if os.fork() == 0:
 
 
 def test_a_server_that_plants_fake_observations_still_fails(sample_course, tmp_path):
-    repo = tmp_path / "repo"
-    shutil.copytree(CONTENT / "mlops-foundations/labs/serve-model/hidden/variants/server-error-on-bad-input", repo)
+    lab = CONTENT / "mlops-foundations/labs/serve-model"
+    spec = LabSpec.model_validate(yaml.safe_load((lab / "lab.yaml").read_text()))
+    variant = next(v for v in spec.variants if v.path.endswith("/server-error-on-bad-input"))
+    repo = materialise(lab / "hidden", spec, variant, tmp_path / "repo")
     api = repo / "api.py"
     api.write_text(textwrap.dedent(SPOOFER) + "\n" + api.read_text())
     code, document, _ = grade("mlops-foundations/serve-model", str(repo), "--json")

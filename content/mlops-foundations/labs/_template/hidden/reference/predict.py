@@ -1,0 +1,2 @@
+def predict(row: int) -> int:
+    return row

@@ -1,1 +1,0 @@
-"""A small, tested training package for the breast-cancer data."""
