@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from django.db import transaction
 from django.utils import timezone
 
+from . import hooks
 from .models import ApiToken, User
 
 
@@ -47,76 +48,25 @@ def user_data_export_chunks(*, user: User) -> Iterator[str]:
     """Everything Shipwright holds about `user` (GDPR access), as the pieces of one
     JSON document, produced as they are read: a learner with hundreds of attempts
     of 1 MiB stage output each is never held in memory at once."""
-    from certificates.models import Certificate
-    from courses.models import Enrollment, LessonProgress, QuizAttempt
-    from grading.models import Submission
-    from grading.services import submission_result_document
-
-    def submissions():
-        rows = Submission.objects.filter(user=user).select_related("lab__course").order_by("created_at")
-        for s in rows.iterator(chunk_size=20):
-            yield {
-                "id": str(s.pk),
-                "lab": s.lab.full_slug,
-                "created_at": _when(s.created_at),
-                "status": s.status,
-                "source": s.source_name,
-                "commit": s.commit or None,
-                "source_sha256": s.snapshot_sha256,
-                "result": submission_result_document(s) if s.finished else None,
-            }
-
-    sections = {
+    sections: dict = {
         "account": {
             "email": user.email,
             "display_name": user.display_name,
             "date_joined": _when(user.date_joined),
             "last_login": _when(user.last_login),
         },
-        "enrollments": (
-            {"course": e.course.slug, "enrolled_at": _when(e.created_at), "last_page": e.last_url}
-            for e in Enrollment.objects.filter(user=user).select_related("course").iterator()
-        ),
-        "lessons_read": (
-            {
-                "lesson": f"{p.lesson.module.course.slug}/{p.lesson.module.slug}/{p.lesson.slug}",
-                "at": _when(p.completed_at),
-            }
-            for p in LessonProgress.objects.filter(user=user).select_related("lesson__module__course").iterator()
-        ),
-        "knowledge_checks": (
-            {
-                "module": f"{a.module.course.slug}/{a.module.slug}",
-                "correct": a.correct,
-                "total": a.total,
-                "passed": a.passed,
-                "answers": a.answers,
-                "at": _when(a.created_at),
-            }
-            for a in QuizAttempt.objects.filter(user=user).select_related("module__course").iterator()
-        ),
-        "submissions": submissions(),
-        "certificates": (
-            {
-                "id": c.public_id,
-                "title": c.title,
-                "issued_at": _when(c.issued_at),
-                "status": c.status,
-                "public": c.public,
-                "show_evidence": c.show_evidence,
-            }
-            for c in Certificate.objects.filter(user=user).iterator()
-        ),
-        "api_tokens": (
-            {
-                "name": t.name,
-                "prefix": t.key_prefix,
-                "created_at": _when(t.created_at),
-                "revoked_at": _when(t.revoked_at),
-            }
-            for t in user.api_tokens.all().iterator()
-        ),
     }
+    for exporter in hooks.account_exporters:
+        sections.update(exporter(user))
+    sections["api_tokens"] = (
+        {
+            "name": t.name,
+            "prefix": t.key_prefix,
+            "created_at": _when(t.created_at),
+            "revoked_at": _when(t.revoked_at),
+        }
+        for t in user.api_tokens.all().iterator()
+    )
     yield "{"
     for position, (key, value) in enumerate(sections.items()):
         yield ("," if position else "") + f"\n{json.dumps(key)}: "
@@ -137,20 +87,9 @@ def user_delete(*, user: User) -> None:
     for them). Certificates are revoked with the reason "withdrawn by holder" and
     kept, unlinked and without the holder's name, evidence or signed credential (it
     names the holder), so a verifier sees "revoked" rather than a certificate that
-    silently vanished, and nothing public names the person any more."""
-    from certificates.models import Certificate
-    from certificates.services import WITHDRAWN_BY_HOLDER, certificate_revoke
-    from grading.models import Submission
-    from grading.retention import snapshot_delete_if_unused
-
+    silently vanished, and nothing public names the person any more. Each app's part
+    is registered in accounts.hooks.account_erasers."""
     with transaction.atomic():
-        for certificate in Certificate.objects.filter(user=user):
-            certificate_revoke(certificate=certificate, reason=WITHDRAWN_BY_HOLDER, by="holder")
-        Certificate.objects.filter(user=user).update(holder_name="", evidence=[], credential="")
-        snapshots = set(
-            Submission.objects.filter(user=user).exclude(snapshot_path="").values_list("snapshot_path", flat=True)
-        )
+        for eraser in hooks.account_erasers:
+            eraser(user)
         user.delete()
-        # Files only after the rows are gone for good: a rollback must not leave rows
-        # pointing at deleted snapshots.
-        transaction.on_commit(lambda: [snapshot_delete_if_unused(name) for name in sorted(snapshots)])

@@ -11,3 +11,7 @@ class CertificatesConfig(AppConfig):
         from . import system_checks
 
         checks.register(system_checks.check_signing_key, system_checks.TAG)
+
+        from . import hooks
+
+        hooks.register()

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from . import hooks
 from .models import StageRun, Submission
 
 log = logging.getLogger(__name__)
@@ -65,12 +66,9 @@ def _percent(score: float | None, max_score: float | None) -> float:
 def kept_submission_ids() -> set:
     """Finished attempts that are never pruned: each learner's best per lab (passed
     first, then the highest percentage, then the newest: the attempt the lab page
-    and the certificate rule pick) and every attempt that matches the evidence of a
-    certificate. Certificates record their evidence by value (lab, score, lab
-    content hash, image digest, commit), not by submission id, so matching on those
-    values keeps the attempt that backed the certificate even after a better one."""
-    from certificates.models import Certificate
-
+    and the certificate rule pick) and every attempt an app above grading asks to
+    keep (certificates: the attempts matching a certificate's evidence, see
+    grading.hooks.kept_submission_ids)."""
     best: dict[tuple[int, int], tuple[tuple, object]] = {}
     rows = Submission.objects.filter(status__in=Submission.FINISHED).values_list(
         "pk", "user_id", "lab_id", "status", "score", "max_score", "created_at"
@@ -81,23 +79,8 @@ def kept_submission_ids() -> set:
         if current is None or key > current[0]:
             best[(user_id, lab_id)] = (key, pk)
     kept = {pk for _, pk in best.values()}
-
-    for certificate in Certificate.objects.filter(user__isnull=False).only("user_id", "course_id", "evidence"):
-        if certificate.user_id is None:  # filtered out above; for the type checker
-            continue
-        for item in certificate.evidence or []:
-            if not isinstance(item, dict) or "slug" not in item:
-                continue
-            matches = Submission.objects.filter(
-                user_id=certificate.user_id,
-                lab__course_id=certificate.course_id,
-                lab__slug=item["slug"],
-                status=Submission.Status.PASSED,
-                score=item.get("score"),
-                max_score=item.get("max_score"),
-                lab_hash=item.get("lab_hash", ""),
-            )
-            kept.update(matches.values_list("pk", flat=True))
+    for hook in hooks.kept_submission_ids:
+        kept.update(hook())
     return kept
 
 

@@ -30,7 +30,7 @@ from courses.markdown import render
 from courses.models import Enrollment
 from labs.models import Lab
 
-from . import budget, runner
+from . import budget, hooks, runner
 from .intake import (
     NOTEBOOK_LAB_NEEDS_NOTEBOOK,
     IntakeError,
@@ -721,11 +721,8 @@ def _store_result(submission: Submission, result: runner.PipelineResult, *, imag
 
 
 def _award_certificate(submission: Submission) -> None:
-    try:
-        from certificates.services import certificate_award_if_complete
-    except ImportError:
-        return
-    certificate_award_if_complete(user=submission.user, course=submission.lab.course)
+    for hook in hooks.submission_passed:
+        hook(submission)
 
 
 def submission_result_json(submission: Submission, *, timings: dict | None = None) -> dict:
@@ -818,14 +815,11 @@ def submission_result_document(submission: Submission) -> dict:
 
 
 def _certificate_json(submission: Submission) -> dict | None:
-    try:
-        from certificates.services import certificate_for
-    except ImportError:
-        return None
-    certificate = certificate_for(user=submission.user, course=submission.lab.course)
-    if certificate is None:
-        return None
-    return {"id": certificate.public_id, "url": f"/verify/{certificate.public_id}/"}
+    for hook in hooks.result_certificate:
+        document = hook(submission)
+        if document is not None:
+            return document
+    return None
 
 
 def run_id_for(submission: Submission) -> str:

@@ -39,10 +39,12 @@ def reap_stale_submissions() -> list[str]:
         services.sandboxes_reap_orphans()
     except SandboxError as exc:
         log.warning("could not reap leftover sandboxes: %s", exc)
-    # Certificates earned while no signing key was usable are issued once one is.
-    from certificates.services import certificates_issue_pending
+    # Apps above grading (certificates: issue those earned while no signing key was
+    # usable) do their periodic work here.
+    from .hooks import maintenance
 
-    certificates_issue_pending()
+    for hook in maintenance:
+        hook()
     return acted
 
 

@@ -1,0 +1,92 @@
+"""What certificates plugs into the apps below it (called from CertificatesConfig.ready()).
+
+Certificates is the top layer: grading and accounts never import it, they call the
+hooks registered here (see grading/hooks.py and accounts/hooks.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from grading.models import Submission
+
+from . import services
+from .models import Certificate
+
+
+def _award_if_complete(submission: Submission) -> None:
+    services.certificate_award_if_complete(user=submission.user, course=submission.lab.course)
+
+
+def _result_certificate(submission: Submission) -> dict | None:
+    certificate = services.certificate_for(user=submission.user, course=submission.lab.course)
+    if certificate is None:
+        return None
+    return {"id": certificate.public_id, "url": f"/verify/{certificate.public_id}/"}
+
+
+def _evidence_submission_ids() -> set:
+    """Attempts matching a certificate's evidence. Certificates record their evidence
+    by value (lab, score, lab content hash, image digest, commit), not by submission
+    id, so matching on those values keeps the attempt that backed the certificate
+    even after a better one."""
+    kept: set = set()
+    for certificate in Certificate.objects.filter(user__isnull=False).only("user_id", "course_id", "evidence"):
+        if certificate.user_id is None:  # filtered out above; for the type checker
+            continue
+        for item in certificate.evidence or []:
+            if not isinstance(item, dict) or "slug" not in item:
+                continue
+            matches = Submission.objects.filter(
+                user_id=certificate.user_id,
+                lab__course_id=certificate.course_id,
+                lab__slug=item["slug"],
+                status=Submission.Status.PASSED,
+                score=item.get("score"),
+                max_score=item.get("max_score"),
+                lab_hash=item.get("lab_hash", ""),
+            )
+            kept.update(matches.values_list("pk", flat=True))
+    return kept
+
+
+def _issue_pending() -> None:
+    services.certificates_issue_pending()
+
+
+def _export(user) -> Iterator[tuple[str, Iterator[dict]]]:
+    yield (
+        "certificates",
+        (
+            {
+                "id": c.public_id,
+                "title": c.title,
+                "issued_at": c.issued_at.isoformat() if c.issued_at else None,
+                "status": c.status,
+                "public": c.public,
+                "show_evidence": c.show_evidence,
+            }
+            for c in Certificate.objects.filter(user=user).iterator()
+        ),
+    )
+
+
+def _erase(user) -> None:
+    """Revoke with the reason "withdrawn by holder" and keep, unlinked and without the
+    holder's name, evidence or signed credential (it names the holder), so a verifier
+    sees "revoked" rather than a certificate that silently vanished."""
+    for certificate in Certificate.objects.filter(user=user):
+        services.certificate_revoke(certificate=certificate, reason=services.WITHDRAWN_BY_HOLDER, by="holder")
+    Certificate.objects.filter(user=user).update(holder_name="", evidence=[], credential="")
+
+
+def register() -> None:
+    from accounts import hooks as account_hooks
+    from grading import hooks as grading_hooks
+
+    grading_hooks.submission_passed.append(_award_if_complete)
+    grading_hooks.result_certificate.append(_result_certificate)
+    grading_hooks.kept_submission_ids.append(_evidence_submission_ids)
+    grading_hooks.maintenance.append(_issue_pending)
+    account_hooks.account_exporters.append(_export)
+    account_hooks.account_erasers.append(_erase)

@@ -1,0 +1,25 @@
+"""Extension points that apps above grading fill in their AppConfig.ready().
+
+Grading sits below certificates (certificates > grading > labs > courses > accounts,
+enforced by import-linter), so it never imports certificates: it calls whatever was
+registered here. With nothing registered, grading works alone (no certificate is
+awarded, the result document says "certificate": null, retention keeps only each
+learner's best attempts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import Submission
+
+# Called with a submission the moment it passed (inside the grading transaction).
+submission_passed: list[Callable[[Submission], None]] = []
+# Each returns the result document's "certificate" entry for a submission, or None.
+result_certificate: list[Callable[[Submission], dict[str, Any] | None]] = []
+# Each returns submission ids that retention must never prune (e.g. a certificate's evidence).
+kept_submission_ids: list[Callable[[], set]] = []
+# Called by the maintenance task on every tick (e.g. issue certificates pending a key).
+maintenance: list[Callable[[], None]] = []
