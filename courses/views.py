@@ -2,18 +2,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from labs.models import Lab
-
 from . import services
+from .access import require_enrollment
 from .models import Course, Enrollment, Lesson, Module
 from .progress import course_progress
-
-NOT_ENROLLED = "Enroll in the course to open its lessons, knowledge checks and labs."
 
 
 def _course_for(request: HttpRequest, slug: str) -> Course:
@@ -24,16 +20,6 @@ def _course_for(request: HttpRequest, slug: str) -> Course:
 def _module_for(request: HttpRequest, course: Course, slug: str) -> Module:
     modules = course.modules.all() if request.user.is_staff else course.modules.published()
     return get_object_or_404(modules, slug=slug)
-
-
-def _require_enrollment(request: HttpRequest, course: Course) -> HttpResponse | None:
-    """None when the user may study the course; otherwise where to send them."""
-    if not request.user.is_authenticated:
-        return redirect_to_login(request.get_full_path())
-    if request.user.is_staff or Enrollment.objects.filter(user=request.user, course=course).exists():
-        return None
-    messages.info(request, NOT_ENROLLED)
-    return redirect(course.get_absolute_url())
 
 
 def catalog(request: HttpRequest) -> HttpResponse:
@@ -55,7 +41,8 @@ def course_detail(request: HttpRequest, slug: str) -> HttpResponse:
         enrollment = Enrollment.objects.filter(user=request.user, course=course).first()
         if enrollment:
             progress = course_progress(user=request.user, course=course)
-    labs = Lab.objects.visible_to(request.user).filter(course=course)
+    # Through the reverse relation: labs sit above courses, which never imports them.
+    labs = course.labs.visible_to(request.user)  # type: ignore[attr-defined]
     return render(
         request,
         "courses/course_detail.html",
@@ -82,7 +69,7 @@ def module_detail(request: HttpRequest, slug: str, module_slug: str) -> HttpResp
     course = _course_for(request, slug)
     module = _module_for(request, course, module_slug)
     lessons = module.lessons.all() if request.user.is_staff else module.lessons.published()
-    labs = Lab.objects.visible_to(request.user).filter(module=module)
+    labs = module.labs.visible_to(request.user)  # type: ignore[attr-defined]
     progress = None
     if request.user.is_authenticated and Enrollment.objects.filter(user=request.user, course=course).exists():
         progress = next(
@@ -103,7 +90,7 @@ def lesson_detail(request: HttpRequest, slug: str, module_slug: str, lesson_slug
     lesson = next((item for item in lessons if item.slug == lesson_slug), None)
     if lesson is None:
         raise Http404("No such lesson")
-    if (response := _require_enrollment(request, course)) is not None:
+    if (response := require_enrollment(request, course)) is not None:
         return response
     if request.method == "POST":
         services.lesson_mark_read(user=request.user, lesson=lesson)
@@ -142,7 +129,7 @@ def quiz(request: HttpRequest, slug: str, module_slug: str) -> HttpResponse:
     module = _module_for(request, course, module_slug)
     if not module.has_quiz:
         raise Http404("This module has no knowledge check")
-    if (response := _require_enrollment(request, course)) is not None:
+    if (response := require_enrollment(request, course)) is not None:
         return response
     questions = list(module.questions.filter(published=True))
     attempt = None
@@ -195,11 +182,5 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         rows.append(
             {"enrollment": enrollment, "progress": course_progress(user=request.user, course=enrollment.course)}
         )
-    from certificates.models import Certificate
-    from certificates.views import linkedin_url
-
-    certificates = [
-        {"certificate": certificate, "linkedin_url": linkedin_url(certificate)}
-        for certificate in Certificate.objects.filter(user=request.user).select_related("course")
-    ]
-    return render(request, "courses/dashboard.html", {"rows": rows, "certificates": certificates})
+    # Certificates come from certificates' `dashboard_certificates` template tag.
+    return render(request, "courses/dashboard.html", {"rows": rows})

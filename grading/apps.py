@@ -11,3 +11,16 @@ class GradingConfig(AppConfig):
         from . import system_checks
 
         checks.register(system_checks.check_engine_and_images, system_checks.TAG)
+
+        from accounts import hooks
+
+        from . import account_data
+
+        hooks.account_exporters.append(account_data.export)
+        hooks.account_erasers.append(account_data.erase)
+
+        from courses import progress as course_progress
+
+        from . import progress
+
+        course_progress.lab_progress.append(progress.lab_progress)

@@ -18,3 +18,18 @@ def pending_certificates(user) -> dict:
         return {"pending": []}
     rows = PendingCertificate.objects.filter(user=user).select_related("course")
     return {"pending": [CERTIFICATE_PENDING_TEXT.format(course=row.course.title) for row in rows]}
+
+
+@register.simple_tag
+def dashboard_certificates(user) -> list[dict]:
+    """The dashboard's certificates of `user`, each with its LinkedIn link; the
+    dashboard (courses, below certificates) loads this tag instead of importing us."""
+    from certificates.models import Certificate
+    from certificates.views import linkedin_url
+
+    if not getattr(user, "is_authenticated", False):
+        return []
+    return [
+        {"certificate": certificate, "linkedin_url": linkedin_url(certificate)}
+        for certificate in Certificate.objects.filter(user=user).select_related("course")
+    ]

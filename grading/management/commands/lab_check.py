@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from grading.labcheck import lab_check
 from labs.models import Lab
 
 
@@ -10,8 +11,6 @@ class Command(BaseCommand):
         parser.add_argument("labs", nargs="+", metavar="COURSE/LAB", help="or COURSE/* for every gradeable lab")
 
     def handle(self, *args, labs: list[str], **options) -> None:
-        from grading.labcheck import lab_check
-
         selected = []
         for name in labs:
             course, _, slug = name.partition("/")
