@@ -16,16 +16,14 @@ import io
 import json
 import tarfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from django.db import transaction
 from pydantic import BaseModel, ValidationError
-
-from labs.spec import LabSpec
-from labs.variants import is_plain_relative, variant_problems
 
 from .markdown import render
 from .specs import CourseSpec, ModuleSpec, QuizSpec
@@ -83,13 +81,21 @@ class ModuleData:
     hash: str
 
 
-@dataclass
-class LabData:
-    spec: LabSpec
-    instructions_html: str
-    starter_zip: bytes
-    hidden_archive: bytes
-    hash: str
+@dataclass(frozen=True)
+class LabContent:
+    """How a course's labs/ folder is read and written. Labs sit above courses, so the
+    labs app registers this in LabsConfig.ready() (labs/importer.py) and the importer
+    never imports it: `load(reader, folder)` validates one lab folder (problems go to
+    the reader) and returns its data or None; `write(course=, modules=, labs=,
+    report=)` upserts a course's labs inside the import's transaction and unpublishes
+    the ones no longer in the files."""
+
+    load: Callable[[ContentReader, Path], Any]
+    write: Callable[..., None]
+
+
+lab_content: LabContent | None = None
+LABS_NOT_INSTALLED = "this course has labs, but the labs app is not installed to import them"
 
 
 @dataclass
@@ -97,7 +103,7 @@ class CourseData:
     spec: CourseSpec
     description_html: str
     modules: list[ModuleData]
-    labs: list[LabData]
+    labs: list[Any]  # what lab_content.load returned, each with .spec.slug and .spec.module
     hash: str
 
 
@@ -113,7 +119,7 @@ class ImportReport:
         return bool(self.created or self.updated or self.unpublished)
 
 
-class _Reader:
+class ContentReader:
     """Reads files relative to the content root, recording problems as it goes."""
 
     def __init__(self, root: Path):
@@ -197,7 +203,7 @@ class _Reader:
 RENDER_VERSION = "2"
 
 
-def _sha256(*parts: bytes | str) -> str:
+def content_sha256(*parts: bytes | str) -> str:
     digest = hashlib.sha256(RENDER_VERSION.encode())
     for part in parts:
         data = part.encode() if isinstance(part, str) else part
@@ -217,7 +223,7 @@ def _files_under(folder: Path) -> list[Path]:
     )
 
 
-def _zip_folder(folder: Path, prefix: str) -> bytes:
+def zip_folder(folder: Path, prefix: str) -> bytes:
     """A deterministic zip (fixed dates, sorted names) so its hash is stable."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -230,7 +236,7 @@ def _zip_folder(folder: Path, prefix: str) -> bytes:
     return buffer.getvalue()
 
 
-def _tar_folder(folder: Path, extra: dict[str, Path] | None = None) -> bytes:
+def tar_folder(folder: Path, extra: dict[str, Path] | None = None) -> bytes:
     """A deterministic .tar.gz of a folder (sorted, zero dates, root-owned), plus
     `extra` files ({name in the archive: source}) such as the course's shared scripts."""
     files = {path.relative_to(folder).as_posix(): path for path in _files_under(folder)} if folder.is_dir() else {}
@@ -247,7 +253,7 @@ def _tar_folder(folder: Path, extra: dict[str, Path] | None = None) -> bytes:
     return gzip.compress(raw.getvalue(), mtime=0)
 
 
-def _without_leading_title(text: str) -> str:
+def without_leading_title(text: str) -> str:
     """A lesson's own `# Title` line is dropped: the page shows the title from
     module.yaml as its one h1."""
     lines = text.lstrip("\n").split("\n", 1)
@@ -256,7 +262,7 @@ def _without_leading_title(text: str) -> str:
     return text
 
 
-def _load_module(reader: _Reader, folder: Path) -> tuple[ModuleSpec, ModuleData] | None:
+def _load_module(reader: ContentReader, folder: Path) -> tuple[ModuleSpec, ModuleData] | None:
     spec_path = folder / "module.yaml"
     spec = reader.model(spec_path, ModuleSpec)
     if spec is None:
@@ -274,8 +280,8 @@ def _load_module(reader: _Reader, folder: Path) -> tuple[ModuleSpec, ModuleData]
                 slug=ref.slug,
                 title=ref.title,
                 minutes=ref.minutes,
-                body_html=render(_without_leading_title(text)),
-                hash=_sha256(ref.model_dump_json(), text),
+                body_html=render(without_leading_title(text)),
+                hash=content_sha256(ref.model_dump_json(), text),
             )
         )
     quiz: QuizSpec | None = None
@@ -301,7 +307,7 @@ def _load_module(reader: _Reader, folder: Path) -> tuple[ModuleSpec, ModuleData]
         lessons=lessons,
         quiz_pass_mark=quiz.pass_mark if quiz else None,
         questions=questions,
-        hash=_sha256(
+        hash=content_sha256(
             spec.model_dump_json(),
             quiz.model_dump_json() if quiz else "",
             *(lesson.hash for lesson in lessons),
@@ -310,115 +316,7 @@ def _load_module(reader: _Reader, folder: Path) -> tuple[ModuleSpec, ModuleData]
     return spec, data
 
 
-SHARED_IN_BOTH = "{path!r} is both in the course's shared/ and in this lab's hidden/: keep one"
-SHARED_BAD_PATH = "{path!r} must be a relative path inside the course's shared/ folder, without '..'"
-SHARED_NOT_A_FILE = "{path!r} is not a file of the course's shared/ folder"
-
-
-def _shared_files(reader: _Reader, folder: Path, spec: LabSpec, spec_path: Path) -> dict[str, Path] | None:
-    """The course's shared/ files this lab asks for, by their path in the hidden
-    archive; None when one of them is wrong (each problem is reported)."""
-    shared_dir = folder.parent.parent / "shared"
-    found: dict[str, Path] = {}
-    ok = True
-    for index, entry in enumerate(spec.shared):
-        if not is_plain_relative(entry):
-            reader.problem(spec_path, f"shared.{index}", SHARED_BAD_PATH.format(path=entry))
-            ok = False
-            continue
-        source = reader.inside(shared_dir, entry, spec_path, f"shared.{index}")
-        if source is None:
-            ok = False
-        elif not source.is_file():
-            reader.problem(spec_path, f"shared.{index}", SHARED_NOT_A_FILE.format(path=entry))
-            ok = False
-        elif (folder / "hidden" / entry).exists():
-            reader.problem(spec_path, f"shared.{index}", SHARED_IN_BOTH.format(path=entry))
-            ok = False
-        else:
-            found[PurePosixPath(entry).as_posix()] = source
-    return found if ok else None
-
-
-def _load_lab(reader: _Reader, folder: Path) -> LabData | None:
-    spec_path = folder / "lab.yaml"
-    spec = reader.model(spec_path, LabSpec)
-    if spec is None:
-        return None
-    if spec.slug != folder.name:
-        reader.problem(spec_path, "slug", f"{spec.slug!r} must match the folder name {folder.name!r}")
-    ok = True
-    instructions_path = reader.inside(folder, spec.instructions, spec_path, "instructions")
-    instructions = reader.text(instructions_path) if instructions_path else None
-    ok = ok and instructions is not None
-    starter_zip = b""
-    if spec.starter:
-        starter = reader.inside(folder, spec.starter, spec_path, "starter")
-        if starter is not None and not starter.is_dir():
-            reader.problem(spec_path, "starter", f"{spec.starter!r} is not a folder")
-            starter = None
-        if starter is None:
-            ok = False
-        else:
-            starter_zip = _zip_folder(starter, f"{spec.slug}-starter")
-    hidden = folder / "hidden"
-    for index, item in enumerate(spec.files):
-        if not item.from_.startswith(("starter/", "hidden/")):
-            reader.problem(spec_path, f"files.{index}.from", "must start with starter/ or hidden/")
-            ok = False
-        elif reader.inside(folder, item.from_, spec_path, f"files.{index}.from") is None:
-            ok = False
-    shared = _shared_files(reader, folder, spec, spec_path)
-    if shared is None:
-        ok = False
-        shared = {}
-    for s_index, stage in enumerate(spec.stages):
-        for a_index, asset in enumerate(stage.assets):
-            if asset in shared:
-                continue
-            if reader.inside(hidden, asset, spec_path, f"stages.{s_index}.assets.{a_index}") is None:
-                ok = False
-    for s_index, stage in enumerate(spec.stages):
-        if stage.service is not None:
-            path = reader.inside(hidden, stage.service.requests, spec_path, f"stages.{s_index}.service.requests")
-            if path is None:
-                ok = False
-            else:
-                try:
-                    json.loads(path.read_text())
-                except ValueError as exc:
-                    reader.problem(path, "", f"invalid JSON: {exc}")
-                    ok = False
-    for c_index, check in enumerate(spec.checks):
-        labels = getattr(check, "labels", None)
-        if labels and reader.inside(hidden, labels, spec_path, f"checks.{c_index}.labels") is None:
-            ok = False
-    if spec.reference and reader.inside(folder, spec.reference, spec_path, "reference") is None:
-        ok = False
-    for v_index, variant in enumerate(spec.variants):
-        if reader.inside(folder, variant.path, spec_path, f"variants.{v_index}.path") is None:
-            ok = False
-            continue
-        for message in variant_problems(folder, spec, variant):
-            reader.problem(spec_path, f"variants.{v_index}.remove", message)
-            ok = False
-    for name, value in (("reference", spec.reference), *(("variants", v.path) for v in spec.variants)):
-        if value and not value.startswith("hidden/"):
-            reader.problem(spec_path, name, f"{value!r} must be under hidden/ (learners must never see it)")
-            ok = False
-    if not ok or instructions is None:
-        return None
-    hidden_archive = _tar_folder(hidden, shared)
-    return LabData(
-        spec=spec,
-        instructions_html=render(_without_leading_title(instructions)),
-        starter_zip=starter_zip,
-        hidden_archive=hidden_archive,
-        hash=_sha256(spec.model_dump_json(by_alias=True), instructions, starter_zip, hidden_archive),
-    )
-
-
-def _check_manifest(reader: _Reader, course_dir: Path, spec: CourseSpec) -> None:
+def _check_manifest(reader: ContentReader, course_dir: Path, spec: CourseSpec) -> None:
     if not spec.data_manifest:
         return
     manifest_path = reader.inside(course_dir, spec.data_manifest, course_dir / "course.yaml", "data_manifest")
@@ -443,7 +341,7 @@ def _check_manifest(reader: _Reader, course_dir: Path, spec: CourseSpec) -> None
             reader.problem(manifest_path, relative, "data file does not match the manifest (run make_data.py)")
 
 
-def _load_course(reader: _Reader, course_dir: Path) -> CourseData | None:
+def _load_course(reader: ContentReader, course_dir: Path) -> CourseData | None:
     spec_path = course_dir / "course.yaml"
     spec = reader.model(spec_path, CourseSpec)
     if spec is None:
@@ -472,15 +370,20 @@ def _load_course(reader: _Reader, course_dir: Path) -> CourseData | None:
         module_specs[module_spec.slug] = module_spec
         modules.append(data)
 
-    labs: list[LabData] = []
+    labs: list[Any] = []
     labs_dir = course_dir / "labs"
     lab_folders = (
         sorted(p for p in labs_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
         if labs_dir.is_dir()
         else []
     )
+    if lab_folders and lab_content is None:
+        # Never skipped in silence: the labs app reads lab folders.
+        reader.problem(labs_dir, "", LABS_NOT_INSTALLED)
+        lab_folders = []
     for folder in lab_folders:
-        lab = _load_lab(reader, folder)
+        assert lab_content is not None
+        lab = lab_content.load(reader, folder)
         if lab is not None:
             labs.append(lab)
     lab_slugs = {lab.spec.slug for lab in labs}
@@ -511,7 +414,7 @@ def _load_course(reader: _Reader, course_dir: Path) -> CourseData | None:
         description_html=description_html,
         modules=modules,
         labs=labs,
-        hash=_sha256(spec.model_dump_json(), description),
+        hash=content_sha256(spec.model_dump_json(), description),
     )
 
 
@@ -519,7 +422,7 @@ def content_load(root: Path) -> list[CourseData]:
     """Read and validate every course under `root`. Raises ContentError listing
     every problem found; reads only, writes nothing."""
     root = Path(root)
-    reader = _Reader(root)
+    reader = ContentReader(root)
     if not root.is_dir():
         raise ContentError([Problem(str(root), "", "content folder not found")])
     course_dirs = sorted(p for p in root.iterdir() if p.is_dir() and (p / "course.yaml").exists())
@@ -535,7 +438,7 @@ def content_load(root: Path) -> list[CourseData]:
     return courses
 
 
-def _upsert(model, lookup: dict, values: dict, content_hash: str, label: str, report: ImportReport):
+def upsert(model, lookup: dict, values: dict, content_hash: str, label: str, report: ImportReport):
     obj = model.objects.filter(**lookup).first()
     if obj is None:
         obj = model.objects.create(**lookup, **values, content_hash=content_hash)
@@ -560,8 +463,6 @@ def content_import(root: Path) -> ImportReport:
     Raises ContentError (and writes nothing) if any file has a problem. Idempotent:
     unchanged objects are left alone, so a second run reports no changes.
     """
-    from labs.models import Lab
-
     from .models import Course, Lesson, Module, Question
 
     courses = content_load(root)
@@ -570,7 +471,7 @@ def content_import(root: Path) -> ImportReport:
         for data in courses:
             spec = data.spec
             certificate = spec.certificate
-            course = _upsert(
+            course = upsert(
                 Course,
                 {"slug": spec.slug},
                 {
@@ -589,7 +490,7 @@ def content_import(root: Path) -> ImportReport:
             )
             kept_modules = []
             for order, module_data in enumerate(data.modules):
-                module = _upsert(
+                module = upsert(
                     Module,
                     {"course": course, "slug": module_data.slug},
                     {
@@ -607,7 +508,7 @@ def content_import(root: Path) -> ImportReport:
                 kept_modules.append(module.pk)
                 kept_lessons = []
                 for l_order, lesson_data in enumerate(module_data.lessons):
-                    lesson = _upsert(
+                    lesson = upsert(
                         Lesson,
                         {"module": module, "slug": lesson_data.slug},
                         {
@@ -622,7 +523,7 @@ def content_import(root: Path) -> ImportReport:
                         report,
                     )
                     kept_lessons.append(lesson.pk)
-                _unpublish(
+                unpublish(
                     Lesson.objects.filter(module=module).exclude(pk__in=kept_lessons),
                     "lesson",
                     report,
@@ -643,38 +544,14 @@ def content_import(root: Path) -> ImportReport:
                     )
                     kept_questions.append(obj.pk)
                 Question.objects.filter(module=module).exclude(pk__in=kept_questions).update(published=False)
-            _unpublish(Module.objects.filter(course=course).exclude(pk__in=kept_modules), "module", report)
-            modules = {module.slug: module for module in Module.objects.filter(course=course)}
-            kept_labs = []
-            for order, lab_data in enumerate(data.labs):
-                lab_spec = lab_data.spec
-                lab = _upsert(
-                    Lab,
-                    {"course": course, "slug": lab_spec.slug},
-                    {
-                        "module": modules.get(lab_spec.module),
-                        "title": lab_spec.title,
-                        "kind": lab_spec.kind,
-                        "summary": lab_spec.summary,
-                        "estimated_hours": lab_spec.estimated_hours,
-                        "order": order,
-                        "instructions_html": lab_data.instructions_html,
-                        "pass_mark": lab_spec.pass_mark,
-                        "spec": lab_spec.model_dump(mode="json", by_alias=True),
-                        "starter_zip": lab_data.starter_zip,
-                        "hidden_archive": lab_data.hidden_archive,
-                        "published": True,
-                    },
-                    lab_data.hash,
-                    f"lab {spec.slug}/{lab_spec.slug}",
-                    report,
-                )
-                kept_labs.append(lab.pk)
-            _unpublish(Lab.objects.filter(course=course).exclude(pk__in=kept_labs), "lab", report)
+            unpublish(Module.objects.filter(course=course).exclude(pk__in=kept_modules), "module", report)
+            if lab_content is not None:
+                modules = {module.slug: module for module in Module.objects.filter(course=course)}
+                lab_content.write(course=course, modules=modules, labs=data.labs, report=report)
     return report
 
 
-def _unpublish(queryset, kind: str, report: ImportReport) -> None:
+def unpublish(queryset, kind: str, report: ImportReport) -> None:
     for obj in queryset.filter(published=True):
         obj.published = False
         obj.save(update_fields=["published"])

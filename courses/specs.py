@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from labs.spec import SLUG
+# Course, module and lab slugs (labs.spec reuses it: labs sit above courses).
+SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 
 
 class _Strict(BaseModel):

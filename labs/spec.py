@@ -10,7 +10,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+from courses.specs import SLUG
+
 STAGE_NAME = r"^[a-z][a-z0-9_]*$"
 
 

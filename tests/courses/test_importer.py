@@ -9,8 +9,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from courses.importer import SHARED_IN_BOTH, ContentError, content_import, content_load
+from courses.importer import ContentError, content_import, content_load
 from courses.models import Course, Lesson, Module, Question
+from labs.importer import SHARED_IN_BOTH
 from labs.models import Lab
 from labs.variants import REMOVE_ALSO_IN_OVERLAY, REMOVE_BAD_PATH, REMOVE_NOT_IN_REFERENCE, materialise
 
