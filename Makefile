@@ -47,6 +47,7 @@ run: venv engine images
 
 test: venv services engine images
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	DJANGO_DEBUG=1 $(VENV)/bin/mypy grading certificates labs
 	DJANGO_DEBUG=1 DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test $(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest
