@@ -25,8 +25,8 @@ import yaml
 from django.db import transaction
 from pydantic import BaseModel, ValidationError
 
+from .course_spec import CourseSpec, ModuleSpec, QuizSpec
 from .markdown import render
-from .specs import CourseSpec, ModuleSpec, QuizSpec
 
 M = TypeVar("M", bound=BaseModel)
 

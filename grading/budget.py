@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labs.spec import LabSpec
+from labs.lab_spec import LabSpec
 
 STAGE_OVERHEAD_S = 20.0
 TASK_SLACK_S = 60.0

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from labs.lab_spec import VariantSpec
 from labs.models import Lab
-from labs.spec import VariantSpec
 from labs.variants import hidden_relative, materialise
 
 from . import intake, runner

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labs.spec import LabSpec, StageSpec
+from labs.lab_spec import LabSpec, StageSpec
 
 from . import judges as judging
 from .judges import CheckOutcome, StageOutcome

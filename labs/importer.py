@@ -22,8 +22,8 @@ from courses.importer import (
 )
 from courses.markdown import render
 
+from .lab_spec import LabSpec
 from .models import Lab
-from .spec import LabSpec
 from .variants import is_plain_relative, variant_problems
 
 

@@ -4,7 +4,7 @@ from django.db import models
 
 from courses.models import Course, Module
 
-from .spec import LabSpec
+from .lab_spec import LabSpec
 
 
 class LabQuerySet(models.QuerySet["Lab"]):
@@ -42,7 +42,7 @@ class Lab(models.Model):
     order = models.PositiveIntegerField(default=0)
     instructions_html = models.TextField()
     pass_mark = models.FloatField()
-    # The validated lab.yaml (labs.spec.LabSpec as JSON).
+    # The validated lab.yaml (labs.lab_spec.LabSpec as JSON).
     spec = models.JSONField()
     starter_zip = models.BinaryField()
     # Everything under hidden/ as a .tar.gz: grader scripts, hidden data, reference

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path, PurePosixPath
 
-from .spec import LabSpec, VariantSpec
+from .lab_spec import LabSpec, VariantSpec
 
 # Messages for the importer, as constants so tests assert them exactly.
 REMOVE_NOT_IN_REFERENCE = "{path!r} is not in the reference {reference!r}: there is nothing to remove"

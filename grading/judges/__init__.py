@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from labs.spec import LabSpec
+from labs.lab_spec import LabSpec
 
 from .base import (
     ERROR,

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from labs.spec import Limits, StageSpec
+from labs.lab_spec import Limits, StageSpec
 
 from ..learner_files import LearnerFileError, load_json
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from labs.spec import AccuracyCheck, AgreementCheck, ObservationCheck, ReferenceCheck
+from labs.lab_spec import AccuracyCheck, AgreementCheck, ObservationCheck, ReferenceCheck
 
 from .base import Evidence, Fail, accuracy, predictions, show
 

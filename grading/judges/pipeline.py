@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from labs.spec import ExitCodeCheck, FilesCheck, ReportedMetricCheck
+from labs.lab_spec import ExitCodeCheck, FilesCheck, ReportedMetricCheck
 
 from .base import Evidence, Fail, accuracy, json_file, number, predictions
 

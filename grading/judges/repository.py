@@ -16,7 +16,7 @@ from dockerfile_parse import DockerfileParser
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from labs.spec import DockerfileCheck, PytestCheck, RequirementsCheck, SecretsCheck, WorkflowCheck
+from labs.lab_spec import DockerfileCheck, PytestCheck, RequirementsCheck, SecretsCheck, WorkflowCheck
 
 from .base import Evidence, Fail
 

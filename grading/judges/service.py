@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from labs.spec import AuditLogCheck, HttpAccuracyCheck, HttpCheck, HttpReadyCheck, LatencyCheck, ServiceSpec
+from labs.lab_spec import AuditLogCheck, HttpAccuracyCheck, HttpCheck, HttpReadyCheck, LatencyCheck, ServiceSpec
 
 from ..learner_files import LearnerFileError, load_json
 from .base import Evidence, Fail, accuracy, predictions, show

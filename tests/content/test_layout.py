@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from labs.spec import LabSpec
+from labs.lab_spec import LabSpec
 
 LABS_DIR = Path(__file__).resolve().parents[2] / "content" / "mlops-foundations" / "labs"
 HIDDEN_LAYOUT = {"reference", "variants", "grader", "data", "requests"}

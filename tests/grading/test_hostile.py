@@ -7,7 +7,7 @@ import textwrap
 
 import yaml
 
-from labs.spec import LabSpec
+from labs.lab_spec import LabSpec
 from labs.variants import materialise
 from tests.conftest import CONTENT
 from tests.grading.test_grade_command import by_name, grade

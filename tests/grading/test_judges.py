@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 from grading import judges
 from grading.judges import FAILED, PASSED, SKIPPED, Evidence, Fail, Skip, StageOutcome, repository, service
 from grading.runner import _files_needed, needs_reference
-from labs.spec import CheckSpec, LabSpec, Limits, StageSpec
+from labs.lab_spec import CheckSpec, LabSpec, Limits, StageSpec
 
 CHECK = TypeAdapter(CheckSpec)
 LIMITS = Limits()

@@ -37,7 +37,7 @@ from grading.learner_files import (
     read_regular_file,
     read_text_file,
 )
-from labs.spec import LabSpec
+from labs.lab_spec import LabSpec
 from tests.grading.tiny_lab import make_solution, make_tiny_course, write
 
 # Modest example counts: these run in every `make test`, without Docker.

@@ -133,7 +133,7 @@ def test_a_redelivered_message_does_nothing(lab, learner_user, tmp_path):
 
 def test_the_time_budget_orders_its_limits():
     from grading.budget import VISIBILITY_TIMEOUT_S, grading_budget
-    from labs.spec import LabSpec
+    from labs.lab_spec import LabSpec
 
     spec = LabSpec.model_validate(
         {

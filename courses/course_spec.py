@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-# Course, module and lab slugs (labs.spec reuses it: labs sit above courses).
+# Course, module and lab slugs (labs.lab_spec reuses it: labs sit above courses).
 SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 
 

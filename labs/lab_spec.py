@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from courses.specs import SLUG
+from courses.course_spec import SLUG
 
 STAGE_NAME = r"^[a-z][a-z0-9_]*$"
 
