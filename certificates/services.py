@@ -173,9 +173,18 @@ def certificates_issue_pending() -> list[Certificate]:
     return issued
 
 
+def new_public_id() -> str:
+    """192 random bits, URL-safe, never starting with "-": an id that begins with a
+    dash is read as an option by `manage.py revoke_certificate ID` (1 in 64 did)."""
+    while True:
+        public_id = secrets.token_urlsafe(24)
+        if not public_id.startswith("-"):
+            return public_id
+
+
 def _issue(*, user, course: Course, evidence: list[Submission]) -> Certificate:
     key = keys.current_key()
-    public_id = secrets.token_urlsafe(24)
+    public_id = new_public_id()
     issued_at = timezone.now().replace(microsecond=0)
     index = _free_status_index()
     _status_list()
