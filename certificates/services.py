@@ -151,6 +151,7 @@ def certificates_issue_pending() -> list[Certificate]:
     issued = []
     for pk in pending:
         with transaction.atomic():
+            # skip_locked: another process issuing this one right now will finish it.
             row = (
                 PendingCertificate.objects.select_for_update(skip_locked=True)
                 .select_related("user", "course")
@@ -287,6 +288,7 @@ def _resign(status_list: StatusList) -> None:
 
 
 def _set_bit(index: int, value: bool) -> None:
+    # The whole list is read, changed and re-signed: concurrent revocations take turns.
     status_list = StatusList.objects.select_for_update().get(pk=_status_list().pk)
     bits = bytearray(bytes(status_list.bits))
     bitstring.set_bit(bits, index, value)
@@ -300,6 +302,7 @@ def _change_status(
 ) -> Certificate:
     """Move a certificate between statuses and record who did it, when and why.
     A certificate not in `allowed_from` is returned unchanged (idempotent)."""
+    # Locked, so a revoke and a reinstate at once cannot both pass the status test.
     certificate = Certificate.objects.select_for_update().get(pk=certificate.pk)
     if certificate.status not in allowed_from:
         return certificate

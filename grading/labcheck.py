@@ -17,7 +17,7 @@ from labs.variants import hidden_relative, materialise
 
 from . import intake, runner
 from .sandbox import SandboxUnavailable, image_digest
-from .services import _lab_assets, intake_limits
+from .services import intake_limits, lab_assets_for
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def lab_check(lab: Lab) -> list[CaseResult]:
     spec = lab.parsed_spec
     image = spec.image or settings.SHIPWRIGHT_LAB_IMAGE
     digest = image_digest(image)
-    assets = _lab_assets(lab)
+    assets = lab_assets_for(lab)
     with tempfile.TemporaryDirectory(prefix="lab-check-") as scratch:
         snapshots = Path(scratch)
         reference = None

@@ -427,6 +427,7 @@ def reference_observations(
             f"the reference solution of {spec.slug} produced no observations in {missing}: "
             + "; ".join(o.summary() + "\n" + o.output[-2000:] for o in result.outcomes)
         )
+    # Atomic: a worker reading the cache meanwhile sees the old file or the whole new one.
     tmp = cache.with_suffix(".tmp")
     tmp.write_text(json.dumps(observations))
     os.replace(tmp, cache)

@@ -277,6 +277,7 @@ def submission_enqueue(submission: Submission, *, countdown_s: float = 0) -> Non
     Submission.objects.filter(pk=submission.pk).update(
         dispatched_at=now, dispatch_due_at=now + timedelta(seconds=countdown_s)
     )
+    # After commit: a worker that took the message first would not find the row.
     transaction.on_commit(
         lambda: grade_submission.apply_async(
             args=[pk],
@@ -339,6 +340,7 @@ def submission_claim(*, submission_id, worker: str) -> int | None:
     fenced by that number (see `_claimed`)."""
     now = timezone.now()
     with transaction.atomic():
+        # Row lock: two workers given the same message read and bump `attempts` in turn.
         attempts = (
             Submission.objects.select_for_update()
             .filter(pk=submission_id, status=Submission.Status.QUEUED)
@@ -436,7 +438,9 @@ class _Heartbeat:
         self._thread.join(timeout=10)
 
 
-def _lab_assets(lab: Lab) -> runner.LabAssets:
+def lab_assets_for(lab: Lab) -> runner.LabAssets:
+    """The lab's starter and hidden files on this host's disk, extracted once per
+    content hash (the worker and `lab_check` read them from there)."""
     return runner.lab_assets(
         lab_hash=lab.content_hash,
         starter_zip=bytes(lab.starter_zip),
@@ -486,7 +490,7 @@ def submission_grade(submission_id, *, worker: str | None = None) -> Submission 
     try:
         with _Heartbeat(submission.pk, attempt):
             digest = image_digest(image)
-            assets = _lab_assets(lab)
+            assets = lab_assets_for(lab)
             reference = None
             if runner.needs_reference(spec):
                 reference = runner.reference_observations(

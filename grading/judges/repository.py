@@ -10,7 +10,7 @@ import re
 import shlex
 
 import yaml
-from detect_secrets.core.scan import _process_line_based_plugins
+from detect_secrets.core.scan import _process_line_based_plugins  # no public per-line API; the package is pinned
 from detect_secrets.settings import transient_settings
 from dockerfile_parse import DockerfileParser
 from packaging.requirements import InvalidRequirement, Requirement
