@@ -151,6 +151,17 @@ def test_the_same_archive_twice_reuses_one_snapshot(tmp_path, dest):
     assert list(dest.iterdir()) == [first.path]
 
 
+def test_a_reused_snapshot_is_touched_so_retention_spares_it_while_its_row_is_written(tmp_path, dest):
+    import os
+
+    archive = make_zip(tmp_path / "repo.zip", list(REPO_FILES.items()))
+    first = upload(archive, dest)
+    os.utime(first.path, (1_000_000, 1_000_000))  # as if written long ago
+    second = upload(archive, dest)
+    assert second.path == first.path
+    assert second.path.stat().st_mtime > 1_000_000
+
+
 def test_a_single_top_folder_is_stripped(tmp_path, dest):
     archive = make_zip(
         tmp_path / "repo.zip",
