@@ -16,3 +16,6 @@ account_exporters: list[Callable[[Any], Iterator[tuple[str, Iterable[dict]]]]] =
 # Each erases or anonymises its app's data of a user, inside the deletion's
 # transaction and before the user row is deleted (files: via transaction.on_commit).
 account_erasers: list[Callable[[Any], None]] = []
+# Called with a user whose display name (the name printed on certificates) was just
+# saved on the profile, e.g. to issue certificates that waited for a name.
+display_name_saved: list[Callable[[Any], None]] = []

@@ -34,15 +34,16 @@ class UserManager(BaseUserManager["User"]):
 class User(AbstractBaseUser, PermissionsMixin):
     """A person with an account: learner, or instructor when `is_staff`.
 
-    Logs in with the e-mail address. `display_name` is what certificates show; the
-    e-mail never appears on a public page.
+    Logs in with the e-mail address. `display_name` is what certificates show (asked
+    at sign-up; a certificate earned without one waits for it, and never falls back
+    to the e-mail); the e-mail never appears on a public page.
     """
 
     email = models.EmailField(unique=True)
     display_name = models.CharField(
         max_length=120,
         blank=True,
-        help_text="Shown on your certificates. Leave empty to use the part of your e-mail before @.",
+        help_text="Printed on your certificates; a certificate waits until you give it.",
     )
     is_staff = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)

@@ -4,8 +4,8 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from . import services
-from .forms import ApiTokenForm, ProfileForm
+from . import hooks, services
+from .forms import DISPLAY_NAME_FUTURE_NOTE, ApiTokenForm, ProfileForm
 
 
 @login_required
@@ -13,6 +13,8 @@ def profile(request: HttpRequest) -> HttpResponse:
     form = ProfileForm(request.POST or None, instance=request.user)
     if request.method == "POST" and form.is_valid():
         form.save()
+        for hook in hooks.display_name_saved:
+            hook(request.user)
         messages.success(request, "Your profile was saved.")
         return redirect("accounts:profile")
     return render(
@@ -20,6 +22,7 @@ def profile(request: HttpRequest) -> HttpResponse:
         "accounts/profile.html",
         {
             "form": form,
+            "future_note": DISPLAY_NAME_FUTURE_NOTE,
             "token_form": ApiTokenForm(),
             "tokens": request.user.api_tokens.all(),
             "new_token": request.session.pop("new_api_token", None),

@@ -28,12 +28,14 @@ def build_open_badge_credential(
     status_list_url: str,
     status_index: int,
     evidence: list[dict[str, Any]] | None = None,
+    replaces: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Build the unsigned credential; sign it with `certificates.signing.sign`.
 
     `valid_from` is an XML Schema dateTime ("2025-01-31T12:00:00Z"). Each
     `evidence` item is an OB 3.0 Evidence object, e.g. {"id": url, "name": ...};
-    its `type` defaults to ["Evidence"].
+    its `type` defaults to ["Evidence"]. `replaces` is a VC 2.0 `relatedResource`
+    ({"id", "digestSRI", "mediaType"}) naming the credential this one reissues.
     """
     credential: dict[str, Any] = {
         "@context": [CREDENTIALS_V2_URL, OPEN_BADGES_V3_URL],
@@ -77,4 +79,10 @@ def build_open_badge_credential(
     }
     if evidence:
         credential["evidence"] = [{"type": ["Evidence"]} | item for item in evidence]
+    if replaces:
+        credential["description"] = (
+            f"Reissued with the holder's new name. It replaces the credential {replaces['id']}, "
+            "which was revoked as superseded."
+        )
+        credential["relatedResource"] = [replaces]
     return credential

@@ -80,8 +80,22 @@ def _erase(user) -> None:
     Certificate.objects.filter(user=user).update(holder_name="", evidence=[], credential="")
 
 
+def _issue_pending_for(user) -> None:
+    """The learner saved the name to print: issue what waited for it."""
+    services.certificates_issue_pending(user=user)
+
+
+def _course_complete(*, user, course) -> bool:
+    """A course is complete once its certificate is earned (issued, or pending)."""
+    certificate = services.certificate_for(user=user, course=course)
+    if certificate is not None:
+        return certificate.status != Certificate.Status.REVOKED
+    return services.certificate_pending(user=user, course=course)
+
+
 def register() -> None:
     from accounts import hooks as account_hooks
+    from courses import progress as course_progress
     from grading import hooks as grading_hooks
 
     grading_hooks.submission_passed.append(_award_if_complete)
@@ -90,3 +104,5 @@ def register() -> None:
     grading_hooks.maintenance.append(_issue_pending)
     account_hooks.account_exporters.append(_export)
     account_hooks.account_erasers.append(_erase)
+    account_hooks.display_name_saved.append(_issue_pending_for)
+    course_progress.course_completion.append(_course_complete)

@@ -46,13 +46,21 @@ class Certificate(models.Model):
     evidence = models.JSONField(default=list, blank=True)
     public = models.BooleanField(default=True, help_text="Whether the verify page is reachable at all.")
     show_evidence = models.BooleanField(default=True, help_text="Whether the verify page lists scores.")
+    # False once reissued (with a new holder name): the learner's certificate is the
+    # one that replaced it, and this one is revoked as superseded.
+    current = models.BooleanField(default=True)
+    replaces = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="replaced_by")
 
     class Meta:
         ordering = ["-issued_at"]
         constraints = [
-            # Exactly once per learner and course (a NULL user after account deletion
-            # does not collide).
-            models.UniqueConstraint(fields=["user", "course"], name="certificate_once_per_learner_course"),
+            # Exactly one current certificate per learner and course (a NULL user after
+            # account deletion does not collide; superseded ones are not current).
+            models.UniqueConstraint(
+                fields=["user", "course"],
+                condition=models.Q(current=True),
+                name="certificate_once_per_learner_course",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -12,9 +12,12 @@ import logging
 import secrets
 from datetime import UTC, datetime
 from functools import lru_cache
+from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from courses.models import Course
@@ -29,6 +32,8 @@ from .verifier import VerificationReport, verify_credential
 
 STATUS_LIST_SLUG = "revocation"
 WITHDRAWN_BY_HOLDER = "withdrawn by holder"
+# The revocation reason of a certificate replaced by a reissue with a new holder name.
+SUPERSEDED = "superseded"
 ISSUER_NAME = "Shipwright"
 # Shown to a learner whose certificate waits for a signing key.
 CERTIFICATE_PENDING_TEXT = "You completed {course}: your certificate will be issued shortly."
@@ -38,7 +43,35 @@ CERTIFICATE_PENDING_LOG = (
     f"It is issued as soon as a key exists: run `{keys.GENERATE_KEY_COMMAND}`."
 )
 
+# Shown to a learner whose certificate waits for the name to print on it.
+CERTIFICATE_NEEDS_NAME_TEXT = "You completed {course}: tell us the name to print on your certificate, and it is issued."
+# The pending row's reason (for operators) when the learner has not given a name.
+HOLDER_NAME_MISSING = "the learner has not given the name to print on certificates"
+CERTIFICATE_EMAIL_SUBJECT = "[Shipwright] Your certificate: {title}"
+REISSUE_SAME_NAME = "Your certificate already carries this name."
+REISSUE_NOT_VALID = "Only a valid certificate can be reissued."
+
 logger = logging.getLogger(__name__)
+
+
+class HolderNameMissing(Exception):
+    """The learner has not said what name certificates should print. Certificates
+    never fall back to the e-mail address (or its local part): it waits as pending."""
+
+
+class ReissueRefused(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def holder_name(user) -> str:
+    """The name printed on `user`'s certificates: the one the learner gave, never
+    derived from the e-mail address."""
+    name = (getattr(user, "display_name", "") or "").strip()
+    if not name:
+        raise HolderNameMissing(HOLDER_NAME_MISSING)
+    return name
 
 
 def _iso(moment: datetime) -> str:
@@ -54,9 +87,25 @@ def verify_url(public_id: str) -> str:
 
 
 def certificate_for(*, user, course: Course) -> Certificate | None:
+    """The learner's current certificate of `course` (a superseded one is not)."""
     if user is None or not getattr(user, "pk", None):
         return None
-    return Certificate.objects.filter(user=user, course=course).first()
+    return Certificate.objects.filter(user=user, course=course, current=True).first()
+
+
+def linkedin_url(certificate: Certificate) -> str:
+    """LinkedIn's "Add to profile" link with the certificate's fields filled in."""
+    return "https://www.linkedin.com/profile/add?" + urlencode(
+        {
+            "startTask": "CERTIFICATION_NAME",
+            "name": certificate.title,
+            "organizationName": ISSUER_NAME,
+            "issueYear": certificate.issued_at.year,
+            "issueMonth": certificate.issued_at.month,
+            "certUrl": verify_url(certificate.public_id),
+            "certId": certificate.public_id,
+        }
+    )
 
 
 def _best_passing(user, lab: Lab, pass_mark: float | None) -> Submission | None:
@@ -110,7 +159,12 @@ def certificate_award_if_complete(*, user, course: Course) -> Certificate | None
 
     Without a usable signing key nothing is raised into that transaction (the pass
     must be stored): the certificate is recorded as pending instead, and
-    `certificates_issue_pending` issues it once a key exists."""
+    `certificates_issue_pending` issues it once a key exists. Likewise while the
+    learner has given no name to print: it is issued when they give one
+    (`certificates_issue_pending(user=...)`, called when the name is saved).
+
+    The learner is e-mailed the verify link once the issuing transaction commits
+    (nothing is sent if it rolls back)."""
     if certificate_for(user=user, course=course) is not None:
         return None
     evidence = requirements_met(user=user, course=course)
@@ -126,6 +180,10 @@ def certificate_award_if_complete(*, user, course: Course) -> Certificate | None
         PendingCertificate.objects.update_or_create(user=user, course=course, defaults={"reason": str(exc)})
         logger.warning(CERTIFICATE_PENDING_LOG.format(course=course.slug, user=user.pk, reason=exc))
         return None
+    except HolderNameMissing as exc:
+        PendingCertificate.objects.update_or_create(user=user, course=course, defaults={"reason": str(exc)})
+        logger.info("The certificate %s earned by learner %s waits for their name.", course.slug, user.pk)
+        return None
 
 
 def certificate_pending(*, user, course: Course) -> bool:
@@ -135,12 +193,24 @@ def certificate_pending(*, user, course: Course) -> bool:
     return PendingCertificate.objects.filter(user=user, course=course).exists()
 
 
-def certificates_issue_pending() -> list[Certificate]:
-    """Issue every pending certificate, if a signing key is usable now. Called by
-    the reaper (periodically) and by `generate_signing_key`. Idempotent and safe to
-    run in several processes at once: each pending row is locked while it is
-    handled, and the certificate's unique constraint backs that up."""
-    pending = list(PendingCertificate.objects.values_list("pk", flat=True))
+def certificate_needs_name(*, user) -> bool:
+    """Whether a certificate `user` earned waits only for the name to print on it."""
+    if user is None or not getattr(user, "pk", None) or (user.display_name or "").strip():
+        return False
+    return PendingCertificate.objects.filter(user=user).exists()
+
+
+def certificates_issue_pending(*, user=None) -> list[Certificate]:
+    """Issue every pending certificate (of `user` only, if given) whose learner has
+    given a name, if a signing key is usable now. Called by the reaper
+    (periodically), by `generate_signing_key`, and when a learner saves their name.
+    Idempotent and safe to run in several processes at once: each pending row is
+    locked while it is handled, and the certificate's unique constraint backs that
+    up. Each certificate issued is e-mailed to its learner once (on commit)."""
+    rows = PendingCertificate.objects.exclude(user__display_name="")
+    if user is not None:
+        rows = rows.filter(user=user)
+    pending = list(rows.values_list("pk", flat=True))
     if not pending:
         return []
     try:
@@ -183,7 +253,8 @@ def new_public_id() -> str:
             return public_id
 
 
-def _issue(*, user, course: Course, evidence: list[Submission]) -> Certificate:
+def _issue(*, user, course: Course, evidence: list[Submission], replaces: Certificate | None = None) -> Certificate:
+    name = holder_name(user)
     key = keys.current_key()
     public_id = new_public_id()
     issued_at = timezone.now().replace(microsecond=0)
@@ -209,7 +280,7 @@ def _issue(*, user, course: Course, evidence: list[Submission]) -> Certificate:
         issuer_did=keys.issuer_did(),
         issuer_name=ISSUER_NAME,
         issuer_url=settings.SITE_URL + "/",
-        holder_name=user.public_name,
+        holder_name=name,
         achievement_id=f"{settings.SITE_URL}/courses/{course.slug}/#certificate",
         achievement_name=title,
         achievement_description=f"Awarded for passing every graded lab of the course {course.title}.",
@@ -218,6 +289,7 @@ def _issue(*, user, course: Course, evidence: list[Submission]) -> Certificate:
         status_list_url=status_list_url(),
         status_index=index,
         evidence=evidence_items,
+        replaces=_replaced_reference(replaces) if replaces else None,
     )
     signed = signing.sign(
         unsigned, private_key=key.private_key, verification_method=key.verification_method, created=_iso(issued_at)
@@ -227,7 +299,7 @@ def _issue(*, user, course: Course, evidence: list[Submission]) -> Certificate:
         user=user,
         course=course,
         title=title,
-        holder_name=user.public_name,
+        holder_name=name,
         issued_at=issued_at,
         credential=json.dumps(signed, indent=2, ensure_ascii=False),
         signing_key=keys.register(key.key_id, key.private_key),
@@ -245,10 +317,75 @@ def _issue(*, user, course: Course, evidence: list[Submission]) -> Certificate:
             }
             for sub in evidence
         ],
+        replaces=replaces,
+        public=replaces.public if replaces else True,
+        show_evidence=replaces.show_evidence if replaces else True,
     )
     CertificateEvent.objects.create(certificate=certificate, action=CertificateEvent.Action.ISSUED, by_label="system")
     PendingCertificate.objects.filter(user=user, course=course).delete()
+    # After commit, so a rolled-back grading transaction sends nothing; robust, so
+    # a mail server that is down is logged and never undoes the certificate.
+    transaction.on_commit(lambda: certificate_email_send(certificate_pk=certificate.pk), robust=True)
     return certificate
+
+
+def _replaced_reference(old: Certificate) -> dict:
+    """The VC 2.0 `relatedResource` naming the credential this one replaces, with the
+    digest of its exact served bytes (a verifier can fetch and compare them)."""
+    import base64
+    import hashlib
+
+    digest = base64.b64encode(hashlib.sha384(old.credential.encode()).digest()).decode()
+    return {
+        "id": f"{verify_url(old.public_id)}credential.json",
+        "mediaType": "application/vc+ld+json",
+        "digestSRI": f"sha384-{digest}",
+    }
+
+
+def certificate_email_send(*, certificate_pk: int) -> None:
+    """E-mail the learner their new certificate: the verify link to share, the
+    LinkedIn link and the dashboard. Called once, when the issuing commits."""
+    certificate = Certificate.objects.select_related("user", "course").filter(pk=certificate_pk).first()
+    if certificate is None or certificate.user is None or not certificate.user.email:
+        return
+    context = {
+        "certificate": certificate,
+        "verify_url": verify_url(certificate.public_id),
+        "linkedin_url": linkedin_url(certificate),
+        "dashboard_url": f"{settings.SITE_URL}/dashboard/",
+        "replaced": certificate.replaces_id is not None,
+    }
+    message = EmailMultiAlternatives(
+        CERTIFICATE_EMAIL_SUBJECT.format(title=certificate.title),
+        render_to_string("certificates/email/issued.txt", context),
+        None,
+        [certificate.user.email],
+    )
+    message.attach_alternative(render_to_string("certificates/email/issued.html", context), "text/html")
+    message.send()
+
+
+@transaction.atomic
+def certificate_reissue(*, certificate: Certificate, by=None) -> Certificate:
+    """Reissue a valid certificate with the holder's current name: the old one is
+    revoked with the reason "superseded" (its status list bit set), the new one
+    names it (`replaces`, and `relatedResource` in the signed credential) and is
+    e-mailed. Raises ReissueRefused when the name is unchanged or the certificate
+    is not valid, HolderNameMissing without a name."""
+    old = Certificate.objects.select_for_update().select_related("user", "course").get(pk=certificate.pk)
+    if old.status != Certificate.Status.VALID or not old.current or old.user is None:
+        raise ReissueRefused(REISSUE_NOT_VALID)
+    name = holder_name(old.user)
+    if name == old.holder_name:
+        raise ReissueRefused(REISSUE_SAME_NAME)
+    evidence = requirements_met(user=old.user, course=old.course)
+    if evidence is None:
+        raise ReissueRefused(REISSUE_NOT_VALID)
+    # Not current first: the new one takes the (user, course) slot in the same transaction.
+    Certificate.objects.filter(pk=old.pk).update(current=False)
+    certificate_revoke(certificate=old, reason=SUPERSEDED, by=by)
+    return _issue(user=old.user, course=old.course, evidence=evidence, replaces=old)
 
 
 def status_list_json() -> str:

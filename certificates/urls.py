@@ -10,4 +10,6 @@ urlpatterns = [
     path("status/<slug:slug>", views.status_list, name="status-list"),
     path("certificates/<str:public_id>/certificate.pdf", views.certificate_pdf, name="certificate-pdf"),
     path("certificates/<str:public_id>/settings/", views.certificate_settings, name="certificate-settings"),
+    path("certificates/<str:public_id>/reissue/", views.certificate_reissue, name="certificate-reissue"),
+    path("certificates/name/", views.holder_name_set, name="holder-name-set"),
 ]

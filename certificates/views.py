@@ -1,16 +1,17 @@
 from __future__ import annotations
 
 import json
-from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 
 from . import keys, services
+from .forms import HolderNameForm
 from .models import Certificate
 from .pdf import render_certificate_pdf
 from .ratelimit import rate_limited
@@ -23,8 +24,8 @@ def withdrawn_by_holder(certificate: Certificate) -> bool:
     """Revoked because the holder deleted their account: nothing public may name them
     any more (older rows may still hold the name, so this is decided here, not by
     what the row contains)."""
-    return (
-        certificate.status == Certificate.Status.REVOKED and certificate.status_reason == services.WITHDRAWN_BY_HOLDER
+    return certificate.status == Certificate.Status.REVOKED and (
+        certificate.status_reason == services.WITHDRAWN_BY_HOLDER or not certificate.credential
     )
 
 
@@ -62,8 +63,15 @@ def verify(request: HttpRequest, public_id: str) -> HttpResponse:
             "labs": {lab.slug: lab for lab in certificate.course.labs.only("slug", "title", "course")},
             "verify_url": services.verify_url(certificate.public_id),
             "issuer_did": keys.issuer_did(),
+            "replaced_by": _public_successor(certificate),
         },
     )
+
+
+def _public_successor(certificate: Certificate) -> Certificate | None:
+    """The certificate that superseded this one, if its page is public too."""
+    successor = Certificate.objects.filter(replaces=certificate, public=True).only("public_id", "issued_at").first()
+    return successor
 
 
 @require_GET
@@ -130,15 +138,45 @@ def certificate_settings(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 def linkedin_url(certificate: Certificate) -> str:
-    """LinkedIn's "Add to profile" link with the certificate's fields filled in."""
-    return "https://www.linkedin.com/profile/add?" + urlencode(
-        {
-            "startTask": "CERTIFICATION_NAME",
-            "name": certificate.title,
-            "organizationName": services.ISSUER_NAME,
-            "issueYear": certificate.issued_at.year,
-            "issueMonth": certificate.issued_at.month,
-            "certUrl": services.verify_url(certificate.public_id),
-            "certId": certificate.public_id,
-        }
-    )
+    return services.linkedin_url(certificate)
+
+
+REISSUED = "Your certificate was reissued with the name {name}. The earlier one now says it was superseded."
+NAME_SAVED = "Saved: your certificates will read {name}."
+
+
+@login_required
+@require_POST
+def certificate_reissue(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Reissue one of my certificates with my current name (the old one is revoked
+    as superseded and links to the new one)."""
+    certificate = _own_certificate(request, public_id)
+    try:
+        new = services.certificate_reissue(certificate=certificate, by=request.user)
+    except services.ReissueRefused as exc:
+        messages.error(request, exc.message)
+    except (services.HolderNameMissing, keys.SigningKeyUnavailable):
+        messages.error(request, "Your certificate cannot be reissued right now: set your name on your profile first.")
+    else:
+        messages.success(request, REISSUED.format(name=new.holder_name))
+    return redirect("courses:dashboard")
+
+
+@login_required
+@require_POST
+def holder_name_set(request: HttpRequest) -> HttpResponse:
+    """Save the name to print on my certificates, then issue any that waited for it."""
+    form = HolderNameForm(request.POST)
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = "/dashboard/"
+    if not form.is_valid():
+        messages.error(request, "Give the name to print on your certificates.")
+        return redirect(target)
+    request.user.display_name = form.cleaned_data["display_name"]
+    request.user.save(update_fields=["display_name"])
+    services.certificates_issue_pending(user=request.user)
+    messages.success(request, NAME_SAVED.format(name=request.user.display_name))
+    return redirect(target)

@@ -37,6 +37,8 @@ class CourseProgress:
     modules: list[ModuleProgress]
     next_url: str | None
     next_title: str | None
+    # The learner met the course's requirements (earned its certificate).
+    complete: bool = False
 
     @property
     def done(self) -> int:
@@ -64,6 +66,9 @@ class CourseProgress:
 # (user, course) -> [(published lab, passed), ...]; a lab needs `module_id`,
 # `title` and `get_absolute_url()`.
 lab_progress: list[Callable[..., list[tuple[Any, bool]]]] = []
+# Whether a learner completed a course is known above courses too (certificates:
+# the certificate is earned); each provider answers (user, course) -> bool.
+course_completion: list[Callable[..., bool]] = []
 
 
 def course_progress(*, user, course: Course) -> CourseProgress:
@@ -103,4 +108,5 @@ def course_progress(*, user, course: Course) -> CourseProgress:
                 if not passed:
                     next_url, next_title = lab.get_absolute_url(), f"Lab: {lab.title}"
                     break
-    return CourseProgress(course=course, modules=result, next_url=next_url, next_title=next_title)
+    complete = any(provider(user=user, course=course) for provider in course_completion)
+    return CourseProgress(course=course, modules=result, next_url=next_url, next_title=next_title, complete=complete)
