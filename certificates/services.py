@@ -47,6 +47,10 @@ CERTIFICATE_PENDING_LOG = (
 CERTIFICATE_NEEDS_NAME_TEXT = "You completed {course}: tell us the name to print on your certificate, and it is issued."
 # The pending row's reason (for operators) when the learner has not given a name.
 HOLDER_NAME_MISSING = "the learner has not given the name to print on certificates"
+CERTIFICATE_NEEDS_NAME_LOG = (
+    "The certificate {course} earned by learner {user} waits for the name to print on it: the learner "
+    "gives it on their profile (or grade with `--user EMAIL --name NAME`)."
+)
 CERTIFICATE_EMAIL_SUBJECT = "[Shipwright] Your certificate: {title}"
 REISSUE_SAME_NAME = "Your certificate already carries this name."
 REISSUE_NOT_VALID = "Only a valid certificate can be reissued."
@@ -182,7 +186,7 @@ def certificate_award_if_complete(*, user, course: Course) -> Certificate | None
         return None
     except HolderNameMissing as exc:
         PendingCertificate.objects.update_or_create(user=user, course=course, defaults={"reason": str(exc)})
-        logger.info("The certificate %s earned by learner %s waits for their name.", course.slug, user.pk)
+        logger.warning(CERTIFICATE_NEEDS_NAME_LOG.format(course=course.slug, user=user.pk))
         return None
 
 
@@ -373,7 +377,7 @@ def certificate_reissue(*, certificate: Certificate, by=None) -> Certificate:
     names it (`replaces`, and `relatedResource` in the signed credential) and is
     e-mailed. Raises ReissueRefused when the name is unchanged or the certificate
     is not valid, HolderNameMissing without a name."""
-    old = Certificate.objects.select_for_update().select_related("user", "course").get(pk=certificate.pk)
+    old = Certificate.objects.select_for_update(of=("self",)).select_related("user", "course").get(pk=certificate.pk)
     if old.status != Certificate.Status.VALID or not old.current or old.user is None:
         raise ReissueRefused(REISSUE_NOT_VALID)
     name = holder_name(old.user)

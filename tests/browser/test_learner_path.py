@@ -26,6 +26,7 @@ def test_a_newcomer_signs_up_enrolls_reads_answers_and_sees_progress(page, live_
     assert "MLOps Foundations" in page.content()
     page.get_by_role("link", name="Sign up").first.click()
     page.get_by_label("Email").fill("newcomer@example.com")
+    page.get_by_label("Your name as it should appear on certificates").fill("Nia Newcomer")
     page.get_by_label("Password:").fill("a sturdy passphrase 42")
     page.get_by_label("Password (again):").fill("a sturdy passphrase 42")
     page.get_by_role("button", name="Sign Up").click()

@@ -44,7 +44,10 @@ def lab(transactional_db, tmp_path):
 
 
 def learners(n: int) -> list[User]:
-    return [User.objects.create_user(email=f"drill-{i}@example.com", password="x" * 12) for i in range(n)]
+    return [
+        User.objects.create_user(email=f"drill-{i}@example.com", password="x" * 12, display_name=f"Drill {i}")
+        for i in range(n)
+    ]
 
 
 def _free_port() -> int:

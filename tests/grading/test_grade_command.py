@@ -95,6 +95,22 @@ def test_grading_for_a_learner_counts_toward_their_progress(tiny_lab, tmp_path):
     assert user.enrollments.filter(course__slug="tiny-course").exists()
 
 
+def test_a_created_learner_without_a_name_earns_a_pending_certificate_and_name_gives_one(tiny_lab, tmp_path, caplog):
+    """A certificate never prints the e-mail: a learner created with no name is owed
+    it (said on stderr), and `--name` gives the name to print."""
+    source = str(make_solution(tmp_path, "correct"))
+    with caplog.at_level("WARNING", logger="certificates.services"):
+        code, document, _ = grade("tiny-course/tiny", source, "--json", "--user", "anon@example.com", "--create-user")
+    assert code == 0 and document["status"] == "passed" and document["certificate"] is None
+    assert "waits for the name to print on it" in caplog.text and "--name NAME" in caplog.text
+
+    code, document, _ = grade(
+        "tiny-course/tiny", source, "--json", "--user", "named@example.com", "--create-user", "--name", "Nia Named"
+    )
+    assert code == 0 and document["certificate"]["url"].startswith("/verify/")
+    assert User.objects.get(email="named@example.com").display_name == "Nia Named"
+
+
 def test_an_unknown_user_exits_2(tiny_lab, tmp_path):
     code, document, err = grade(
         "tiny-course/tiny", str(make_solution(tmp_path, "correct")), "--user", "nobody@example.com"

@@ -32,7 +32,7 @@ def lab(transactional_db, tmp_path):
 
 @pytest.fixture
 def learner_user(transactional_db):
-    return User.objects.create_user(email="worker-test@example.com", password="x" * 12)
+    return User.objects.create_user(email="worker-test@example.com", password="x" * 12, display_name="Worker Test")
 
 
 def submit(user, lab, folder: Path) -> Submission:

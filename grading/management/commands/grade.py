@@ -1,4 +1,4 @@
-"""`manage.py grade COURSE/LAB SOURCE [--json] [--user EMAIL [--create-user]]`.
+"""`manage.py grade COURSE/LAB SOURCE [--json] [--user EMAIL [--create-user] [--name NAME]]`.
 
 docs/contracts.md section 1: grades synchronously through the same service the Celery
 task calls. Exit 0 when grading completed (whatever the verdict), 1 when the
@@ -28,6 +28,11 @@ class Command(BaseCommand):
         parser.add_argument("--json", dest="as_json", action="store_true", help="print the result as one JSON document")
         parser.add_argument("--user", metavar="EMAIL", help="grade on behalf of this learner")
         parser.add_argument("--create-user", action="store_true", help="create the --user account if missing")
+        parser.add_argument(
+            "--name",
+            help="the name printed on the --user learner's certificates, if they have none yet "
+            "(a certificate never falls back to the e-mail: without a name it waits for one)",
+        )
 
     def _fail(self, message: str, code: int = 2) -> NoReturn:
         sys.stderr.write(f"grade: {message}\n")
@@ -35,7 +40,15 @@ class Command(BaseCommand):
         raise SystemExit(code)
 
     def handle(
-        self, *args, lab: str, source: str, as_json: bool, user: str | None, create_user: bool, **options
+        self,
+        *args,
+        lab: str,
+        source: str,
+        as_json: bool,
+        user: str | None,
+        create_user: bool,
+        name: str | None = None,
+        **options,
     ) -> None:
         from grading import services
 
@@ -49,12 +62,17 @@ class Command(BaseCommand):
             self._fail(f"lab {lab!r} has no stages and checks to grade yet")
         if create_user and not user:
             self._fail("--create-user needs --user EMAIL")
+        if name is not None and (not user or not name.strip()):
+            self._fail("--name needs --user EMAIL and a non-empty name")
         if user:
             learner = User.objects.filter(email__iexact=user).first()
             if learner is None:
                 if not create_user:
                     self._fail(f"no user with e-mail {user!r} (add --create-user to create one)")
                 learner = User.objects.create_user(email=user)
+            if name and not learner.display_name.strip():
+                learner.display_name = name.strip()
+                learner.save(update_fields=["display_name"])
         else:
             learner, _ = User.objects.get_or_create(
                 email=SYSTEM_EMAIL, defaults={"display_name": "Shipwright grader", "is_active": False}
