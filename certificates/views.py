@@ -10,6 +10,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.models import User
+
 from . import keys, services
 from .forms import HolderNameForm
 from .models import Certificate
@@ -175,8 +177,10 @@ def holder_name_set(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Give the name to print on your certificates.")
         return redirect(target)
-    request.user.display_name = form.cleaned_data["display_name"]
-    request.user.save(update_fields=["display_name"])
-    services.certificates_issue_pending(user=request.user)
-    messages.success(request, NAME_SAVED.format(name=request.user.display_name))
+    user = request.user
+    assert isinstance(user, User)  # login_required
+    user.display_name = form.cleaned_data["display_name"]
+    user.save(update_fields=["display_name"])
+    services.certificates_issue_pending(user=user)
+    messages.success(request, NAME_SAVED.format(name=user.display_name))
     return redirect(target)

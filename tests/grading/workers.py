@@ -35,6 +35,8 @@ def worker_env(settings):
         "SHIPWRIGHT_LOW_QUEUE": settings.SHIPWRIGHT_LOW_QUEUE,
         "SHIPWRIGHT_MAINTENANCE_QUEUE": settings.SHIPWRIGHT_MAINTENANCE_QUEUE,
         "REDIS_URL": broker_url,
+        # A worker e-mails (a certificate, a staff alert): kept in its memory, never sent.
+        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     }
     yield env
     redis.Redis.from_url(broker_url).delete(
