@@ -8,6 +8,7 @@ import json
 from django.core.management import call_command
 
 from accounts.models import User
+from certificates.models import Certificate
 from grading.models import Submission
 from tests.grading.tiny_lab import make_solution
 
@@ -95,20 +96,33 @@ def test_grading_for_a_learner_counts_toward_their_progress(tiny_lab, tmp_path):
     assert user.enrollments.filter(course__slug="tiny-course").exists()
 
 
-def test_a_created_learner_without_a_name_earns_a_pending_certificate_and_name_gives_one(tiny_lab, tmp_path, caplog):
-    """A certificate never prints the e-mail: a learner created with no name is owed
-    it (said on stderr), and `--name` gives the name to print."""
+def test_a_created_learner_gets_the_name_given_or_is_told_which_one_certificates_print(tiny_lab, tmp_path):
     source = str(make_solution(tmp_path, "correct"))
-    with caplog.at_level("WARNING", logger="certificates.services"):
-        code, document, _ = grade("tiny-course/tiny", source, "--json", "--user", "anon@example.com", "--create-user")
-    assert code == 0 and document["status"] == "passed" and document["certificate"] is None
-    assert "waits for the name to print on it" in caplog.text and "--name NAME" in caplog.text
-
     code, document, _ = grade(
         "tiny-course/tiny", source, "--json", "--user", "named@example.com", "--create-user", "--name", "Nia Named"
     )
     assert code == 0 and document["certificate"]["url"].startswith("/verify/")
-    assert User.objects.get(email="named@example.com").display_name == "Nia Named"
+    assert Certificate.objects.get(user__email="named@example.com").holder_name == "Nia Named"
+
+    # Without --name the operator is told (never silently) which name it prints.
+    code, document, err = grade("tiny-course/tiny", source, "--json", "--user", "anon@example.com", "--create-user")
+    assert code == 0 and document["certificate"] is not None
+    assert "created learner anon@example.com; certificates will print the name 'anon'" in err
+    assert "--name" in err
+
+
+def test_an_existing_learner_without_a_name_earns_a_certificate_that_waits_for_it(tiny_lab, tmp_path, caplog):
+    User.objects.create_user(email="old@example.com")  # an account from before sign-up asked for a name
+    source = str(make_solution(tmp_path, "correct"))
+
+    with caplog.at_level("WARNING", logger="certificates.services"):
+        code, document, _ = grade("tiny-course/tiny", source, "--json", "--user", "old@example.com")
+
+    assert code == 0 and document["status"] == "passed" and document["certificate"] is None
+    assert "waits for the name to print on it" in caplog.text and "--name NAME" in caplog.text
+    code, document, _ = grade("tiny-course/tiny", source, "--json", "--user", "old@example.com", "--name", "Olga Old")
+    assert document["certificate"] is not None
+    assert Certificate.objects.get(user__email="old@example.com").holder_name == "Olga Old"
 
 
 def test_an_unknown_user_exits_2(tiny_lab, tmp_path):

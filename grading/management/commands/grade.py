@@ -17,6 +17,10 @@ from accounts.models import User
 from labs.models import Lab
 
 SYSTEM_EMAIL = "grader@shipwright.invalid"
+CREATED_WITHOUT_NAME = (
+    "grade: created learner {email}; certificates will print the name {name!r} until they set their own "
+    "on their profile (give --name to choose it)\n"
+)
 
 
 class Command(BaseCommand):
@@ -31,7 +35,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--name",
             help="the name printed on the --user learner's certificates, if they have none yet "
-            "(a certificate never falls back to the e-mail: without a name it waits for one)",
+            "(a certificate of a learner without a name waits for one)",
         )
 
     def _fail(self, message: str, code: int = 2) -> NoReturn:
@@ -69,8 +73,14 @@ class Command(BaseCommand):
             if learner is None:
                 if not create_user:
                     self._fail(f"no user with e-mail {user!r} (add --create-user to create one)")
-                learner = User.objects.create_user(email=user)
-            if name and not learner.display_name.strip():
+                # Section 1 of docs/contracts.md: a learner created here earns the
+                # certificate like any other, so it needs a name to print. Without
+                # --name the operator is told which one it got (never silently).
+                given = (name or "").strip() or user.split("@", 1)[0]
+                learner = User.objects.create_user(email=user, display_name=given)
+                if not (name or "").strip():
+                    sys.stderr.write(CREATED_WITHOUT_NAME.format(email=user, name=given))
+            elif name and not learner.display_name.strip():
                 learner.display_name = name.strip()
                 learner.save(update_fields=["display_name"])
         else:
