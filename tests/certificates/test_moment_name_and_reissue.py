@@ -328,6 +328,8 @@ def test_the_passing_verdict_that_completes_the_course_shows_the_certificate(
     Enrollment.objects.create(user=learner, course=tiny_course)
     course_page = learner_client.get("/courses/tiny-course/").content.decode()
     assert "Your progress: complete" in course_page and "Course complete" in course_page
+    dashboard = learner_client.get("/dashboard/").content.decode()
+    assert "Course complete" in dashboard and "% complete" not in dashboard
 
 
 def test_a_failed_verdict_and_a_staff_view_show_no_certificate_moment(
