@@ -7,6 +7,8 @@ list, never the credential.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import secrets
@@ -336,9 +338,6 @@ def _issue(*, user, course: Course, evidence: list[Submission], replaces: Certif
 def _replaced_reference(old: Certificate) -> dict:
     """The VC 2.0 `relatedResource` naming the credential this one replaces, with the
     digest of its exact served bytes (a verifier can fetch and compare them)."""
-    import base64
-    import hashlib
-
     digest = base64.b64encode(hashlib.sha384(old.credential.encode()).digest()).decode()
     return {
         "id": f"{verify_url(old.public_id)}credential.json",

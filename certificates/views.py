@@ -144,6 +144,8 @@ def linkedin_url(certificate: Certificate) -> str:
 
 
 REISSUED = "Your certificate was reissued with the name {name}. The earlier one now says it was superseded."
+REISSUE_NEEDS_NAME = "Set the name to print on your certificates on your profile first."
+REISSUE_LATER = "Certificates cannot be signed right now; nothing was changed. Please try again later."
 NAME_SAVED = "Saved: your certificates will read {name}."
 
 
@@ -157,8 +159,10 @@ def certificate_reissue(request: HttpRequest, public_id: str) -> HttpResponse:
         new = services.certificate_reissue(certificate=certificate, by=request.user)
     except services.ReissueRefused as exc:
         messages.error(request, exc.message)
-    except (services.HolderNameMissing, keys.SigningKeyUnavailable):
-        messages.error(request, "Your certificate cannot be reissued right now: set your name on your profile first.")
+    except services.HolderNameMissing:
+        messages.error(request, REISSUE_NEEDS_NAME)
+    except keys.SigningKeyUnavailable:
+        messages.error(request, REISSUE_LATER)
     else:
         messages.success(request, REISSUED.format(name=new.holder_name))
     return redirect("courses:dashboard")

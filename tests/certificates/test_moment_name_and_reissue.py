@@ -357,3 +357,14 @@ def test_a_verdict_whose_certificate_waits_for_the_name_asks_for_it(
     page = client.get(f"/submissions/{submission.pk}/").content.decode()
     assert services.CERTIFICATE_NEEDS_NAME_TEXT.format(course="Tiny course") in page
     assert 'action="/certificates/name/"' in page
+
+
+def test_a_reissue_without_a_signing_key_changes_nothing(renamed, learner_client, settings, tmp_path):
+    from certificates.views import REISSUE_LATER
+
+    settings.SHIPWRIGHT_SIGNING_KEY_DIR = tmp_path / "no-keys"
+    response = learner_client.post(f"/certificates/{renamed.public_id}/reissue/", follow=True)
+
+    assert REISSUE_LATER in response.content.decode()
+    old = Certificate.objects.get()
+    assert (old.status, old.current, old.holder_name) == ("valid", True, "Ada Learner")
