@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config import logcontext
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SHIPWRIGHT_VAR_DIR", BASE_DIR / "var"))
 
@@ -260,6 +262,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The worker logs through LOGGING (above) like the web: same format, and every line
+# of a grading run names its submission.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Queue names: grading, and low priority for regrades. Configurable so that test
 # runs sharing one Redis never consume each other's messages.
 SHIPWRIGHT_GRADING_QUEUE = os.environ.get("SHIPWRIGHT_GRADING_QUEUE", "grading")
@@ -311,6 +316,9 @@ if SHIPWRIGHT_PLATFORM_BACKOFF_FIRST_S <= 0:
     )
 # Labels this deployment's sandboxes; empty: derived from the database's address.
 SHIPWRIGHT_SANDBOX_INSTANCE = os.environ.get("SHIPWRIGHT_SANDBOX_INSTANCE", "")
+# `/metrics` (Prometheus format) answers only a scraper presenting this bearer token;
+# unset, the endpoint does not exist (404).
+SHIPWRIGHT_METRICS_TOKEN = _env_str("SHIPWRIGHT_METRICS_TOKEN", "") or ""
 
 
 # Days after which a superseded attempt's snapshot and stage output are deleted
@@ -329,10 +337,24 @@ SHIPWRIGHT_VERIFY_RATE_LIMIT = (
 )
 SHIPWRIGHT_SIGNING_KEY_DIR = Path(_env_str("SHIPWRIGHT_SIGNING_KEY_DIR") or str(VAR_DIR / "signing-keys"))
 
+# Every log record carries the submission it belongs to (config/logcontext.py);
+# LOG_FORMAT=json writes one JSON object per line for a log pipeline.
+logcontext.install()
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [submission %(submission_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(submission_id)s %(process)d %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
