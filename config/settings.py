@@ -84,6 +84,8 @@ CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 # The public origin used in certificates, e-mails and the issuer's did:web.
 SITE_URL = (_env_str("SHIPWRIGHT_SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+# The site's name in every e-mail (subject, greeting, signature) and as its sender.
+SITE_NAME = _env_str("SHIPWRIGHT_SITE_NAME", "Shipwright") or "Shipwright"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -168,10 +170,18 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_EMAIL_VERIFICATION = os.environ.get("SHIPWRIGHT_EMAIL_VERIFICATION", "mandatory")
 ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+# Confirming signs the learner in when the link is opened in the browser that signed
+# up: allauth keeps the pending login in that session for ACCOUNT_LOGIN_TIMEOUT (15
+# minutes by default, shorter than the time it takes some to read their mail). Opened
+# elsewhere, the link confirms the address and the learner logs in (allauth's rule: a
+# leaked link must never sign anyone in).
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_LOGIN_TIMEOUT = 24 * 3600
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_UNIQUE_EMAIL = True
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Shipwright] "
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{SITE_NAME}] "
+# allauth's e-mails with the site's name and an HTML alternative (accounts/mail.py).
+ACCOUNT_ADAPTER = "accounts.mail.AccountAdapter"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
 
 LANGUAGE_CODE = "en-us"
@@ -202,7 +212,7 @@ EMAIL_PORT = _env_int("EMAIL_PORT", 587)
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = _env_str("EMAIL_HOST_PASSWORD", "") or ""
 EMAIL_USE_TLS = _env_bool("EMAIL_USE_TLS", True)
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Shipwright <noreply@localhost>")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", f"{SITE_NAME} <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Who is e-mailed when a submission ends in a platform error (besides staff users):
 # DJANGO_ADMINS="ops@example.org,oncall@example.org".

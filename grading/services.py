@@ -21,12 +21,12 @@ from typing import IO
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import UploadedFile
-from django.core.mail import send_mail
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.mail import mail_send
 from config import logcontext
 from courses.markdown import render
 from courses.models import Enrollment
@@ -64,7 +64,7 @@ GAVE_UP = "Grading failed {attempts} times because of a platform problem; the pl
 # When no notification could be sent (no staff address, mail down): say only what is true.
 GAVE_UP_UNNOTIFIED = "Grading failed {attempts} times because of a platform problem; it has been logged for the platform's staff. This does not count against you."
 WORKER_LOST = "The grading worker stopped unexpectedly; your submission is being graded again."
-STAFF_ALERT_SUBJECT = "Shipwright: a submission ended in a platform error"
+STAFF_ALERT_SUBJECT = "A submission ended in a platform error"
 JUDGING_FAILED = "Your work ran, but the grader failed while judging it (a platform fault, logged for the staff). This is not a verdict on your work."
 
 
@@ -678,7 +678,7 @@ def _notify_staff(submission: Submission, *, reason: str, tries: int) -> bool:
         "The learner was not charged. Once the platform is healthy, regrade it from the lab's submissions page."
     )
     try:
-        send_mail(STAFF_ALERT_SUBJECT, body, None, recipients)
+        mail_send(to=recipients, subject=STAFF_ALERT_SUBJECT, text=body)
     except Exception:
         log.exception("grading %s: could not e-mail the staff", submission.pk)
         return False

@@ -89,6 +89,10 @@ def test_giving_up_tells_the_staff_and_says_so(queued, instructor, mailoutbox, s
     assert row.error_message == services.GAVE_UP.format(attempts=1)
     assert [m.to for m in mailoutbox] == [[instructor.email]]
     assert str(queued.pk) in mailoutbox[0].body and "refused" in mailoutbox[0].body
+    # Sent as the site, in text and HTML.
+    assert mailoutbox[0].subject == f"[{settings.SITE_NAME}] {services.STAFF_ALERT_SUBJECT}"
+    assert [kind for _, kind in mailoutbox[0].alternatives] == ["text/html"]
+    assert str(queued.pk) in mailoutbox[0].alternatives[0][0]
 
 
 def test_giving_up_with_nobody_to_tell_does_not_claim_anyone_was_told(queued, mailoutbox, settings):
