@@ -7,6 +7,7 @@ import re
 
 import pytest
 from django.conf import settings
+from django.core import mail
 from django.test import Client
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -76,3 +77,48 @@ def test_a_failed_knowledge_check_says_which_answers_were_wrong_and_why_but_not_
     second_order = {q.key: _shown_choices(browser_page, q.key) for q in questions}
     assert all(second_order[key] != first_order[key] for key in first_order)
     assert browser_page.locator("input[type=radio]:checked").count() == 0
+
+
+@pytest.mark.parametrize("size", ["page", "phone"])
+def test_a_refused_sign_up_password_is_explained_under_the_password_field(request, size, live_server):
+    browser_page = request.getfixturevalue(size)
+    browser_page.goto(live_server.url + "/accounts/signup/")
+    browser_page.get_by_label("Email").fill(f"newcomer-{size}@example.com")
+    browser_page.get_by_label("Password:").fill("short")
+    browser_page.get_by_label("Password (again):").fill("short")
+    browser_page.get_by_role("button", name="Sign Up").click()
+
+    error = browser_page.get_by_text("This password is too short.")
+    password = browser_page.get_by_label("Password:")
+    assert error.is_visible()
+    assert password.get_attribute("aria-invalid") == "true"
+    # Under the password field, before the next one, and no wider than the screen.
+    error_box, password_box = error.bounding_box(), password.bounding_box()
+    again_box = browser_page.get_by_label("Password (again):").bounding_box()
+    assert password_box["y"] + password_box["height"] <= error_box["y"] < again_box["y"]
+    assert error_box["x"] + error_box["width"] <= browser_page.viewport_size["width"]
+    assert browser_page.evaluate("document.documentElement.scrollWidth") <= browser_page.viewport_size["width"] + 1
+    # The screen reader hears the error with the field.
+    assert "id_password1_error" in password.get_attribute("aria-describedby")
+
+    browser_page.get_by_label("Password:").fill("a sturdy passphrase 42")
+    browser_page.get_by_label("Password (again):").fill("a sturdy passphrase 42")
+    browser_page.get_by_role("button", name="Sign Up").click()
+    assert browser_page.get_by_role("heading", name="Verify Your Email Address").is_visible()
+
+
+def test_the_confirmation_link_opened_in_the_same_browser_signs_the_learner_in(page, live_server):
+    page.goto(live_server.url + "/accounts/signup/")
+    page.get_by_label("Email").fill("same-browser@example.com")
+    page.get_by_label("Password:").fill("a sturdy passphrase 42")
+    page.get_by_label("Password (again):").fill("a sturdy passphrase 42")
+    page.get_by_role("button", name="Sign Up").click()
+    page.get_by_role("heading", name="Verify Your Email Address").wait_for()
+
+    (message,) = mail.outbox
+    assert message.subject.startswith(f"[{settings.SITE_NAME}] ")
+    link = re.search(r"https?://\S+/accounts/confirm-email/\S+/", message.body).group(0)
+    page.goto(link.replace("http://testserver", live_server.url))
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url(re.compile(r"/dashboard/$"))
+    assert page.get_by_role("button", name="Log out").is_visible()
