@@ -139,7 +139,10 @@ def _quiz_for(request: HttpRequest, slug: str, module_slug: str) -> tuple[Course
 def _posted_attempt_number(raw: str, next_number: int) -> int:
     """The attempt the posted form was shown for: the next one, or an earlier one
     from a page left open; anything else is taken as the next one."""
-    return int(raw) if raw.isdigit() and 1 <= int(raw) <= next_number else next_number
+    # isascii: str.isdigit() also accepts digits such as "²" that int() refuses.
+    if raw.isascii() and raw.isdigit() and len(raw) <= 9 and 1 <= int(raw) <= next_number:
+        return int(raw)
+    return next_number
 
 
 def quiz(request: HttpRequest, slug: str, module_slug: str) -> HttpResponse:

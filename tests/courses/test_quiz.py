@@ -207,6 +207,15 @@ def test_a_form_left_open_from_an_earlier_attempt_keeps_its_order(enrolled, modu
     assert {key: texts(c) for key, c in result.items()} == {key: texts(c) for key, c in shown.items()}
 
 
+@pytest.mark.parametrize("posted", ["²", "0", "99", "9" * 5000, "-1", ""])
+def test_a_nonsense_attempt_number_is_taken_as_the_next_attempt(enrolled, module, posted):
+    shown = form_choices(enrolled.get(URL).content.decode())
+    data = {"attempt": posted} | {f"q-{key}": choices[0][0] for key, choices in shown.items()}
+    response = enrolled.post(URL, data)
+    assert response.status_code == 302
+    assert QuizAttempt.objects.get().number == 1
+
+
 def test_nobody_else_sees_my_attempt(enrolled, learner, module, client, other_learner):
     answer(enrolled, TWO_WRONG)
     attempt = QuizAttempt.objects.get(user=learner)
