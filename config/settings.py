@@ -214,6 +214,8 @@ EMAIL_HOST_PASSWORD = _env_str("EMAIL_HOST_PASSWORD", "") or ""
 EMAIL_USE_TLS = _env_bool("EMAIL_USE_TLS", True)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", f"{SITE_NAME} <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Django's mails to ADMINS (error reports) carry the site's name like the others.
+EMAIL_SUBJECT_PREFIX = f"[{SITE_NAME}] "
 # Who is e-mailed when a submission ends in a platform error (besides staff users):
 # DJANGO_ADMINS="ops@example.org,oncall@example.org".
 ADMINS = [(email, email) for email in (a.strip() for a in os.environ.get("DJANGO_ADMINS", "").split(",")) if email]
@@ -364,7 +366,19 @@ LOGGING = {
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
+        # Django's own error mails to ADMINS, with the site's name and an HTML alternative.
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "config.logs.SiteAdminEmailHandler",
+        },
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }

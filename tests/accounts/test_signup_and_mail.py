@@ -4,6 +4,7 @@ plain text and HTML."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from types import SimpleNamespace
@@ -187,3 +188,16 @@ def test_a_templated_mail_uses_its_html_template_when_there_is_one(settings):
     (message,) = mail.outbox
     assert message.subject == f"[{settings.SITE_NAME}] Confirm your e-mail address to finish signing up"
     assert 'class="button" href="https://example.com/confirm/"' in html_of(message)
+
+
+@pytest.mark.django_db
+def test_djangos_error_report_to_the_admins_names_the_site_and_has_html(settings, rf):
+    settings.ADMINS = [("Ops", "ops@example.com")]
+    request = rf.get("/boom/")
+    logging.getLogger("django.request").error(
+        "Internal Server Error: %s", "/boom/", extra={"status_code": 500, "request": request}
+    )
+    (message,) = mail.outbox
+    assert message.to == ["ops@example.com"]
+    assert message.subject.startswith(f"[{settings.SITE_NAME}] ERROR")
+    assert "Internal Server Error: /boom/" in message.body and "Internal Server Error: /boom/" in html_of(message)
