@@ -185,6 +185,17 @@ def test_a_posted_position_is_not_an_answer(enrolled, module):
     assert not QuizAttempt.objects.exists()
 
 
+def test_a_form_sent_back_for_a_missing_answer_keeps_its_order_and_the_answers_given(enrolled, module):
+    shown = form_choices(enrolled.get(URL).content.decode())
+    picked = shown["split"][2][0]
+    response = enrolled.post(URL, {"attempt": "1", "q-split": picked})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert form_choices(page) == shown
+    checked = _elements(parse_html(page), lambda e: e.name == "input" and "checked" in dict(e.attributes))
+    assert [_attr(e, "value") for e in checked] == [picked]
+
+
 def test_an_answer_to_a_question_changed_since_the_form_was_shown_is_refused(enrolled, module):
     page = enrolled.get(URL).content.decode()
     data = {f"q-{key}": choices[0][0] for key, choices in form_choices(page).items()}
