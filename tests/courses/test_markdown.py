@@ -1,0 +1,56 @@
+"""Markdown rendering of lessons and lab instructions (courses/markdown.py)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from courses.markdown import render
+
+FENCE_IN_LIST = """\
+1. Write the workflow:
+
+    ```yaml
+    on: [push]
+    ```
+
+2. Push it.
+"""
+
+FENCE_IN_ADMONITION = """\
+!!! tip "Build the schema"
+    Derive it once:
+
+    ```python
+    SCHEMA = {"target": "int"}
+    ```
+"""
+
+TOP_LEVEL_FENCE = """\
+```bash
+python train.py
+```
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "container", "code"),
+    [
+        (FENCE_IN_LIST, "li", "on: [push]"),
+        (FENCE_IN_ADMONITION, 'div class="admonition tip"', "SCHEMA"),
+        (TOP_LEVEL_FENCE, None, "python train.py"),
+    ],
+)
+def test_fenced_code_renders_as_code_wherever_it_is(text, container, code):
+    html = render(text)
+    assert "```" not in html
+    block = re.search(r"<pre>.*?<code>(.*?)</code></pre>", html, re.S)
+    assert block is not None and code in re.sub(r"<[^>]+>", "", block.group(1)).replace("&quot;", '"')
+    if container:
+        assert html.index(f"<{container}") < block.start()
+
+
+def test_a_list_with_a_fence_keeps_its_numbering():
+    html = render(FENCE_IN_LIST)
+    assert html.count("<ol>") == 1 and html.count("<li>") == 2
