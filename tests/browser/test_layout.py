@@ -310,3 +310,10 @@ def test_the_course_page_has_exactly_one_h1(page, live_server, journey, learner)
     page.reload()
     assert page.locator("h1").count() == 1
     assert page.locator("h1").inner_text() == journey["course"].title
+
+
+def test_every_quiz_choice_keeps_a_full_size_radio_button_on_a_phone(phone, live_server, journey, learner):
+    log_in(phone, live_server, learner)
+    phone.goto(live_server.url + "/courses/mlops-foundations/data-validation/quiz/")
+    widths = phone.locator("input[type=radio]").evaluate_all("(els) => els.map((el) => el.getBoundingClientRect().width)")
+    assert widths and min(widths) >= 12 and max(widths) - min(widths) < 1, widths
