@@ -147,9 +147,7 @@ def sideways_overflow(page) -> int:
     """How many pixels the page is wider than the phone (0 when it fits). A mobile
     browser zooms out to show a page that is too wide, widening innerWidth with it,
     so both are compared with the phone's own width."""
-    return page.evaluate(
-        f"Math.max(document.documentElement.scrollWidth, window.innerWidth) - {PHONE_WIDTH}"
-    )
+    return page.evaluate(f"Math.max(document.documentElement.scrollWidth, window.innerWidth) - {PHONE_WIDTH}")
 
 
 def test_no_page_scrolls_sideways_on_a_phone(phone, browser, live_server, journey, learner, instructor):
@@ -315,5 +313,7 @@ def test_the_course_page_has_exactly_one_h1(page, live_server, journey, learner)
 def test_every_quiz_choice_keeps_a_full_size_radio_button_on_a_phone(phone, live_server, journey, learner):
     log_in(phone, live_server, learner)
     phone.goto(live_server.url + "/courses/mlops-foundations/data-validation/quiz/")
-    widths = phone.locator("input[type=radio]").evaluate_all("(els) => els.map((el) => el.getBoundingClientRect().width)")
+    widths = phone.locator("input[type=radio]").evaluate_all(
+        "(els) => els.map((el) => el.getBoundingClientRect().width)"
+    )
     assert widths and min(widths) >= 12 and max(widths) - min(widths) < 1, widths
