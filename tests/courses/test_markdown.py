@@ -54,3 +54,17 @@ def test_fenced_code_renders_as_code_wherever_it_is(text, container, code):
 def test_a_list_with_a_fence_keeps_its_numbering():
     html = render(FENCE_IN_LIST)
     assert html.count("<ol>") == 1 and html.count("<li>") == 2
+
+
+def test_no_fence_in_the_sample_course_is_indented_one_to_three_spaces():
+    """Such a fence is outside the list item above it (Python-Markdown nests at 4
+    spaces): the list ends there and its numbering restarts after the code."""
+    from tests.conftest import CONTENT
+
+    misplaced = [
+        f"{path.relative_to(CONTENT)}:{number}"
+        for path in sorted(CONTENT.rglob("*.md"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if re.match(r" {1,3}(```|~~~)", line)
+    ]
+    assert not misplaced
