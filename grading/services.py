@@ -87,9 +87,10 @@ class SourceRejected(SubmissionRejected):
 class SubmissionThrottled(SubmissionRejected):
     """The learner must wait: a submission still being graded, or the cool-off."""
 
-    def __init__(self, message: str, *, retry_after_s: int | None = None) -> None:
+    def __init__(self, message: str, *, retry_after_s: int | None = None, active: Submission | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s  # None when no honest estimate exists
+        self.active = active  # the submission still being graded, for a link to it
 
 
 class LabClosed(SubmissionRejected):
@@ -131,9 +132,10 @@ def submission_check_allowed(*, user, lab: Lab, enforce_limits: bool = True) -> 
     # Staff regrades are left out: they drain on the low queue, and a learner waiting
     # behind them could not submit at all. The learner's new submission and the regrade
     # of an old one may then run side by side; both are graded, each once.
-    if Submission.objects.filter(user=user).active().learner_submitted().exists():
+    active = Submission.objects.filter(user=user).active().learner_submitted().order_by("-created_at").first()
+    if active is not None:
         # No retry-after: how long the running one takes is not known here.
-        raise SubmissionThrottled(ACTIVE_SUBMISSION)
+        raise SubmissionThrottled(ACTIVE_SUBMISSION, active=active)
     cooloff = settings.SHIPWRIGHT_RESUBMIT_COOLOFF_S
     if cooloff > 0:
         last = Submission.objects.filter(user=user, lab=lab).order_by("-created_at").first()
