@@ -159,14 +159,27 @@ class LessonProgress(models.Model):
         return f"{self.user_id} read {self.lesson_id}"
 
 
+class QuizAttemptQuerySet(models.QuerySet["QuizAttempt"]):
+    def next_number(self, *, user, module: Module) -> int:
+        """The number of the attempt `user` would make next at `module`'s knowledge check."""
+        latest = self.filter(user=user, module=module).aggregate(latest=models.Max("number"))["latest"]
+        return (latest or 0) + 1
+
+
 class QuizAttempt(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quiz_attempts")
     module = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="quiz_attempts")
+    # {question key: the author's index of the chosen choice}
     answers = models.JSONField(default=dict)
+    # Which of the learner's attempts at this module it is: it seeds the order its
+    # choices were shown in (courses/quiz.py), so the result shows that order again.
+    number = models.PositiveIntegerField(default=1)
     correct = models.PositiveIntegerField()
     total = models.PositiveIntegerField()
     passed = models.BooleanField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = QuizAttemptQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -28,13 +28,21 @@ def lesson_mark_read(*, user, lesson: Lesson) -> None:
 
 
 @transaction.atomic
-def quiz_attempt_create(*, user, module: Module, answers: dict[str, int]) -> QuizAttempt:
-    """Grade a knowledge-check attempt and store it. Unanswered questions count wrong."""
+def quiz_attempt_create(*, user, module: Module, answers: dict[str, int], number: int | None = None) -> QuizAttempt:
+    """Grade a knowledge-check attempt and store it. Unanswered questions count wrong.
+
+    `answers` maps question keys to the author's index of the chosen choice (never a
+    position in the shuffled form). `number` is the attempt the form was shown for,
+    which fixes the order its result shows the choices in; by default the next one.
+    Each call stores a new attempt.
+    """
     questions = list(module.questions.filter(published=True))
     correct = sum(1 for question in questions if answers.get(question.key) == question.answer)
     total = len(questions)
     pass_mark = module.quiz_pass_mark if module.quiz_pass_mark is not None else 75.0
     passed = total > 0 and 100.0 * correct / total >= pass_mark
+    if number is None:
+        number = QuizAttempt.objects.next_number(user=user, module=module)
     return QuizAttempt.objects.create(
-        user=user, module=module, answers=answers, correct=correct, total=total, passed=passed
+        user=user, module=module, answers=answers, number=number, correct=correct, total=total, passed=passed
     )

@@ -11,6 +11,11 @@ urlpatterns = [
     path("courses/<slug:slug>/<slug:module_slug>/", views.module_detail, name="module-detail"),
     path("courses/<slug:slug>/<slug:module_slug>/quiz/", views.quiz, name="quiz"),
     path(
+        "courses/<slug:slug>/<slug:module_slug>/quiz/attempts/<int:attempt_id>/",
+        views.quiz_attempt,
+        name="quiz-attempt",
+    ),
+    path(
         "courses/<slug:slug>/<slug:module_slug>/<slug:lesson_slug>/",
         views.lesson_detail,
         name="lesson-detail",

@@ -8,8 +8,9 @@ from django.views.decorators.http import require_POST
 
 from . import services
 from .access import require_enrollment
-from .models import Course, Enrollment, Lesson, Module
+from .models import Course, Enrollment, Lesson, Module, QuizAttempt
 from .progress import course_progress
+from .quiz import choice_id, choice_index, choice_order
 
 
 def _course_for(request: HttpRequest, slug: str) -> Course:
@@ -124,28 +125,47 @@ def _next_after(course: Course, module: Module, lesson: Lesson, lessons: list[Le
     return module.get_absolute_url()
 
 
-def quiz(request: HttpRequest, slug: str, module_slug: str) -> HttpResponse:
+QUIZ_INCOMPLETE = "Answer every question before submitting."
+
+
+def _quiz_for(request: HttpRequest, slug: str, module_slug: str) -> tuple[Course, Module]:
     course = _course_for(request, slug)
     module = _module_for(request, course, module_slug)
     if not module.has_quiz:
         raise Http404("This module has no knowledge check")
+    return course, module
+
+
+def _posted_attempt_number(raw: str, next_number: int) -> int:
+    """The attempt the posted form was shown for: the next one, or an earlier one
+    from a page left open; anything else is taken as the next one."""
+    # isascii: str.isdigit() also accepts digits such as "²" that int() refuses.
+    if raw.isascii() and raw.isdigit() and len(raw) <= 9 and 1 <= int(raw) <= next_number:
+        return int(raw)
+    return next_number
+
+
+def quiz(request: HttpRequest, slug: str, module_slug: str) -> HttpResponse:
+    course, module = _quiz_for(request, slug, module_slug)
     if (response := require_enrollment(request, course)) is not None:
         return response
     questions = list(module.questions.filter(published=True))
-    attempt = None
-    errors: list[str] = []
-    answers: dict[str, int] = {}
+    number = QuizAttempt.objects.next_number(user=request.user, module=module)
+    chosen: dict[str, int] = {}
+    missing: list[str] = []
     if request.method == "POST":
+        number = _posted_attempt_number(request.POST.get("attempt", ""), number)
         for question in questions:
-            raw = request.POST.get(f"q-{question.key}", "")
-            if raw.isdigit() and int(raw) < len(question.choices_html):
-                answers[question.key] = int(raw)
+            # The form posts choice ids, so grading never depends on the shown order.
+            index = choice_index(question, request.POST.get(f"q-{question.key}", ""))
+            if index is None:
+                missing.append(question.key)
             else:
-                errors.append(question.key)
-        if errors:
-            messages.error(request, "Answer every question before submitting.")
-        else:
-            attempt = services.quiz_attempt_create(user=request.user, module=module, answers=answers)
+                chosen[question.key] = index
+        if not missing:
+            attempt = services.quiz_attempt_create(user=request.user, module=module, answers=chosen, number=number)
+            return redirect("courses:quiz-attempt", course.slug, module.slug, attempt.pk)
+        messages.error(request, QUIZ_INCOMPLETE)
     else:
         services.enrollment_touch(
             user=request.user,
@@ -153,22 +173,72 @@ def quiz(request: HttpRequest, slug: str, module_slug: str) -> HttpResponse:
             url=request.path,
             title=f"Knowledge check: {module.title}",
         )
-    best = module.quiz_attempts.filter(user=request.user).order_by("-correct").first()
+    attempts = module.quiz_attempts.filter(user=request.user)
     rows = [
         {
             "question": question,
-            "choices": list(enumerate(question.choices_html)),
-            "chosen": answers.get(question.key),
-            "correct": attempt is not None and answers.get(question.key) == question.answer,
-            "missing": question.key in errors,
+            "choices": [
+                {
+                    "id": choice_id(question, index),
+                    "html": question.choices_html[index],
+                    "checked": chosen.get(question.key) == index,
+                }
+                for index in choice_order(question, user_pk=request.user.pk, attempt_number=number)
+            ],
+            "missing": question.key in missing,
         }
         for question in questions
     ]
     return render(
         request,
         "courses/quiz.html",
-        {"course": course, "module": module, "rows": rows, "attempt": attempt, "best": best},
-        status=400 if errors else 200,
+        {
+            "course": course,
+            "module": module,
+            "rows": rows,
+            "number": number,
+            "best": attempts.order_by("-correct", "-created_at").first(),
+            "latest": attempts.order_by("-created_at").first(),
+        },
+        status=400 if missing else 200,
+    )
+
+
+def quiz_attempt(request: HttpRequest, slug: str, module_slug: str, attempt_id: int) -> HttpResponse:
+    """One attempt's result: which answers were wrong and why.
+
+    A failed attempt never shows the right choice of a question answered wrongly, so
+    the next attempt is answered from understanding rather than from memory; a passed
+    attempt does.
+    """
+    course, module = _quiz_for(request, slug, module_slug)
+    if (response := require_enrollment(request, course)) is not None:
+        return response
+    attempt = get_object_or_404(QuizAttempt, pk=attempt_id, user=request.user, module=module)
+    rows = []
+    for question in module.questions.filter(published=True):
+        if question.key not in attempt.answers:
+            continue  # added to the check after this attempt
+        chosen = attempt.answers[question.key]
+        choices = [
+            {
+                "html": question.choices_html[index],
+                "chosen": index == chosen,
+                "answer": attempt.passed and index == question.answer,
+            }
+            for index in choice_order(question, user_pk=request.user.pk, attempt_number=attempt.number)
+        ]
+        rows.append({"question": question, "choices": choices, "right": chosen == question.answer})
+    return render(
+        request,
+        "courses/quiz_attempt.html",
+        {
+            "course": course,
+            "module": module,
+            "attempt": attempt,
+            "rows": rows,
+            "wrong": [(number, row) for number, row in enumerate(rows, start=1) if not row["right"]],
+        },
     )
 
 

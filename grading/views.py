@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
@@ -24,6 +25,7 @@ from . import services
 from .forms import SubmissionForm
 from .models import Submission
 
+ACTIVE_LINK = "See the submission being graded."
 UPLOAD_TOO_LARGE = "The upload is larger than the {mb:g} MB limit."
 REGRADE_QUEUED = "Queued for regrading on the low-priority queue."
 REGRADE_REFUSED = (
@@ -117,6 +119,13 @@ def _submission_create(request: HttpRequest, course_slug: str, lab_slug: str) ->
             git_url=form.cleaned_data.get("git_url") or "",
             git_ref=form.cleaned_data.get("git_ref") or "",
         )
+    except services.SubmissionThrottled as exc:
+        if exc.active is None:
+            messages.error(request, exc.message)
+        else:
+            link = format_html('{} <a href="{}">{}</a>', exc.message, exc.active.get_absolute_url(), ACTIVE_LINK)
+            messages.error(request, link)
+        return redirect(lab.get_absolute_url())
     except services.SubmissionRejected as exc:
         messages.error(request, exc.message)
         return redirect(lab.get_absolute_url())

@@ -59,7 +59,7 @@ def test_earning_a_certificate_emails_its_verify_link_once_the_transaction_commi
     assert len(mailoutbox) == 1
     mail = mailoutbox[0]
     assert mail.to == [learner.email]
-    assert mail.subject == services.CERTIFICATE_EMAIL_SUBJECT.format(title="Tiny certificate")
+    assert mail.subject == "[Shipwright] Your certificate: Tiny certificate"
     url = services.verify_url(certificate.public_id)
     assert url in mail.body and url in mail.alternatives[0][0]
     assert "linkedin.com/profile/add" in mail.body
