@@ -73,3 +73,19 @@ def test_live_submission_status_works_under_the_policy(page, live_server, tiny, 
     )
     page.get_by_text("40 / 100 points").wait_for()  # htmx swapped in (or refreshed to) the verdict
     assert page.evaluate("window.__violations") == []
+
+
+def test_the_admin_works_under_the_policy(page, live_server, tiny):
+    from courses.models import Lesson
+    from tests.factories import UserFactory
+
+    _logged_in(page, live_server, UserFactory(is_staff=True, is_superuser=True))
+    lesson = Lesson.objects.get(slug="intro")
+    page.goto(live_server.url + f"/admin/courses/lesson/{lesson.pk}/change/")
+    assert page.evaluate("window.__violations") == []
+    page.locator("#id_body_html").fill('<p>Edited</p><script>alert("x")</script>')
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("was changed successfully").wait_for()
+    assert page.evaluate("window.__violations") == []
+    lesson.refresh_from_db()
+    assert lesson.body_html == "<p>Edited</p>"  # and sanitised on the way in
