@@ -349,6 +349,8 @@ if SHIPWRIGHT_PLATFORM_BACKOFF_FIRST_S <= 0:
     )
 # Labels this deployment's sandboxes; empty: derived from the database's address.
 SHIPWRIGHT_SANDBOX_INSTANCE = os.environ.get("SHIPWRIGHT_SANDBOX_INSTANCE", "")
+# The seccomp allowlist the sandbox's profile is derived from (grading/sandbox.py).
+SHIPWRIGHT_SECCOMP_BASE = os.environ.get("SHIPWRIGHT_SECCOMP_BASE", "/usr/share/containers/seccomp.json")
 # `/metrics` (Prometheus format) answers only a scraper presenting this bearer token;
 # unset, the endpoint does not exist (404).
 SHIPWRIGHT_METRICS_TOKEN = _env_str("SHIPWRIGHT_METRICS_TOKEN", "") or ""
