@@ -19,3 +19,6 @@ account_erasers: list[Callable[[Any], None]] = []
 # Called with a user whose display name (the name printed on certificates) was just
 # saved on the profile, e.g. to issue certificates that waited for a name.
 display_name_saved: list[Callable[[Any], None]] = []
+# Each gives `create_demo_users`' demo instructor what it needs to teach (courses
+# makes them an instructor of every course) and returns a line to print, or "".
+demo_instructor_setup: list[Callable[[Any], str]] = []

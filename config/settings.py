@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from csp import constants as csp_constants
 from django.core.exceptions import ImproperlyConfigured
 
 from config import logcontext
@@ -114,6 +115,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
 
@@ -228,6 +230,25 @@ CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy on every response (django-csp): the second wall behind the
+# HTML sanitiser. Scripts only from our own static files: no inline <script>, no on*
+# handlers, no javascript: URLs, no eval. Stylesheets only from our files too (htmx's
+# injected indicator <style> is switched off in base.html), but style="" attributes are
+# allowed: progress bars set their width that way, and a style attribute cannot run code.
+# Images may come from https (lessons link pictures); forms post only to this site.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp_constants.SELF],
+        "script-src": [csp_constants.SELF],
+        "style-src": [csp_constants.SELF],
+        "style-src-attr": [csp_constants.UNSAFE_INLINE],
+        "img-src": [csp_constants.SELF, "data:", "https:"],
+        "object-src": [csp_constants.NONE],
+        "base-uri": [csp_constants.SELF],
+        "form-action": [csp_constants.SELF],
+        "frame-ancestors": [csp_constants.NONE],
+    }
+}
 if not DEBUG:
     SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -330,6 +351,8 @@ if SHIPWRIGHT_PLATFORM_BACKOFF_FIRST_S <= 0:
     )
 # Labels this deployment's sandboxes; empty: derived from the database's address.
 SHIPWRIGHT_SANDBOX_INSTANCE = os.environ.get("SHIPWRIGHT_SANDBOX_INSTANCE", "")
+# The seccomp allowlist the sandbox's profile is derived from (grading/sandbox.py).
+SHIPWRIGHT_SECCOMP_BASE = os.environ.get("SHIPWRIGHT_SECCOMP_BASE", "/usr/share/containers/seccomp.json")
 # `/metrics` (Prometheus format) answers only a scraper presenting this bearer token;
 # unset, the endpoint does not exist (404).
 SHIPWRIGHT_METRICS_TOKEN = _env_str("SHIPWRIGHT_METRICS_TOKEN", "") or ""

@@ -11,6 +11,7 @@ class GradingConfig(AppConfig):
         from . import system_checks
 
         checks.register(system_checks.check_engine_and_images, system_checks.TAG)
+        checks.register(system_checks.check_seccomp_base, system_checks.TAG)
 
         from accounts import hooks
 

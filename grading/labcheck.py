@@ -17,7 +17,7 @@ from labs.variants import hidden_relative, materialise
 
 from . import intake, runner
 from .sandbox import SandboxUnavailable, image_digest
-from .services import intake_limits, lab_assets_for
+from .services import intake_limits, lab_assets_for, sandbox_factory_for
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,12 @@ def lab_check(lab: Lab) -> list[CaseResult]:
         if runner.needs_reference(spec):
             reference = _retrying(
                 lambda: runner.reference_observations(
-                    spec=spec, assets=assets, image=image, image_digest=digest, snapshot_dir=snapshots
+                    spec=spec,
+                    assets=assets,
+                    image=image,
+                    image_digest=digest,
+                    snapshot_dir=snapshots,
+                    sandbox_factory=sandbox_factory_for(spec),
                 )
             )
         cases: list[tuple[str, str, tuple[str, ...], VariantSpec | None]] = []
@@ -89,6 +94,7 @@ def lab_check(lab: Lab) -> list[CaseResult]:
                     image=image,
                     run_id=f"labcheck-{uuid.uuid4().hex[:12]}",
                     reference=reference,
+                    sandbox_factory=sandbox_factory_for(spec),
                 )
             )
             failing = tuple(c.name for c in result.checks if c.status == "failed")

@@ -99,6 +99,104 @@ SETUP_PIDS = 32
 START_ATTEMPTS = 4
 _START_RACE_MARKERS = ("cannot start a stopped process",)
 
+# The seccomp profile every sandbox container runs under: the engine family's
+# default allowlist (Debian's copy of the containers project's profile, package
+# golang-github-containers-common), made stricter where learner code could reach
+# another process or widen the kernel's surface. Docker's built-in default allows
+# ptrace on kernels since 4.8; with it, a learner process could attach to a grader
+# probe running as the same uid and rewrite what it reports.
+DEFAULT_SECCOMP_BASE = "/usr/share/containers/seccomp.json"
+SECCOMP_DENIED = frozenset(
+    {
+        # Reading or steering another process.
+        "ptrace",
+        "process_vm_readv",
+        "process_vm_writev",
+        "pidfd_getfd",
+        "kcmp",
+        # New namespaces (an unprivileged user namespace hands out capabilities inside it)
+        # and mounts: Docker's default allows these only with CAP_SYS_ADMIN, which we drop.
+        "unshare",
+        "setns",
+        "mount",
+        "mount_setattr",
+        "umount",
+        "umount2",
+        "pivot_root",
+        "fsconfig",
+        "fsmount",
+        "fsopen",
+        "fspick",
+        "move_mount",
+        "open_tree",
+        # The kernel keyring (not namespaced).
+        "keyctl",
+        "add_key",
+        "request_key",
+        # Replaced below by a rule that refuses namespace flags.
+        "clone",
+        "clone3",
+    }
+)
+# CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
+# CLONE_NEWPID | CLONE_NEWNET: clone is allowed when none of these flags is set.
+_CLONE_NAMESPACE_FLAGS = 0x7E020000
+_ENOSYS = 38
+_seccomp_cache: dict[str, str] = {}
+
+
+def seccomp_profile(base_path: str = DEFAULT_SECCOMP_BASE) -> str:
+    """The sandbox's seccomp profile (JSON, as the engine takes it): the base
+    allowlist without SECCOMP_DENIED, plus clone without namespace flags and clone3
+    answered ENOSYS (so the C library falls back to clone, whose flags can be
+    filtered). Raises SandboxUnavailable when the base profile is missing: a
+    sandbox never runs without it."""
+    if base_path in _seccomp_cache:
+        return _seccomp_cache[base_path]
+    try:
+        base = json.loads(Path(base_path).read_text())
+    except (OSError, ValueError) as exc:
+        raise SandboxUnavailable(
+            f"seccomp base profile {base_path} is unreadable ({exc}); install Debian's "
+            "golang-github-containers-common or set SHIPWRIGHT_SECCOMP_BASE"
+        ) from exc
+    if base.get("defaultAction") not in ("SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS"):
+        raise SandboxUnavailable(f"seccomp base profile {base_path} is not an allowlist")
+    rules = []
+    for rule in base.get("syscalls", []):
+        names = [n for n in rule.get("names", []) if n not in SECCOMP_DENIED]
+        if not names:
+            continue
+        if rule.get("action") == "SCMP_ACT_ALLOW" and (rule.get("includes") or {}).get("caps"):
+            continue  # only for capabilities the sandbox never has
+        rules.append({**rule, "names": names})
+    rules.append(
+        {
+            "names": ["clone"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": _CLONE_NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
+            "excludes": {"arches": ["s390", "s390x"]},
+        }
+    )
+    rules.append(
+        {
+            "names": ["clone"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 1, "value": _CLONE_NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
+            "includes": {"arches": ["s390", "s390x"]},
+        }
+    )
+    rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": _ENOSYS})
+    profile = json.dumps({**base, "syscalls": rules}, separators=(",", ":"))
+    _seccomp_cache[base_path] = profile
+    return profile
+
+
+# Resource limits of every process in a sandbox: no core dumps (a crash must not
+# write the process's memory to the workspace), a bounded number of open files, and
+# no single file larger than the workspace (fsize, set per container).
+NOFILE_LIMIT = 4096
+
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 # Go's os.FileMode type bits (dir, symlink, named pipe, socket, device, char device,
 # irregular), as sent in the archive API's X-Docker-Container-Path-Stat header.
@@ -431,7 +529,9 @@ class Sandbox:
         workspace_mb: int,
         labels: dict[str, str] | None = None,
         client: docker.DockerClient | None = None,
+        seccomp_base: str = DEFAULT_SECCOMP_BASE,
     ) -> None:
+        """`seccomp_base`: the allowlist `seccomp_profile` derives from."""
         if not _NAME_RE.match(run_id) or len(run_id) > 40:
             raise ValueError(f"run_id must match {_NAME_RE.pattern} (40 chars max): {run_id!r}")
         if workspace_mb <= 0:
@@ -439,6 +539,7 @@ class Sandbox:
         self.run_id = run_id
         self.image = image
         self.workspace_mb = workspace_mb
+        self.seccomp_base = seccomp_base
         self.extra_labels = dict(labels or {})
         self._given_client = client
         self._docker: docker.DockerClient | None = None
@@ -537,13 +638,22 @@ class Sandbox:
         )
         self._volumes.append(name)
 
-    def _host_config(self, **extra: Any) -> dict[str, Any]:
+    def _host_config(self, *, fsize_mb: int | None = None, **extra: Any) -> dict[str, Any]:
+        # One MiB above the largest writable mount: a file that fills its mount gets
+        # ENOSPC (a message the learner understands), and no file can grow past that.
+        fsize = ((fsize_mb or self.workspace_mb) + 1) * 1024 * 1024
+        profile = seccomp_profile(self.seccomp_base)
         base: dict[str, Any] = dict(
             network_mode="none",
             read_only=True,
             cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
+            security_opt=["no-new-privileges", f"seccomp={profile}"],
             ipc_mode="private",
+            ulimits=[
+                docker.types.Ulimit(name="core", soft=0, hard=0),
+                docker.types.Ulimit(name="nofile", soft=NOFILE_LIMIT, hard=NOFILE_LIMIT),
+                docker.types.Ulimit(name="fsize", soft=fsize, hard=fsize),
+            ],
         )
         base.update(extra)
         return self.api.create_host_config(**base)
@@ -781,6 +891,7 @@ class Sandbox:
             working_dir=WORKSPACE,
             environment=environment,
             host_config=self._host_config(
+                fsize_mb=max(self.workspace_mb, limits.tmp_mb),
                 mounts=mounts,
                 mem_limit=memory,
                 memswap_limit=memory,  # no swap: memory + swap = memory

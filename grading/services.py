@@ -8,11 +8,13 @@ UPDATE, so a redelivered message does nothing.
 from __future__ import annotations
 
 import contextvars
+import functools
 import hashlib
 import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -47,6 +49,7 @@ from .sandbox import (
     LABEL_ATTEMPT,
     LABEL_INSTANCE,
     LABEL_SUBMISSION,
+    Sandbox,
     SandboxError,
     SandboxUnavailable,
     count_containers,
@@ -449,6 +452,12 @@ class _Heartbeat:
         self._thread.join(timeout=10)
 
 
+def sandbox_factory_for(spec) -> Callable[..., Sandbox]:
+    """Sandboxes for a lab's runs, with the seccomp profile derived from
+    SHIPWRIGHT_SECCOMP_BASE."""
+    return functools.partial(Sandbox, seccomp_base=settings.SHIPWRIGHT_SECCOMP_BASE)
+
+
 def lab_assets_for(lab: Lab) -> runner.LabAssets:
     """The lab's starter and hidden files on this host's disk, extracted once per
     content hash (the worker and `lab_check` read them from there)."""
@@ -522,6 +531,7 @@ def _submission_grade(submission_id, *, worker: str | None = None) -> Submission
                     image_digest=digest,
                     snapshot_dir=snapshot_dir(),
                     labels=labels,
+                    sandbox_factory=sandbox_factory_for(spec),
                 )
             result = runner.run_pipeline(
                 spec=spec,
@@ -532,6 +542,7 @@ def _submission_grade(submission_id, *, worker: str | None = None) -> Submission
                 reference=reference,
                 on_stage=on_stage,
                 labels=labels,
+                sandbox_factory=sandbox_factory_for(spec),
             )
     except SandboxUnavailable as exc:
         return _platform_failure(submission, str(exc), kind="sandbox")

@@ -38,6 +38,8 @@ IMAGE_HINT = (
     "Build it with `make images` (or `bash docker/build-images.sh`). Until then, submissions wait in the queue."
 )
 
+SECCOMP_HINT = "Install Debian's golang-github-containers-common (`make` does), or set SHIPWRIGHT_SECCOMP_BASE."
+
 _ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 
 
@@ -57,6 +59,20 @@ def lab_images(databases=None) -> list[str]:
         except DatabaseError:
             pass  # not migrated yet: the default image is still checked
     return images
+
+
+def check_seccomp_base(app_configs=None, **kwargs) -> list[CheckMessage]:
+    """The seccomp allowlist every sandbox's profile derives from: without it, grading
+    stops with a platform error (a sandbox never runs without its profile)."""
+    if app_configs is not None and not any(config.label == "grading" for config in app_configs):
+        return []
+    from .sandbox import SandboxUnavailable, seccomp_profile
+
+    try:
+        seccomp_profile(settings.SHIPWRIGHT_SECCOMP_BASE)
+    except SandboxUnavailable as exc:
+        return [Warning(str(exc), hint=SECCOMP_HINT, id="grading.W004")]
+    return []
 
 
 def check_engine_and_images(app_configs=None, databases=None, **kwargs) -> list[CheckMessage]:

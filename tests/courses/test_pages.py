@@ -31,11 +31,15 @@ def test_the_catalog_lists_published_courses_only(client, course):
     assert "Secret course" not in page
 
 
-def test_an_unpublished_course_is_404_for_learners_but_previewable_by_staff(client, learner, instructor):
-    CourseFactory(slug="draft", title="Draft course", published=False)
+def test_an_unpublished_course_is_404_for_learners_but_previewable_by_its_staff(client, learner, instructor):
+    from courses.models import CourseStaff
+
+    draft = CourseFactory(slug="draft", title="Draft course", published=False)
     client.force_login(learner)
     assert client.get("/courses/draft/").status_code == 404
     client.force_login(instructor)
+    assert client.get("/courses/draft/").status_code == 404  # site staff alone: the admin only
+    CourseStaff.objects.create(user=instructor, course=draft, role="auditor")
     response = client.get("/courses/draft/")
     assert response.status_code == 200 and "staff preview" in response.content.decode()
 

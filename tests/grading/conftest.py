@@ -10,3 +10,14 @@ def tiny_lab(db, tmp_path):
 
     content_import(make_tiny_course(tmp_path / "content"))
     return Lab.objects.get(slug="tiny")
+
+
+@pytest.fixture
+def instructor_client(client, instructor, tiny_lab):
+    """The instructor persona teaches the tiny course: a course role, since site staff
+    alone opens only the admin (courses/access.py)."""
+    from courses.models import CourseStaff
+
+    CourseStaff.objects.create(user=instructor, course=tiny_lab.course, role=CourseStaff.Role.INSTRUCTOR)
+    client.force_login(instructor)
+    return client

@@ -527,3 +527,70 @@ def test_a_grader_output_holder_that_stops_during_a_stage_is_the_platforms_error
     with pytest.raises(SandboxUnavailable, match="grader output holder .* stopped"):
         sandbox.run(name="probe", argv=_py(kill_holder), limits=SMALL, grader_out=True)
     killer.join()
+
+
+# --- hardening: seccomp and resource limits (issue 9) ---------------------------------
+
+
+def test_learner_code_cannot_ptrace_nor_make_namespaces(sandbox):
+    """Docker's default profile allows ptrace on kernels since 4.8: a learner process
+    could attach to a grader probe of the same uid and rewrite what it reports."""
+    result = sandbox.run(
+        name="escape",
+        argv=_py(
+            "import ctypes, os\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "def tried(name, *args):\n"
+            "    r = getattr(libc, name)(*args); print(name, r, ctypes.get_errno())\n"
+            "tried('ptrace', 0, 0, 0, 0)\n"  # PTRACE_TRACEME
+            "tried('ptrace', 16, os.getppid(), 0, 0)\n"  # PTRACE_ATTACH to the parent
+            "tried('unshare', 0x10000000)\n"  # CLONE_NEWUSER
+            "tried('process_vm_readv', os.getppid(), 0, 0, 0, 0, 0)\n"
+        ),
+        limits=SMALL,
+    )
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(" ", 1) for line in result.output.strip().splitlines())
+    assert lines["ptrace"] == "-1 1"  # EPERM, both calls
+    assert result.output.count("ptrace -1 1") == 2
+    assert lines["unshare"] == "-1 1"
+    assert lines["process_vm_readv"] == "-1 1"
+
+
+def test_threads_and_processes_still_start_under_the_profile(sandbox):
+    result = sandbox.run(
+        name="threads",
+        argv=_py(
+            "import threading, subprocess, multiprocessing\n"
+            "t = threading.Thread(target=print, args=('thread',)); t.start(); t.join()\n"
+            "print(subprocess.run(['python', '-c', 'print(\"child\")'], capture_output=True, text=True).stdout.strip())\n"
+            "with multiprocessing.get_context('fork').Pool(2) as pool: print(sum(pool.map(abs, [-1, -2])))\n"
+        ),
+        limits=SMALL,
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.split() == ["thread", "child", "3"]
+
+
+def test_no_core_dumps_few_open_files_and_no_file_larger_than_the_workspace(sandbox):
+    result = sandbox.run(
+        name="limits",
+        argv=_py(
+            "import resource\n"
+            "for name in ('RLIMIT_CORE', 'RLIMIT_NOFILE', 'RLIMIT_FSIZE'):\n"
+            "    print(name, *resource.getrlimit(getattr(resource, name)))\n"
+        ),
+        limits=SMALL,
+    )
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(" ", 1) for line in result.output.strip().splitlines())
+    assert lines["RLIMIT_CORE"] == "0 0"
+    assert lines["RLIMIT_NOFILE"] == "4096 4096"
+    # The workspace and /tmp are 16 MiB here: a file fills them first (ENOSPC, see above).
+    assert lines["RLIMIT_FSIZE"] == f"{17 * 2**20} {17 * 2**20}"
+
+
+def test_a_missing_seccomp_base_is_a_platform_error_not_an_unconfined_run(tmp_path):
+    with pytest.raises(SandboxUnavailable, match="seccomp base profile"):
+        with Sandbox(run_id=_run_id(), image=IMAGE, workspace_mb=16, seccomp_base=str(tmp_path / "missing.json")) as sb:
+            sb.run(name="never", argv=["true"], limits=SMALL)
