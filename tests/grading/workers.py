@@ -24,6 +24,7 @@ def worker_env(settings):
     settings.SHIPWRIGHT_GRADING_QUEUE = f"grading-{suffix}"
     settings.SHIPWRIGHT_LOW_QUEUE = f"low-{suffix}"
     settings.SHIPWRIGHT_MAINTENANCE_QUEUE = f"maintenance-{suffix}"
+    settings.SHIPWRIGHT_INTAKE_QUEUE = f"intake-{suffix}"
     db = connection.settings_dict
     env = {
         **os.environ,
@@ -34,11 +35,16 @@ def worker_env(settings):
         "SHIPWRIGHT_GRADING_QUEUE": settings.SHIPWRIGHT_GRADING_QUEUE,
         "SHIPWRIGHT_LOW_QUEUE": settings.SHIPWRIGHT_LOW_QUEUE,
         "SHIPWRIGHT_MAINTENANCE_QUEUE": settings.SHIPWRIGHT_MAINTENANCE_QUEUE,
+        "SHIPWRIGHT_INTAKE_QUEUE": settings.SHIPWRIGHT_INTAKE_QUEUE,
+        "SHIPWRIGHT_STORAGE_URL": settings.SHIPWRIGHT_STORAGE_URL,
         "REDIS_URL": broker_url,
     }
     yield env
     redis.Redis.from_url(broker_url).delete(
-        settings.SHIPWRIGHT_GRADING_QUEUE, settings.SHIPWRIGHT_LOW_QUEUE, settings.SHIPWRIGHT_MAINTENANCE_QUEUE
+        settings.SHIPWRIGHT_GRADING_QUEUE,
+        settings.SHIPWRIGHT_LOW_QUEUE,
+        settings.SHIPWRIGHT_MAINTENANCE_QUEUE,
+        settings.SHIPWRIGHT_INTAKE_QUEUE,
     )
 
 
@@ -58,7 +64,7 @@ class Worker:
                 "config",
                 "worker",
                 "-Q",
-                f"{env['SHIPWRIGHT_GRADING_QUEUE']},{env['SHIPWRIGHT_LOW_QUEUE']}",
+                f"{env['SHIPWRIGHT_INTAKE_QUEUE']},{env['SHIPWRIGHT_GRADING_QUEUE']},{env['SHIPWRIGHT_LOW_QUEUE']}",
                 "--pool",
                 "solo",
                 "--without-gossip",
