@@ -300,7 +300,8 @@ def submission_receive(
         raise ValueError("give exactly one of upload, git_url, path")
     submission_check_allowed(user=user, lab=lab, enforce_limits=enforce_limits, client_ip=client_ip)
     pk = uuid.uuid4()
-    source_name, source_kind, upload_sha256, upload_size = "", Submission.SourceKind.DIRECTORY, "", 0
+    source_name, upload_sha256, upload_size = "", "", 0
+    source_kind: str = Submission.SourceKind.DIRECTORY  # a path's real kind is known after intake
     if upload is not None:
         source_name = intake.display_name(upload_name or getattr(upload, "name", "") or "upload")
         try:

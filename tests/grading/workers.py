@@ -52,7 +52,11 @@ class Worker:
     """A solo-pool worker on the grading queues of `env`; `broker_url` points it at
     another broker (a private redis-server a drill restarts)."""
 
-    def __init__(self, env: dict[str, str], *, broker_url: str | None = None, **extra_env: str):
+    def __init__(
+        self, env: dict[str, str], *, broker_url: str | None = None, queues: list[str] | None = None, **extra_env: str
+    ):
+        if queues is None:
+            queues = [env["SHIPWRIGHT_INTAKE_QUEUE"], env["SHIPWRIGHT_GRADING_QUEUE"], env["SHIPWRIGHT_LOW_QUEUE"]]
         if broker_url:
             extra_env["REDIS_URL"] = broker_url
         self.process = subprocess.Popen(
@@ -64,7 +68,7 @@ class Worker:
                 "config",
                 "worker",
                 "-Q",
-                f"{env['SHIPWRIGHT_INTAKE_QUEUE']},{env['SHIPWRIGHT_GRADING_QUEUE']},{env['SHIPWRIGHT_LOW_QUEUE']}",
+                ",".join(queues),
                 "--pool",
                 "solo",
                 "--without-gossip",
