@@ -4,6 +4,7 @@ streaming), what the intake queue does after it, and whose address counts."""
 from __future__ import annotations
 
 import io
+import textwrap
 import uuid
 import zipfile
 from datetime import timedelta
@@ -27,7 +28,7 @@ FORM_URL = "/labs/tiny-course/tiny/submit/"
 def unique_zip(name: str = "correct", *, traversal: bool = False) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("../../etc/evil" if traversal else "main.py", SOLUTIONS[name])
+        archive.writestr("../../etc/evil" if traversal else "main.py", textwrap.dedent(SOLUTIONS[name]))
         archive.writestr("nonce.txt", uuid.uuid4().hex)
     return buffer.getvalue()
 
@@ -36,7 +37,7 @@ def bomb_zip() -> bytes:
     """A few KB that expand past any sane cap."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("main.py", SOLUTIONS["correct"])
+        archive.writestr("main.py", textwrap.dedent(SOLUTIONS["correct"]))
         archive.writestr("zeros.bin", b"\0" * (3 * 1024 * 1024))
     return buffer.getvalue()
 
