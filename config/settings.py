@@ -8,6 +8,7 @@ without a secret key and allowed hosts.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -301,6 +302,10 @@ SHIPWRIGHT_ASSET_CACHE_DIR = Path(os.environ.get("SHIPWRIGHT_ASSET_CACHE_DIR", V
 # by every host (endpoint and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
 # AWS_SECRET_ACCESS_KEY(_FILE), AWS_DEFAULT_REGION, read by boto3).
 SHIPWRIGHT_STORAGE_URL = _env_str("SHIPWRIGHT_STORAGE_URL", "") or ""
+if SHIPWRIGHT_STORAGE_URL and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,62}(/[^\s]*)?", SHIPWRIGHT_STORAGE_URL):
+    raise ImproperlyConfigured(
+        f"SHIPWRIGHT_STORAGE_URL must be empty or s3://BUCKET[/PREFIX], got {SHIPWRIGHT_STORAGE_URL!r}"
+    )
 SHIPWRIGHT_STORE_CACHE_DIR = Path(os.environ.get("SHIPWRIGHT_STORE_CACHE_DIR", VAR_DIR / "store-cache"))
 SHIPWRIGHT_UPLOAD_MAX_BYTES = _env_int("SHIPWRIGHT_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 SHIPWRIGHT_UNPACKED_MAX_BYTES = _env_int("SHIPWRIGHT_UNPACKED_MAX_BYTES", 200 * 1024 * 1024)

@@ -69,6 +69,10 @@ TOO_MANY_REJECTED = (
     "Please wait {seconds} s, and check the lab's instructions for what to submit."
 )
 INTAKE_SOURCE_GONE = "the source of this submission is no longer available; please submit again"
+INTAKE_FAILED = (
+    "Your submission could not be checked because of a platform fault (logged for the staff). "
+    "This does not count against you; please submit again."
+)
 WORKER_LOST = "The grading worker stopped unexpectedly; your submission is being graded again."
 STAFF_ALERT_SUBJECT = "Shipwright: a submission ended in a platform error"
 JUDGING_FAILED = "Your work ran, but the grader failed while judging it (a platform fault, logged for the staff). This is not a verdict on your work."
@@ -438,6 +442,25 @@ def submission_intake(submission_id, *, path: str | None = None, enqueue: bool =
             submission_enqueue(submission)
     _drop_upload(submission, upload)
     return submission
+
+
+def submission_intake_failed(submission_id, *, reason: str) -> None:
+    """End a received submission whose intake hit a fault of ours (not the learner's
+    source, not the store being down): `error`, never a rejection, so it counts
+    neither as an attempt nor towards the refused-source throttle; the stored upload
+    is removed. Without this the reaper would re-send it for ever."""
+    submission = Submission.objects.filter(pk=submission_id, status=Submission.Status.RECEIVED).first()
+    if submission is None:
+        return
+    now = timezone.now()
+    Submission.objects.filter(pk=submission.pk, status=Submission.Status.RECEIVED).update(
+        status=Submission.Status.ERROR,
+        error_message=INTAKE_FAILED,
+        error_detail=reason[:4000],
+        started_at=now,
+        finished_at=now,
+    )
+    _drop_upload(submission, storage.upload_name(submission.pk))
 
 
 def _drop_upload(submission: Submission, name: str) -> None:

@@ -44,6 +44,9 @@ def intake_submission(self, submission_id: str) -> None:
     except StoreError as exc:
         log.warning("intake %s: store unavailable (%s); retrying", submission_id, exc)
         raise self.retry(countdown=min(10 * 2**self.request.retries, 300)) from exc
+    except Exception as exc:
+        log.exception("intake %s failed inside the platform", submission_id)
+        services.submission_intake_failed(submission_id, reason=f"intake: {type(exc).__name__}: {exc}")
 
 
 @shared_task(name="grading.reap_stale_submissions")

@@ -270,3 +270,21 @@ def test_the_form_records_the_client_behind_the_proxy(enrolled, settings):
         HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.1",
     )
     assert Submission.objects.get().client_ip == "198.51.100.1"
+
+
+def test_a_fault_of_ours_during_intake_ends_in_error_not_a_rejection_and_not_for_ever(enrolled, settings, monkeypatch):
+    from grading import tasks
+
+    enrolled.post(FORM_URL, {"archive": SimpleUploadedFile("s.zip", unique_zip())})
+    submission = Submission.objects.get()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in intake")
+
+    monkeypatch.setattr(services, "snapshot_from_upload", broken)
+    tasks.intake_submission.apply(args=[str(submission.pk)])
+    submission.refresh_from_db()
+    assert submission.status == "error" and submission.error_message == services.INTAKE_FAILED
+    assert "a bug in intake" in submission.error_detail
+    assert str(submission.pk) not in stored_uploads(settings)
+    assert services.submissions_redispatch_lost(now=timezone.now() + timedelta(hours=1)) == []
