@@ -69,9 +69,9 @@ def kept_submission_ids() -> set:
     keep (certificates: the attempts matching a certificate's evidence, see
     grading.hooks.kept_submission_ids)."""
     best: dict[tuple[int, int], tuple[tuple, object]] = {}
-    rows = Submission.objects.filter(status__in=Submission.FINISHED).values_list(
-        "pk", "user_id", "lab_id", "status", "score", "max_score", "created_at"
-    )
+    # A rejected source was never graded: it can be no one's best attempt.
+    finished = Submission.objects.filter(status__in=Submission.FINISHED).exclude(status=Submission.Status.REJECTED)
+    rows = finished.values_list("pk", "user_id", "lab_id", "status", "score", "max_score", "created_at")
     for pk, user_id, lab_id, status, score, max_score, created_at in rows.iterator(chunk_size=2000):
         key = (status == Submission.Status.PASSED, _percent(score, max_score), created_at)
         current = best.get((user_id, lab_id))

@@ -413,9 +413,9 @@ def submission_intake(submission_id, *, path: str | None = None, enqueue: bool =
             # A command-line submission whose process died before its intake ran.
             raise IntakeError(INTAKE_SOURCE_GONE)
     except IntakeError as exc:
-        now = timezone.now()
+        # No started_at: nothing ran, so it never enters the lab's run-time estimate.
         Submission.objects.filter(pk=submission.pk, status=Submission.Status.RECEIVED).update(
-            status=Submission.Status.REJECTED, error_message=exc.message, finished_at=now, started_at=now
+            status=Submission.Status.REJECTED, error_message=exc.message, finished_at=timezone.now()
         )
         _drop_upload(submission, upload)
         submission.refresh_from_db()
@@ -452,13 +452,11 @@ def submission_intake_failed(submission_id, *, reason: str) -> None:
     submission = Submission.objects.filter(pk=submission_id, status=Submission.Status.RECEIVED).first()
     if submission is None:
         return
-    now = timezone.now()
     Submission.objects.filter(pk=submission.pk, status=Submission.Status.RECEIVED).update(
         status=Submission.Status.ERROR,
         error_message=INTAKE_FAILED,
         error_detail=reason[:4000],
-        started_at=now,
-        finished_at=now,
+        finished_at=timezone.now(),
     )
     _drop_upload(submission, storage.upload_name(submission.pk))
 
