@@ -49,6 +49,9 @@ test: venv services engine images
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	DJANGO_DEBUG=1 $(VENV)/bin/mypy grading certificates labs
+	promtool check config --syntax-only docker/prometheus/prometheus.yml
+	promtool check rules docker/prometheus/alerts.yml
+	promtool test rules docker/prometheus/alerts.test.yml
 	DJANGO_DEBUG=1 DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test $(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest
 

@@ -16,3 +16,6 @@ account_exporters: list[Callable[[Any], Iterator[tuple[str, Iterable[dict]]]]] =
 # Each erases or anonymises its app's data of a user, inside the deletion's
 # transaction and before the user row is deleted (files: via transaction.on_commit).
 account_erasers: list[Callable[[Any], None]] = []
+# Each gives `create_demo_users`' demo instructor what it needs to teach (courses
+# makes them an instructor of every course) and returns a line to print, or "".
+demo_instructor_setup: list[Callable[[Any], str]] = []

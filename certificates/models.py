@@ -86,7 +86,8 @@ class CertificateEvent(models.Model):
 
 
 class StatusList(models.Model):
-    """The revocation Bitstring Status List, and its signed credential as served."""
+    """A Bitstring Status List (slug = purpose: revocation or suspension), and its
+    signed credential as served."""
 
     slug = models.SlugField(unique=True, default="revocation")
     bits = models.BinaryField()

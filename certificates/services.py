@@ -28,6 +28,10 @@ from .models import Certificate, CertificateEvent, PendingCertificate, StatusLis
 from .verifier import VerificationReport, verify_credential
 
 STATUS_LIST_SLUG = "revocation"
+# A second signed list, same index as the revocation one: a set bit means suspended
+# (reversible), so verifiers outside this site see a suspension too.
+SUSPENSION_LIST_SLUG = "suspension"
+STATUS_LIST_SLUGS = (STATUS_LIST_SLUG, SUSPENSION_LIST_SLUG)
 WITHDRAWN_BY_HOLDER = "withdrawn by holder"
 ISSUER_NAME = "Shipwright"
 # Shown to a learner whose certificate waits for a signing key.
@@ -45,8 +49,8 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def status_list_url() -> str:
-    return f"{settings.SITE_URL}/status/{STATUS_LIST_SLUG}"
+def status_list_url(slug: str = STATUS_LIST_SLUG) -> str:
+    return f"{settings.SITE_URL}/status/{slug}"
 
 
 def verify_url(public_id: str) -> str:
@@ -84,10 +88,8 @@ def requirements_met(*, user, course: Course) -> list[Submission] | None:
     return evidence
 
 
-def _status_list() -> StatusList:
-    status_list, _ = StatusList.objects.get_or_create(
-        slug=STATUS_LIST_SLUG, defaults={"bits": bytes(bitstring.new_bitstring())}
-    )
+def _status_list(slug: str = STATUS_LIST_SLUG) -> StatusList:
+    status_list, _ = StatusList.objects.get_or_create(slug=slug, defaults={"bits": bytes(bitstring.new_bitstring())})
     return status_list
 
 
@@ -251,34 +253,35 @@ def _issue(*, user, course: Course, evidence: list[Submission]) -> Certificate:
     return certificate
 
 
-def status_list_json() -> str:
-    """The signed BitstringStatusListCredential as served: the text stored on the
-    row, re-signed when the bits change.
+def status_list_json(slug: str = STATUS_LIST_SLUG) -> str:
+    """The signed BitstringStatusListCredential `slug` (revocation or suspension) as
+    served: the text stored on the row, re-signed when the bits change.
 
     Read from the database on every call, on purpose: a copy cached per process
     (the embedded default's LocMemCache) kept serving a revocation made by
     `manage.py revoke_certificate` in another process as valid for an hour. The
     read is one indexed row, the same cost as checking a cached copy's version."""
-    text = StatusList.objects.filter(slug=STATUS_LIST_SLUG).values_list("credential", flat=True).first()
+    text = StatusList.objects.filter(slug=slug).values_list("credential", flat=True).first()
     if not text:
-        status_list = _status_list()
+        status_list = _status_list(slug)
         _resign(status_list)
         text = status_list.credential
     return text
 
 
-def status_list_document() -> dict:
-    return json.loads(status_list_json())
+def status_list_document(slug: str = STATUS_LIST_SLUG) -> dict:
+    return json.loads(status_list_json(slug))
 
 
 def _resign(status_list: StatusList) -> None:
     key = keys.current_key()
     now = _iso(timezone.now())
     unsigned = bitstring.status_list_credential(
-        status_list_url=status_list_url(),
+        status_list_url=status_list_url(status_list.slug),
         issuer_did=keys.issuer_did(),
         bits=bytearray(bytes(status_list.bits)),
         valid_from=now,
+        status_purpose=status_list.slug,
     )
     signed = signing.sign(
         unsigned, private_key=key.private_key, verification_method=key.verification_method, created=now
@@ -287,9 +290,11 @@ def _resign(status_list: StatusList) -> None:
     status_list.save(update_fields=["credential", "updated_at"])
 
 
-def _set_bit(index: int, value: bool) -> None:
+def _set_bit(index: int, value: bool, slug: str = STATUS_LIST_SLUG) -> None:
     # The whole list is read, changed and re-signed: concurrent revocations take turns.
-    status_list = StatusList.objects.select_for_update().get(pk=_status_list().pk)
+    status_list = StatusList.objects.select_for_update().get(pk=_status_list(slug).pk)
+    if bitstring.is_set(bytes(status_list.bits), index) == value:
+        return
     bits = bytearray(bytes(status_list.bits))
     bitstring.set_bit(bits, index, value)
     status_list.bits = bytes(bits)
@@ -329,8 +334,10 @@ def _required(reason: str) -> str:
 
 @transaction.atomic
 def certificate_revoke(*, certificate: Certificate, reason: str, by=None) -> Certificate:
-    """Revoke for good: the status list bit is set and the page says so."""
+    """Revoke for good: the status list bit is set and the page says so. A
+    suspended certificate's suspension bit is cleared: it is revoked, not both."""
     status = Certificate.Status
+    was_suspended = Certificate.objects.filter(pk=certificate.pk, status=status.SUSPENDED).exists()
     changed = _change_status(
         certificate=certificate,
         to=status.REVOKED,
@@ -341,13 +348,16 @@ def certificate_revoke(*, certificate: Certificate, reason: str, by=None) -> Cer
     )
     if changed.status == status.REVOKED:
         _set_bit(changed.status_index, True)
+        if was_suspended:
+            _set_bit(changed.status_index, False, SUSPENSION_LIST_SLUG)
     return changed
 
 
 @transaction.atomic
 def certificate_suspend(*, certificate: Certificate, reason: str, by=None) -> Certificate:
-    """Suspend pending review; shown on the verify page. Reversible."""
-    return _change_status(
+    """Suspend pending review: shown on the verify page, and the bit is set in the
+    signed suspension list for verifiers elsewhere. Reversible."""
+    changed = _change_status(
         certificate=certificate,
         to=Certificate.Status.SUSPENDED,
         allowed_from=(Certificate.Status.VALID,),
@@ -355,12 +365,15 @@ def certificate_suspend(*, certificate: Certificate, reason: str, by=None) -> Ce
         reason=_required(reason),
         by=by,
     )
+    if changed.status == Certificate.Status.SUSPENDED:
+        _set_bit(changed.status_index, True, SUSPENSION_LIST_SLUG)
+    return changed
 
 
 @transaction.atomic
 def certificate_reinstate(*, certificate: Certificate, reason: str = "", by=None) -> Certificate:
-    """Lift a suspension. A revoked certificate stays revoked."""
-    return _change_status(
+    """Lift a suspension (its bit is cleared). A revoked certificate stays revoked."""
+    changed = _change_status(
         certificate=certificate,
         to=Certificate.Status.VALID,
         allowed_from=(Certificate.Status.SUSPENDED,),
@@ -368,18 +381,32 @@ def certificate_reinstate(*, certificate: Certificate, reason: str = "", by=None
         reason=reason.strip(),
         by=by,
     )
+    if changed.status == Certificate.Status.VALID:
+        _set_bit(changed.status_index, False, SUSPENSION_LIST_SLUG)
+    return changed
 
 
 @lru_cache(maxsize=1024)
-def _verify_cached(credential: str, did: str, status: str, minute: int) -> VerificationReport:
+def _verify_cached(credential: str, did: str, status: str, suspension: str, minute: int) -> VerificationReport:
     # `minute` is part of the cache key only: date checks are redone every minute.
-    return verify_credential(json.loads(credential), json.loads(did), status_list=json.loads(status))
+    return verify_credential(
+        json.loads(credential),
+        json.loads(did),
+        status_list=json.loads(status),
+        suspension_list=json.loads(suspension),
+    )
 
 
 def certificate_verify(certificate: Certificate) -> VerificationReport:
     """Re-verify the stored credential bytes against the published DID document
-    and status list. Memoized on the exact text of all three (and the minute), so
+    and status lists. Memoized on the exact text of all four (and the minute), so
     a change to any of them, such as tampering in the database, is verified afresh
     and shows as a failed check."""
     minute = int(timezone.now().timestamp() // 60)
-    return _verify_cached(certificate.credential, keys.did_document_json(), status_list_json(), minute)
+    return _verify_cached(
+        certificate.credential,
+        keys.did_document_json(),
+        status_list_json(),
+        status_list_json(SUSPENSION_LIST_SLUG),
+        minute,
+    )

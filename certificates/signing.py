@@ -10,7 +10,8 @@ no URL is ever fetched. Expansion is strict: a property or type that the context
 not define is an error rather than silently dropped, because a dropped property is
 shown to people but not covered by the signature.
 
-No Django imports: this module must work from `python -m certificates.verifier`.
+No Django imports: this module must work from `python -m certificates.verifier` and
+from the standalone verifier (certificates/standalone.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,8 @@ PROOF_TYPE = "DataIntegrityProof"
 CRYPTOSUITE = "eddsa-rdfc-2022"
 PROOF_PURPOSE = "assertionMethod"
 
-_CONTEXTS_DIR = Path(__file__).resolve().parent / "contexts"
+# Read as package resources, so they load from the standalone verifier's zip too.
+_CONTEXTS_DIR = resources.files("certificates") / "contexts"
 PINNED_CONTEXTS: dict[str, str] = {
     CREDENTIALS_V2_URL: "credentials-v2.jsonld",
     CREDENTIALS_EXAMPLES_V2_URL: "credentials-examples-v2.jsonld",

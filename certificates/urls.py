@@ -4,6 +4,7 @@ from . import views
 
 app_name = "certificates"
 urlpatterns = [
+    path("verify/shipwright-verify.pyz", views.verifier_download, name="verifier-download"),
     path("verify/<str:public_id>/", views.verify, name="verify"),
     path("verify/<str:public_id>/credential.json", views.credential_json, name="credential-json"),
     path(".well-known/did.json", views.did_json, name="did-json"),

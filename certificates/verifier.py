@@ -4,7 +4,7 @@ Library: `verify_credential(...)` returns a `VerificationReport` of ordered, nam
 checks. CLI, runnable without Django:
 
     python -m certificates.verifier credential.json --did did.json \\
-        [--status-list FILE_OR_URL] [--offline]
+        [--status-list FILE_OR_URL] [--suspension-list FILE_OR_URL] [--offline]
 
 Exit status: 0 when every check that ran passed, 1 when one failed, 2 for usage
 errors or unreadable files. The network is used only to fetch a status list given
@@ -31,9 +31,15 @@ SIGNATURE_VALID = "signature valid"
 KEY_LISTED = "key listed by the issuer"
 ISSUER_MATCHES = "issuer matches the key's controller"
 NOT_REVOKED = "not revoked"
+NOT_SUSPENDED = "not suspended"
 DATES_VALID = "dates valid"
 
+PURPOSE_REVOCATION = "revocation"
+PURPOSE_SUSPENSION = "suspension"
+STATUS_SET = {PURPOSE_REVOCATION: "revoked", PURPOSE_SUSPENSION: "suspended"}
+
 REVOCATION_NOT_CHECKED = "revocation status not checked (offline)"
+SUSPENSION_NOT_CHECKED = "suspension status not checked (offline)"
 VERDICT_VALID = "valid"
 VERDICT_VALID_UNCHECKED_REVOCATION = f"signature valid; {REVOCATION_NOT_CHECKED}"
 VERDICT_INVALID = "NOT VALID"
@@ -88,8 +94,12 @@ class VerificationReport:
             return f"{VERDICT_INVALID}: " + "; ".join(f"{c.name}: {c.message}" for c in self.failed)
         if self.fully_verified:
             return VERDICT_VALID
-        # Only revocation can be left unchecked once the signature has verified.
-        return VERDICT_VALID_UNCHECKED_REVOCATION
+        # Only the status checks can be left unchecked once the signature has verified.
+        unchecked = [c.name for c in self.checks if c.status is CheckStatus.NOT_CHECKED]
+        if unchecked == [NOT_REVOKED]:
+            return VERDICT_VALID_UNCHECKED_REVOCATION
+        texts = {NOT_REVOKED: REVOCATION_NOT_CHECKED, NOT_SUSPENDED: SUSPENSION_NOT_CHECKED}
+        return "signature valid; " + "; ".join(texts.get(name, f"{name}: not checked") for name in unchecked)
 
 
 class StatusListUnavailable(Exception):
@@ -235,52 +245,104 @@ def _check_dates(document: dict[str, Any], now: datetime, what: str = "credentia
     return _passed(DATES_VALID, f"valid {span}")
 
 
-def _check_not_revoked(
+def _status_entry(credential: dict[str, Any], purpose: str) -> dict[str, Any] | None:
+    """The credential's one BitstringStatusListEntry for `purpose`: `credentialStatus`
+    is one entry (then it is the revocation entry, whatever it says: the purpose is
+    checked against the list's) or a list of entries."""
+    status = credential.get("credentialStatus")
+    if isinstance(status, dict):
+        return status if purpose == PURPOSE_REVOCATION or status.get("statusPurpose") == purpose else None
+    matching = [e for e in _as_list(status) if isinstance(e, dict) and e.get("statusPurpose") == purpose]
+    return matching[0] if len(matching) == 1 else None
+
+
+def _suspension_entry(credential: dict[str, Any], status_list_credential: dict[str, Any]) -> dict[str, Any] | None:
+    """The credential's suspension entry, or else the one Shipwright's issuer implies:
+    its credentials carry one revocation entry (the published contract), and the
+    issuer's suspension list uses the same index. The list given must then be signed
+    by the credential's issuer, which `_check_status` requires anyway."""
+    entry = _status_entry(credential, PURPOSE_SUSPENSION)
+    if entry is not None:
+        return entry
+    revocation = _status_entry(credential, PURPOSE_REVOCATION)
+    if revocation is None or "statusListIndex" not in revocation:
+        return None
+    return {
+        "type": "BitstringStatusListEntry",
+        "statusPurpose": PURPOSE_SUSPENSION,
+        "statusListIndex": revocation["statusListIndex"],
+        "statusListCredential": status_list_credential.get("id"),
+    }
+
+
+def _check_status(
+    name: str,
+    purpose: str,
+    entry: dict[str, Any] | None,
     credential: dict[str, Any],
     did_document: dict[str, Any],
     status_list_credential: dict[str, Any],
     now: datetime,
 ) -> Check:
-    entry = credential.get("credentialStatus")
-    if isinstance(entry, list):
-        revocation_entries = [e for e in entry if isinstance(e, dict) and e.get("statusPurpose") == "revocation"]
-        entry = revocation_entries[0] if len(revocation_entries) == 1 else None
     if not isinstance(entry, dict) or entry.get("type") != "BitstringStatusListEntry":
-        return _failed(NOT_REVOKED, "no single BitstringStatusListEntry for revocation")
+        return _failed(name, f"no single BitstringStatusListEntry for {purpose}")
     list_url = entry.get("statusListCredential")
     if status_list_credential.get("id") != list_url:
         return _failed(
-            NOT_REVOKED,
+            name,
             f"the status list given is {status_list_credential.get('id')}, but the credential points to {list_url}",
         )
     signed, message, _ = _verify_signed_by_issuer(status_list_credential, did_document)
     if not signed:
-        return _failed(NOT_REVOKED, f"status list signature: {message}")
+        return _failed(name, f"status list signature: {message}")
     _, proof = signing.extract_proof(status_list_credential)
     if _issuer_id(status_list_credential) != _issuer_id(credential) or (
         proof["verificationMethod"] not in _assertion_method_ids(did_document)
     ):
-        return _failed(NOT_REVOKED, "the status list was not issued by the credential's issuer")
+        return _failed(name, "the status list was not issued by the credential's issuer")
     list_dates = _check_dates(status_list_credential, now, what="status list")
     if not list_dates.passed:
-        return _failed(NOT_REVOKED, list_dates.message)
+        return _failed(name, list_dates.message)
     types = status_list_credential.get("type") or []
     subject = status_list_credential.get("credentialSubject")
     if "BitstringStatusListCredential" not in types or not isinstance(subject, dict):
-        return _failed(NOT_REVOKED, "the status list is not a BitstringStatusListCredential")
+        return _failed(name, "the status list is not a BitstringStatusListCredential")
     if subject.get("statusPurpose") != entry.get("statusPurpose"):
         return _failed(
-            NOT_REVOKED,
+            name,
             f"the status list's purpose is {subject.get('statusPurpose')!r}, not {entry.get('statusPurpose')!r}",
         )
     try:
         index = int(str(entry.get("statusListIndex")))
-        revoked = bitstring.is_set(bitstring.decode(str(subject.get("encodedList"))), index)
+        is_set = bitstring.is_set(bitstring.decode(str(subject.get("encodedList"))), index)
     except (ValueError, bitstring.StatusListError) as exc:
-        return _failed(NOT_REVOKED, f"cannot read the status list: {exc}")
-    if revoked:
-        return _failed(NOT_REVOKED, f"revoked (bit {index} of {list_url} is set)")
-    return _passed(NOT_REVOKED, f"bit {index} of the signed status list {list_url} is clear")
+        return _failed(name, f"cannot read the status list: {exc}")
+    if is_set:
+        return _failed(name, f"{STATUS_SET[purpose]} (bit {index} of {list_url} is set)")
+    return _passed(name, f"bit {index} of the signed {purpose} list {list_url} is clear")
+
+
+def _status_check(
+    name: str,
+    purpose: str,
+    entry: dict[str, Any] | None,
+    credential: dict[str, Any],
+    did_document: dict[str, Any],
+    status_list: dict[str, Any] | Literal["fetch"] | None,
+    now: datetime,
+) -> Check:
+    not_checked = REVOCATION_NOT_CHECKED if purpose == PURPOSE_REVOCATION else SUSPENSION_NOT_CHECKED
+    if status_list is None:
+        return _not_checked(name, not_checked)
+    if status_list == "fetch":
+        url = entry.get("statusListCredential") if isinstance(entry, dict) else None
+        try:
+            status_list = fetch_status_list(str(url))
+        except StatusListUnavailable as exc:
+            return _not_checked(name, f"{not_checked}: {exc}")
+    if not isinstance(status_list, dict):
+        return _failed(name, "the status list is not a JSON object")
+    return _check_status(name, purpose, entry, credential, did_document, status_list, now)
 
 
 # urlopen's default opener also speaks file:// and ftp://, and follows redirects to ftp.
@@ -323,11 +385,15 @@ def verify_credential(
     *,
     now: datetime | None = None,
     status_list: dict[str, Any] | Literal["fetch"] | None = None,
+    suspension_list: dict[str, Any] | Literal["fetch"] | None = None,
 ) -> VerificationReport:
     """Run every check on `credential`, in a fixed order; never raises for bad input.
 
-    `status_list` is the signed status list credential, or "fetch" to GET the
-    credential's `statusListCredential` URL, or None to leave revocation unchecked.
+    `status_list` is the signed revocation status list credential, or "fetch" to GET
+    the credential's `statusListCredential` URL, or None to leave revocation
+    unchecked. `suspension_list` is the issuer's signed suspension list (or "fetch",
+    for a credential with its own suspension entry); without it, and without a
+    suspension entry in the credential, no suspension check is made.
     """
     now = now or datetime.now(UTC)
     if now.tzinfo is None:
@@ -346,21 +412,20 @@ def verify_credential(
         _check_issuer_matches(credential, did_document, proof_method_id, method),
     ]
 
-    entry = credential.get("credentialStatus")
-    if entry is None:
+    if credential.get("credentialStatus") is None:
         checks.append(_passed(NOT_REVOKED, "the credential has no status entry, so it cannot be revoked"))
-    elif status_list is None:
-        checks.append(_not_checked(NOT_REVOKED, REVOCATION_NOT_CHECKED))
     else:
-        if status_list == "fetch":
-            url = entry.get("statusListCredential") if isinstance(entry, dict) else None
-            try:
-                status_list = fetch_status_list(str(url))
-            except StatusListUnavailable as exc:
-                status_list = None
-                checks.append(_not_checked(NOT_REVOKED, f"{REVOCATION_NOT_CHECKED}: {exc}"))
-        if isinstance(status_list, dict):
-            checks.append(_check_not_revoked(credential, did_document, status_list, now))
+        entry = _status_entry(credential, PURPOSE_REVOCATION)
+        checks.append(_status_check(NOT_REVOKED, PURPOSE_REVOCATION, entry, credential, did_document, status_list, now))
+        suspension = _status_entry(credential, PURPOSE_SUSPENSION)
+        if isinstance(suspension_list, dict):
+            suspension = _suspension_entry(credential, suspension_list)
+        if suspension is not None or suspension_list is not None:
+            checks.append(
+                _status_check(
+                    NOT_SUSPENDED, PURPOSE_SUSPENSION, suspension, credential, did_document, suspension_list, now
+                )
+            )
 
     checks.append(_check_dates(credential, now))
     return VerificationReport(tuple(checks))
@@ -383,9 +448,23 @@ def _read_json(path: str, what: str) -> dict[str, Any]:
     return document
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _load_status_list(source: str | None, offline: bool) -> dict[str, Any] | None:
+    if not source:
+        return None
+    if not source.startswith(("http://", "https://")):
+        return _read_json(source, "status list")
+    if offline:
+        return None
+    try:
+        return fetch_status_list(source)
+    except StatusListUnavailable as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+        return None
+
+
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m certificates.verifier") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m certificates.verifier",
+        prog=prog,
         description="Verify an Open Badges 3.0 credential signed with eddsa-rdfc-2022.",
     )
     parser.add_argument("credential", help="the credential JSON file")
@@ -393,29 +472,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--status-list",
         metavar="FILE_OR_URL",
-        help="the signed status list credential: a file, or an http(s) URL to fetch",
+        help="the signed revocation status list credential: a file, or an http(s) URL to fetch",
     )
-    parser.add_argument("--offline", action="store_true", help="never use the network; revocation unchecked")
+    parser.add_argument(
+        "--suspension-list",
+        metavar="FILE_OR_URL",
+        help="the issuer's signed suspension status list: a file, or an http(s) URL to fetch",
+    )
+    parser.add_argument(
+        "--offline", action="store_true", help="never use the network; status lists given as URLs are unchecked"
+    )
     args = parser.parse_args(argv)
 
     try:
         credential = _read_json(args.credential, "credential")
         did_document = _read_json(args.did, "DID document")
-        source = args.status_list
-        status_list: dict[str, Any] | None = None
-        if source and source.startswith(("http://", "https://")):
-            if not args.offline:
-                try:
-                    status_list = fetch_status_list(source)
-                except StatusListUnavailable as exc:
-                    print(f"warning: {exc}", file=sys.stderr)
-        elif source:
-            status_list = _read_json(source, "status list")
+        status_list = _load_status_list(args.status_list, args.offline)
+        suspension_list = _load_status_list(args.suspension_list, args.offline)
     except _UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    report = verify_credential(credential, did_document, status_list=status_list)
+    report = verify_credential(credential, did_document, status_list=status_list, suspension_list=suspension_list)
+    if args.suspension_list and suspension_list is None and NOT_SUSPENDED not in {c.name for c in report.checks}:
+        # Asked for but unavailable (offline, or the fetch failed): say so, before the dates.
+        checks = list(report.checks)
+        checks.insert(-1, _not_checked(NOT_SUSPENDED, SUSPENSION_NOT_CHECKED))
+        report = VerificationReport(tuple(checks))
     for check in report.checks:
         print(f"[{check.status.value:>11}] {check.name}: {check.message}")
     print(f"verdict: {report.verdict}")

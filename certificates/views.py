@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -10,12 +11,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
 
-from . import keys, services
+from . import keys, services, standalone
 from .models import Certificate
 from .pdf import render_certificate_pdf
 from .ratelimit import rate_limited
 
-NOT_FOUND = "No certificate with this id is public."
+NOT_FOUND = "There is no public certificate with this id."
 WITHDRAWN_HOLDER = "Name removed at the request of the holder"
 
 
@@ -28,19 +29,28 @@ def withdrawn_by_holder(certificate: Certificate) -> bool:
     )
 
 
-def _public_certificate(public_id: str) -> Certificate:
-    """The certificate if it exists and its holder made it public. Unknown and
-    hidden ids raise the very same 404."""
-    certificate = Certificate.objects.select_related("course").filter(public_id=public_id, public=True).first()
-    if certificate is None:
-        raise Http404(NOT_FOUND)
-    return certificate
+def _public_certificate(public_id: str) -> Certificate | None:
+    """The certificate if it exists and its holder made it public."""
+    return Certificate.objects.select_related("course").filter(public_id=public_id, public=True).first()
+
+
+def _not_found(request: HttpRequest) -> HttpResponse:
+    """Unknown and hidden ids get the very same page, rendered here rather than by
+    handler404 so that it is the site's page under DEBUG too (Django's debug 404
+    lists every URL pattern). An anonymous visitor gets no CSRF cookie from it (so
+    the two cases cannot be told apart by a cookie either)."""
+    context = {"not_found": NOT_FOUND}
+    if not request.user.is_authenticated:
+        context["csrf_token"] = ""
+    return render(request, "certificates/not_found.html", context, status=404)
 
 
 @require_GET
 @rate_limited
 def verify(request: HttpRequest, public_id: str) -> HttpResponse:
     certificate = _public_certificate(public_id)
+    if certificate is None:
+        return _not_found(request)
     if withdrawn_by_holder(certificate):
         # The signed credential names the holder: it is neither shown nor checked.
         return render(
@@ -50,7 +60,8 @@ def verify(request: HttpRequest, public_id: str) -> HttpResponse:
         )
     report = services.certificate_verify(certificate)
     credential = json.loads(certificate.credential)
-    requirements = [r["lab"] for r in certificate.course.requirements]
+    titles = dict(certificate.course.labs.values_list("slug", "title"))
+    issuer = credential.get("issuer") if isinstance(credential.get("issuer"), dict) else {}
     return render(
         request,
         "certificates/verify.html",
@@ -58,10 +69,15 @@ def verify(request: HttpRequest, public_id: str) -> HttpResponse:
             "certificate": certificate,
             "report": report,
             "credential": credential,
-            "requirements": requirements,
-            "labs": {lab.slug: lab for lab in certificate.course.labs.only("slug", "title", "course")},
+            "required_labs": [titles.get(r["lab"], r["lab"]) for r in certificate.course.requirements],
             "verify_url": services.verify_url(certificate.public_id),
-            "issuer_did": keys.issuer_did(),
+            "issuer_name": issuer.get("name") or services.ISSUER_NAME,
+            "issuer_origin": (issuer.get("url") or settings.SITE_URL).rstrip("/"),
+            "issuer_did": issuer.get("id") or keys.issuer_did(),
+            "status_list_url": services.status_list_url(),
+            "suspension_list_url": services.status_list_url(services.SUSPENSION_LIST_SLUG),
+            "verifier_filename": standalone.FILENAME,
+            "verifier_requirements": " ".join(standalone.requirements()),
         },
     )
 
@@ -70,10 +86,10 @@ def verify(request: HttpRequest, public_id: str) -> HttpResponse:
 @rate_limited
 def credential_json(request: HttpRequest, public_id: str) -> HttpResponse:
     certificate = _public_certificate(public_id)
-    if withdrawn_by_holder(certificate):
-        # It names the holder. Verifiers holding a copy still learn from the status
-        # list that it was revoked.
-        raise Http404(NOT_FOUND)
+    if certificate is None or withdrawn_by_holder(certificate):
+        # A withdrawn one names the holder. Verifiers holding a copy still learn from
+        # the status list that it was revoked.
+        return _not_found(request)
     response = HttpResponse(certificate.credential.encode(), content_type="application/vc+ld+json")
     response["Content-Disposition"] = f'inline; filename="{certificate.public_id}.json"'
     response["Access-Control-Allow-Origin"] = "*"
@@ -91,10 +107,21 @@ def did_json(request: HttpRequest) -> HttpResponse:
 @require_GET
 @cache_control(public=True, max_age=60)
 def status_list(request: HttpRequest, slug: str) -> HttpResponse:
-    """The signed status list: no cookies, no logging of who asked, cacheable."""
-    if slug != services.STATUS_LIST_SLUG:
+    """A signed status list (revocation or suspension): no cookies, no logging of who
+    asked, cacheable."""
+    if slug not in services.STATUS_LIST_SLUGS:
         raise Http404
-    response = HttpResponse(services.status_list_json(), content_type="application/vc+ld+json")
+    response = HttpResponse(services.status_list_json(slug), content_type="application/vc+ld+json")
+    response["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@require_GET
+@cache_control(public=True, max_age=3600)
+def verifier_download(request: HttpRequest) -> HttpResponse:
+    """The standalone offline verifier (certificates/standalone.py), one file."""
+    response = HttpResponse(standalone.verifier_zipapp(), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{standalone.FILENAME}"'
     response["Access-Control-Allow-Origin"] = "*"
     return response
 

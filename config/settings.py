@@ -12,7 +12,10 @@ import re
 from pathlib import Path
 
 import dj_database_url
+from csp import constants as csp_constants
 from django.core.exceptions import ImproperlyConfigured
+
+from config import logcontext
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SHIPWRIGHT_VAR_DIR", BASE_DIR / "var"))
@@ -83,6 +86,8 @@ CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 # The public origin used in certificates, e-mails and the issuer's did:web.
 SITE_URL = (_env_str("SHIPWRIGHT_SITE_URL", "http://127.0.0.1:8000") or "").rstrip("/")
+# The site's name in every e-mail (subject, greeting, signature) and as its sender.
+SITE_NAME = _env_str("SHIPWRIGHT_SITE_NAME", "Shipwright") or "Shipwright"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -111,6 +116,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
 
@@ -167,10 +173,18 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_EMAIL_VERIFICATION = os.environ.get("SHIPWRIGHT_EMAIL_VERIFICATION", "mandatory")
 ACCOUNT_CONFIRM_EMAIL_ON_GET = False
+# Confirming signs the learner in when the link is opened in the browser that signed
+# up: allauth keeps the pending login in that session for ACCOUNT_LOGIN_TIMEOUT (15
+# minutes by default, shorter than the time it takes some to read their mail). Opened
+# elsewhere, the link confirms the address and the learner logs in (allauth's rule: a
+# leaked link must never sign anyone in).
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_LOGIN_TIMEOUT = 24 * 3600
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_UNIQUE_EMAIL = True
-ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Shipwright] "
+ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{SITE_NAME}] "
+# allauth's e-mails with the site's name and an HTML alternative (accounts/mail.py).
+ACCOUNT_ADAPTER = "accounts.mail.AccountAdapter"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
 
 LANGUAGE_CODE = "en-us"
@@ -201,8 +215,10 @@ EMAIL_PORT = _env_int("EMAIL_PORT", 587)
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = _env_str("EMAIL_HOST_PASSWORD", "") or ""
 EMAIL_USE_TLS = _env_bool("EMAIL_USE_TLS", True)
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Shipwright <noreply@localhost>")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", f"{SITE_NAME} <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Django's mails to ADMINS (error reports) carry the site's name like the others.
+EMAIL_SUBJECT_PREFIX = f"[{SITE_NAME}] "
 # Who is e-mailed when a submission ends in a platform error (besides staff users):
 # DJANGO_ADMINS="ops@example.org,oncall@example.org".
 ADMINS = [(email, email) for email in (a.strip() for a in os.environ.get("DJANGO_ADMINS", "").split(",")) if email]
@@ -213,6 +229,25 @@ CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy on every response (django-csp): the second wall behind the
+# HTML sanitiser. Scripts only from our own static files: no inline <script>, no on*
+# handlers, no javascript: URLs, no eval. Stylesheets only from our files too (htmx's
+# injected indicator <style> is switched off in base.html), but style="" attributes are
+# allowed: progress bars set their width that way, and a style attribute cannot run code.
+# Images may come from https (lessons link pictures); forms post only to this site.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp_constants.SELF],
+        "script-src": [csp_constants.SELF],
+        "style-src": [csp_constants.SELF],
+        "style-src-attr": [csp_constants.UNSAFE_INLINE],
+        "img-src": [csp_constants.SELF, "data:", "https:"],
+        "object-src": [csp_constants.NONE],
+        "base-uri": [csp_constants.SELF],
+        "form-action": [csp_constants.SELF],
+        "frame-ancestors": [csp_constants.NONE],
+    }
+}
 if not DEBUG:
     SECURE_SSL_REDIRECT = _env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -261,6 +296,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The worker logs through LOGGING (above) like the web: same format, and every line
+# of a grading run names its submission.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Queue names: grading, and low priority for regrades. Configurable so that test
 # runs sharing one Redis never consume each other's messages.
 SHIPWRIGHT_GRADING_QUEUE = os.environ.get("SHIPWRIGHT_GRADING_QUEUE", "grading")
@@ -333,6 +371,9 @@ if SHIPWRIGHT_PLATFORM_BACKOFF_FIRST_S <= 0:
     )
 # Labels this deployment's sandboxes; empty: derived from the database's address.
 SHIPWRIGHT_SANDBOX_INSTANCE = os.environ.get("SHIPWRIGHT_SANDBOX_INSTANCE", "")
+# `/metrics` (Prometheus format) answers only a scraper presenting this bearer token;
+# unset, the endpoint does not exist (404).
+SHIPWRIGHT_METRICS_TOKEN = _env_str("SHIPWRIGHT_METRICS_TOKEN", "") or ""
 
 
 # Days after which a superseded attempt's snapshot and stage output are deleted
@@ -356,10 +397,36 @@ SHIPWRIGHT_VERIFY_RATE_LIMIT = (
 )
 SHIPWRIGHT_SIGNING_KEY_DIR = Path(_env_str("SHIPWRIGHT_SIGNING_KEY_DIR") or str(VAR_DIR / "signing-keys"))
 
+# Every log record carries the submission it belongs to (config/logcontext.py);
+# LOG_FORMAT=json writes one JSON object per line for a log pipeline.
+logcontext.install()
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [submission %(submission_id)s] %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(submission_id)s %(process)d %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
+        # Django's own error mails to ADMINS, with the site's name and an HTML alternative.
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "config.logs.SiteAdminEmailHandler",
+        },
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }

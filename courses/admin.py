@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Course, Enrollment, Lesson, LessonProgress, Module, Question, QuizAttempt
+from .models import Course, CourseStaff, Enrollment, Lesson, LessonProgress, Module, Question, QuizAttempt
 
 
 class ModuleInline(admin.TabularInline):
@@ -12,12 +12,19 @@ class ModuleInline(admin.TabularInline):
     show_change_link = True
 
 
+class CourseStaffInline(admin.TabularInline):
+    model = CourseStaff
+    fields = ["user", "role"]
+    autocomplete_fields = ["user"]
+    extra = 1
+
+
 @admin.register(Course)
 class CourseAdmin(admin.ModelAdmin):
     list_display = ["title", "slug", "published", "estimated_hours", "updated_at"]
     list_filter = ["published"]
     search_fields = ["title", "slug"]
-    inlines = [ModuleInline]
+    inlines = [CourseStaffInline, ModuleInline]
     readonly_fields = ["content_hash", "updated_at"]
 
 
@@ -69,3 +76,11 @@ class QuizAttemptAdmin(admin.ModelAdmin):
     list_display = ["user", "module", "correct", "total", "passed", "created_at"]
     list_filter = ["passed", "module__course"]
     search_fields = ["user__email"]
+
+
+@admin.register(CourseStaff)
+class CourseStaffAdmin(admin.ModelAdmin):
+    list_display = ["user", "course", "role", "created_at"]
+    list_filter = ["role", "course"]
+    search_fields = ["user__email", "course__slug"]
+    autocomplete_fields = ["user"]

@@ -8,6 +8,7 @@ class CoursesConfig(AppConfig):
     def ready(self) -> None:
         from accounts import hooks
 
-        from . import account_data
+        from . import account_data, services
 
         hooks.account_exporters.append(account_data.export)
+        hooks.demo_instructor_setup.append(services.demo_instructor_grant)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import markdown as md
 import nh3
 
-_EXTENSIONS = ["fenced_code", "tables", "admonition", "codehilite", "sane_lists", "toc", "attr_list"]
+# pymdownx.superfences, not Python-Markdown's fenced_code: it also finds fences nested
+# in list items and admonitions (indented 4 spaces, Python-Markdown's list rule), which
+# fenced_code leaves as paragraphs of backticks.
+_EXTENSIONS = ["pymdownx.superfences", "tables", "admonition", "codehilite", "sane_lists", "toc", "attr_list"]
 _EXTENSION_CONFIGS = {
     "codehilite": {"css_class": "highlight", "guess_lang": False},
     "toc": {"permalink": False},

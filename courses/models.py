@@ -4,16 +4,36 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from .markdown import sanitize
+
+
+def sanitize_html_fields(instance: models.Model, *names: str) -> None:
+    """Runs the importer's sanitizer over HTML fields before every save, so HTML
+    typed into the admin is held to the same allow-list as imported content (the
+    pages render these fields with |safe). A list field is sanitised item by item."""
+    for name in names:
+        if name not in instance.__dict__:  # deferred: not loaded, so not written either
+            continue
+        value = getattr(instance, name)
+        if isinstance(value, list):
+            setattr(instance, name, [sanitize(item) if isinstance(item, str) else item for item in value])
+        elif isinstance(value, str):
+            setattr(instance, name, sanitize(value))
+
 
 class CourseQuerySet(models.QuerySet["Course"]):
     def published(self) -> CourseQuerySet:
         return self.filter(published=True)
 
     def visible_to(self, user) -> CourseQuerySet:
-        """Published courses; staff also see unpublished ones (preview)."""
-        if getattr(user, "is_staff", False):
+        """Published courses, and the courses this user is staff of (preview);
+        a superuser sees every course. Plain site staff (`is_staff`) get no more
+        than a learner: that flag opens the admin only."""
+        if not getattr(user, "is_authenticated", False):
+            return self.published()
+        if user.is_superuser:
             return self.all()
-        return self.published()
+        return self.filter(Q(published=True) | Q(pk__in=CourseStaff.objects.filter(user=user).values("course")))
 
 
 class Course(models.Model):
@@ -37,6 +57,10 @@ class Course(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def save(self, *args, **kwargs) -> None:
+        sanitize_html_fields(self, "description_html")
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         from django.urls import reverse
@@ -103,6 +127,10 @@ class Lesson(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    def save(self, *args, **kwargs) -> None:
+        sanitize_html_fields(self, "body_html")
+        super().save(*args, **kwargs)
+
     def get_absolute_url(self) -> str:
         from django.urls import reverse
 
@@ -127,6 +155,10 @@ class Question(models.Model):
 
     def __str__(self) -> str:
         return f"{self.module}#{self.key}"
+
+    def save(self, *args, **kwargs) -> None:
+        sanitize_html_fields(self, "prompt_html", "choices_html", "explanation_html")
+        super().save(*args, **kwargs)
 
 
 class Enrollment(models.Model):
@@ -159,14 +191,27 @@ class LessonProgress(models.Model):
         return f"{self.user_id} read {self.lesson_id}"
 
 
+class QuizAttemptQuerySet(models.QuerySet["QuizAttempt"]):
+    def next_number(self, *, user, module: Module) -> int:
+        """The number of the attempt `user` would make next at `module`'s knowledge check."""
+        latest = self.filter(user=user, module=module).aggregate(latest=models.Max("number"))["latest"]
+        return (latest or 0) + 1
+
+
 class QuizAttempt(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quiz_attempts")
     module = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="quiz_attempts")
+    # {question key: the author's index of the chosen choice}
     answers = models.JSONField(default=dict)
+    # Which of the learner's attempts at this module it is: it seeds the order its
+    # choices were shown in (courses/quiz.py), so the result shows that order again.
+    number = models.PositiveIntegerField(default=1)
     correct = models.PositiveIntegerField()
     total = models.PositiveIntegerField()
     passed = models.BooleanField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = QuizAttemptQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -180,3 +225,32 @@ class QuizAttempt(models.Model):
     @property
     def percent(self) -> float:
         return 100.0 * self.correct / self.total if self.total else 0.0
+
+
+class CourseStaff(models.Model):
+    """A user's role on one course's teaching team. What each role may do is the
+    matrix in courses/access.py; a user without a row is a learner there."""
+
+    class Role(models.TextChoices):
+        INSTRUCTOR = "instructor", "Instructor"
+        TA = "ta", "Teaching assistant"
+        AUDITOR = "auditor", "Auditor (read-only)"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="course_roles")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="staff")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "course staff member"
+        verbose_name_plural = "course staff"
+        ordering = ["course", "role", "user__email"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "course"], name="course_staff_one_role_per_user"),
+            models.CheckConstraint(
+                condition=Q(role__in=["instructor", "ta", "auditor"]), name="course_staff_known_role"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) on {self.course}"

@@ -3,19 +3,22 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from labs.models import Lab
 
 CHOOSE_ONE = "Upload a file or give a git URL, not both."
 NOTHING_GIVEN = "Choose a file to upload or give a git URL."
 NOTEBOOK_ONLY = "This is a notebook lab: upload one .ipynb file."
+# Upload help per lab kind: each names only what that kind of lab accepts.
+REPO_UPLOAD_HELP = "A .zip or .tar.gz archive of your repository, at most {mb} MB."
+NOTEBOOK_UPLOAD_HELP = "One Jupyter notebook (.ipynb) that runs top to bottom, at most {mb} MB."
 
 
 class SubmissionForm(forms.Form):
     archive = forms.FileField(
         required=False,
         label="Upload",
-        help_text="A .zip or .tar.gz of your repository (max 50 MB), or your .ipynb for notebook labs.",
     )
     git_url = forms.CharField(
         required=False,
@@ -32,13 +35,15 @@ class SubmissionForm(forms.Form):
     def __init__(self, *args, lab: Lab, **kwargs):
         super().__init__(*args, **kwargs)
         self.lab = lab
+        mb = f"{settings.SHIPWRIGHT_UPLOAD_MAX_BYTES / 1024 / 1024:g}"
         if lab.kind == Lab.Kind.NOTEBOOK:
             self.fields["archive"].label = "Your notebook (.ipynb)"
-            self.fields["archive"].help_text = "One Jupyter notebook that runs top to bottom."
+            self.fields["archive"].help_text = NOTEBOOK_UPLOAD_HELP.format(mb=mb)
             self.fields["archive"].widget.attrs["accept"] = ".ipynb"
             del self.fields["git_url"]
             del self.fields["git_ref"]
         else:
+            self.fields["archive"].help_text = REPO_UPLOAD_HELP.format(mb=mb)
             self.fields["archive"].widget.attrs["accept"] = ".zip,.tar.gz,.tgz"
 
     def clean(self) -> dict[str, Any]:

@@ -297,3 +297,22 @@ class CheckResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.submission_id}:{self.name}"
+
+
+class MetricSample(models.Model):
+    """A counter or gauge that outlives the process that moved it, shared by every
+    host (the database is the one thing they all reach): reaper requeues, platform
+    errors by kind, verdicts per lab, live sandboxes per grading host. `/metrics`
+    reads them (grading/metrics.py); a counter only ever grows."""
+
+    name = models.CharField(max_length=100)
+    # Label pairs in a canonical form ("k=v" joined by "," in key order).
+    labels = models.CharField(max_length=300, blank=True)
+    value = models.FloatField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["name", "labels"], name="metric_sample_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name}{{{self.labels}}}={self.value}"

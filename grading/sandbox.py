@@ -255,6 +255,16 @@ def reap_leftovers(
     return removed
 
 
+def count_containers(*, instance: str | None = None, client: docker.DockerClient | None = None) -> int:
+    """Sandbox containers on this engine (running or not), optionally of one
+    deployment (its LABEL_INSTANCE): what `/metrics` reports per grading host."""
+    label = LABEL_RUN if instance is None else f"{LABEL_INSTANCE}={instance}"
+    try:
+        return len(_client(client).api.containers(all=True, filters={"label": label}))
+    except _ENGINE_ERRORS as exc:
+        raise _unavailable(exc) from exc
+
+
 def _created(labels: dict[str, str], fallback: float) -> float:
     try:
         return float(labels[LABEL_CREATED])

@@ -7,6 +7,7 @@ UPDATE, so a redelivered message does nothing.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import socket
@@ -21,17 +22,18 @@ from typing import IO
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import UploadedFile
-from django.core.mail import send_mail
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.mail import mail_send
+from config import logcontext
 from courses.markdown import render
 from courses.models import Enrollment
 from labs.models import Lab
 
-from . import budget, hooks, intake, runner, storage
+from . import budget, hooks, intake, metrics, runner, storage
 from .intake import (
     NOTEBOOK_LAB_NEEDS_NOTEBOOK,
     IntakeError,
@@ -48,6 +50,7 @@ from .sandbox import (
     LABEL_SUBMISSION,
     SandboxError,
     SandboxUnavailable,
+    count_containers,
     image_digest,
     reap_leftovers,
 )
@@ -74,7 +77,7 @@ INTAKE_FAILED = (
     "This does not count against you; please submit again."
 )
 WORKER_LOST = "The grading worker stopped unexpectedly; your submission is being graded again."
-STAFF_ALERT_SUBJECT = "Shipwright: a submission ended in a platform error"
+STAFF_ALERT_SUBJECT = "A submission ended in a platform error"
 JUDGING_FAILED = "Your work ran, but the grader failed while judging it (a platform fault, logged for the staff). This is not a verdict on your work."
 
 
@@ -97,9 +100,10 @@ class SourceRejected(SubmissionRejected):
 class SubmissionThrottled(SubmissionRejected):
     """The learner must wait: a submission still being graded, or the cool-off."""
 
-    def __init__(self, message: str, *, retry_after_s: int | None = None) -> None:
+    def __init__(self, message: str, *, retry_after_s: int | None = None, active: Submission | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s  # None when no honest estimate exists
+        self.active = active  # the submission still being graded, for a link to it
 
 
 class LabClosed(SubmissionRejected):
@@ -144,9 +148,10 @@ def submission_check_allowed(*, user, lab: Lab, enforce_limits: bool = True, cli
     # Staff regrades are left out: they drain on the low queue, and a learner waiting
     # behind them could not submit at all. The learner's new submission and the regrade
     # of an old one may then run side by side; both are graded, each once.
-    if Submission.objects.filter(user=user).active().learner_submitted().exists():
+    active = Submission.objects.filter(user=user).active().learner_submitted().order_by("-created_at").first()
+    if active is not None:
         # No retry-after: how long the running one takes is not known here.
-        raise SubmissionThrottled(ACTIVE_SUBMISSION)
+        raise SubmissionThrottled(ACTIVE_SUBMISSION, active=active)
     cooloff = settings.SHIPWRIGHT_RESUBMIT_COOLOFF_S
     if cooloff > 0:
         last = Submission.objects.filter(user=user, lab=lab).order_by("-created_at").first()
@@ -546,14 +551,15 @@ def submission_claim(*, submission_id, worker: str) -> int | None:
     now = timezone.now()
     with transaction.atomic():
         # Row lock: two workers given the same message read and bump `attempts` in turn.
-        attempts = (
+        row = (
             Submission.objects.select_for_update()
             .filter(pk=submission_id, status=Submission.Status.QUEUED)
-            .values_list("attempts", flat=True)
+            .values_list("attempts", "dispatch_due_at", "created_at", "lab__slug", "lab__course__slug")
             .first()
         )
-        if attempts is None:
+        if row is None:
             return None
+        attempts, due, created, lab_slug, course_slug = row
         fresh = attempts == 0  # a new submission or a regrade: its clocks start now
         claimed = Submission.objects.filter(
             pk=submission_id, status=Submission.Status.QUEUED, attempts=attempts
@@ -566,6 +572,9 @@ def submission_claim(*, submission_id, worker: str) -> int | None:
             claimed_by=worker[:200],
             error_message="",
         )
+        if claimed:
+            waited = max(0.0, (now - (due or created)).total_seconds())
+            metrics.observe(metrics.QUEUE_WAIT, waited, lab=f"{course_slug}/{lab_slug}")
     return attempts + 1 if claimed else None
 
 
@@ -613,7 +622,9 @@ class _Heartbeat:
         self.submission_id = submission_id
         self.attempt = attempt
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="grading-heartbeat")
+        # In the caller's context: its log lines name the submission too.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=lambda: context.run(self._loop), daemon=True, name="grading-heartbeat")
 
     def _loop(self) -> None:
         try:
@@ -655,6 +666,13 @@ def lab_assets_for(lab: Lab) -> runner.LabAssets:
 
 
 def submission_grade(submission_id, *, worker: str | None = None) -> Submission | Retry | None:
+    """Claim and grade one submission (see `_submission_grade`); every log line of
+    the run names the submission."""
+    with logcontext.submission(submission_id):
+        return _submission_grade(submission_id, worker=worker)
+
+
+def _submission_grade(submission_id, *, worker: str | None = None) -> Submission | Retry | None:
     """Claim and grade one submission; idempotent.
 
     Returns the finished submission; None when it was not claimable (already
@@ -676,7 +694,11 @@ def submission_grade(submission_id, *, worker: str | None = None) -> Submission 
     run_id = run_id_for(submission)
     labels = sandbox_labels(submission)
 
+    log.info("grading %s: claimed by %s (attempt %d) for %s", submission.pk, worker, attempt, lab.full_slug)
+
     def on_stage(index: int, stage, limit_s: float) -> None:
+        log.info("grading %s: stage %d: %s (limit %.0f s)", submission.pk, index + 1, stage.name, limit_s)
+
         def write() -> int:
             return _claimed(submission.pk, attempt).update(
                 current_stage=stage.name,
@@ -718,13 +740,16 @@ def submission_grade(submission_id, *, worker: str | None = None) -> Submission 
                     on_stage=on_stage,
                     labels=labels,
                 )
-    except (SandboxUnavailable, storage.StoreError) as exc:
-        return _platform_failure(submission, str(exc))
+    except SandboxUnavailable as exc:
+        return _platform_failure(submission, str(exc), kind="sandbox")
+    except storage.StoreError as exc:
+        return _platform_failure(submission, str(exc), kind="store")
     except runner.JudgingError as exc:
         # Every stage ran and judging their evidence failed. Judging is deterministic, so
         # a retry would re-run the whole pipeline only to fail the same way: end now,
         # as the platform's error (never the learner's), and tell the staff.
         log.exception("grading %s failed while judging", submission.pk)
+        metrics.count(metrics.PLATFORM_ERRORS, kind="judging")
         return _give_up(
             submission,
             reason=f"judging failed: {exc.__cause__ or exc}",
@@ -735,13 +760,14 @@ def submission_grade(submission_id, *, worker: str | None = None) -> Submission 
     except Exception as exc:
         # A fault of ours (or a soft time limit): never the learner's failure.
         log.exception("grading %s failed inside the platform", submission.pk)
-        return _platform_failure(submission, f"internal error: {type(exc).__name__}: {exc}")
+        return _platform_failure(submission, f"internal error: {type(exc).__name__}: {exc}", kind="internal")
     try:
         _db_retrying(lambda: _store_result(submission, result, image=image, digest=digest), f"grading {submission.pk}")
     except Superseded:
         log.warning("grading %s: attempt %s was superseded; its result is dropped", submission.pk, attempt)
         return None
     submission.refresh_from_db()
+    log.info("grading %s: %s, score %s of %s", submission.pk, submission.status, submission.score, submission.max_score)
     if submission.status == Submission.Status.ERROR:
         # A judge failed on one check (grading.judges' safety net): the verdicts are
         # stored, the learner is not charged, and the staff are told.
@@ -749,6 +775,7 @@ def submission_grade(submission_id, *, worker: str | None = None) -> Submission 
         reason = f"judging failed on {', '.join(failed)}"
         Submission.objects.filter(pk=submission.pk).update(error_message=JUDGING_FAILED, error_detail=reason)
         log.error("grading %s: %s", submission.pk, reason)
+        metrics.count(metrics.PLATFORM_ERRORS, kind="judging")
         _notify_staff(submission, reason=reason, tries=1)
         submission.refresh_from_db()
     return submission
@@ -793,12 +820,13 @@ def submission_retry(*, submission_id, countdown_s: float) -> None:
         submission_enqueue(submission, countdown_s=countdown_s)
 
 
-def _platform_failure(submission: Submission, reason: str) -> Submission | Retry | None:
+def _platform_failure(submission: Submission, reason: str, *, kind: str) -> Submission | Retry | None:
     """Requeue after a platform failure with backoff, or give up once the retry
     budget (SHIPWRIGHT_PLATFORM_RETRIES, about 20 minutes by default) is spent. The
     learner sees a friendly text; the raw reason goes to the log and `error_detail`."""
     log.warning("grading %s: platform error: %s", submission.pk, reason)
     _reset_connection()  # the failure may have been the database itself
+    metrics.count(metrics.PLATFORM_ERRORS, kind=kind)
     attempt = submission.attempts
     failures = submission.platform_errors + 1
     if failures <= settings.SHIPWRIGHT_PLATFORM_RETRIES:
@@ -838,6 +866,8 @@ def _give_up(
     if not changed:
         return None
     log.error("grading %s ended in a platform error after %s tries: %s", submission.pk, tries, reason)
+    metrics.count(metrics.PLATFORM_ERRORS, kind="gave_up")
+    metrics.count(metrics.VERDICTS, lab=submission.lab.full_slug, verdict=Submission.Status.ERROR)
     if not _notify_staff(submission, reason=reason, tries=tries) and message is None:
         Submission.objects.filter(pk=submission.pk).update(error_message=GAVE_UP_UNNOTIFIED.format(attempts=tries))
     submission.refresh_from_db()
@@ -859,7 +889,7 @@ def _notify_staff(submission: Submission, *, reason: str, tries: int) -> bool:
         "The learner was not charged. Once the platform is healthy, regrade it from the lab's submissions page."
     )
     try:
-        send_mail(STAFF_ALERT_SUBJECT, body, None, recipients)
+        mail_send(to=recipients, subject=STAFF_ALERT_SUBJECT, text=body)
     except Exception:
         log.exception("grading %s: could not e-mail the staff", submission.pk)
         return False
@@ -924,6 +954,13 @@ def _store_result(submission: Submission, result: runner.PipelineResult, *, imag
         ):
             raise Superseded(submission.pk)
         submission.refresh_from_db()
+        lab_slug = submission.lab.full_slug
+        metrics.count(metrics.VERDICTS, lab=lab_slug, verdict=submission.status)
+        for outcome in result.outcomes:
+            if outcome.status != "skipped":
+                metrics.observe(metrics.STAGE_DURATION, outcome.duration_s, lab=lab_slug, stage=outcome.spec.name)
+        if submission.started_at:
+            metrics.observe(metrics.RUN_DURATION, (now - submission.started_at).total_seconds(), lab=lab_slug)
         if result.status == Submission.Status.PASSED:
             _award_certificate(submission)
         timings = {"intake_s": submission.intake_s, **result.timings}
@@ -1085,6 +1122,7 @@ def submissions_reap_stale(*, now=None) -> list[str]:
                 )
                 if changed:
                     submission_enqueue(submission)
+                    metrics.count(metrics.REAPER_REQUEUES, reason="worker_lost")
             if changed:
                 log.warning(
                     "grading %s: worker %s stopped heartbeating; requeued", submission.pk, submission.claimed_by
@@ -1130,6 +1168,8 @@ def submissions_redispatch_lost(*, live_ids: set[str] | None = None, now=None) -
             else:
                 submission_enqueue(submission)
             acted.append(str(submission.pk))
+        if acted:
+            metrics.count(metrics.REAPER_REQUEUES, len(acted), reason="message_lost")
     if acted:
         log.warning("re-sent the task of %d waiting submissions whose message was lost: %s", len(acted), acted)
     return acted
@@ -1143,9 +1183,22 @@ def sandboxes_reap_orphans() -> int:
         (str(pk), str(attempts))
         for pk, attempts in Submission.objects.filter(status=Submission.Status.RUNNING).values_list("pk", "attempts")
     }
-    return reap_leftovers(
+    removed = reap_leftovers(
         older_than_s=budget.MAX_HARD_LIMIT_S,
         orphans_of=sandbox_instance(),
         live_claims=live,
         orphan_grace_s=budget.ORPHAN_GRACE_S,
     )
+    if removed:
+        metrics.count(metrics.REAPER_REMOVED, removed)
+    sandboxes_report()
+    return removed
+
+
+def sandboxes_report() -> None:
+    """Record how many of this deployment's sandbox containers live on this host's
+    engine (the `/metrics` gauge per grading host); quiet when the engine is down."""
+    try:
+        metrics.set_gauge(metrics.SANDBOXES, count_containers(instance=sandbox_instance()), host=metrics.host())
+    except SandboxError as exc:
+        log.info("could not count sandbox containers: %s", exc)

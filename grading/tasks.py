@@ -24,6 +24,8 @@ def grade_submission(self, submission_id: str) -> None:
     outcome = services.submission_grade(submission_id, worker=self.request.hostname or "worker")
     if isinstance(outcome, services.Retry):
         services.submission_retry(submission_id=submission_id, countdown_s=outcome.countdown_s)
+    if outcome is not None:
+        services.sandboxes_report()  # after the verdict: the learner does not wait for it
 
 
 @shared_task(

@@ -5,7 +5,6 @@ import statistics
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models import Q
@@ -13,10 +12,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from config.client import client_ip
+from courses.access import Action, can, course_for_staff
 from courses.models import Course
 from labs.models import Lab
 
@@ -25,6 +26,7 @@ from .forms import SubmissionForm
 from .models import Submission
 from .uploads import UPLOAD_TOO_LARGE, CappedUploadHandler
 
+ACTIVE_LINK = "See the submission being graded."
 REGRADE_QUEUED = "Queued for regrading on the low-priority queue."
 REGRADE_REFUSED = (
     "Not queued: only a finished submission whose source is still kept can be regraded "
@@ -36,6 +38,16 @@ REGRADE_ALL_QUEUED = (
 )
 
 
+# OWASP "CSV injection": a spreadsheet runs a cell that starts with one of these as a
+# formula (tab and carriage return too, which some strip before looking).
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: str) -> str:
+    """`value` made inert for a spreadsheet: a leading quote makes a would-be formula text."""
+    return f"'{value}" if value.startswith(_FORMULA_PREFIXES) else value
+
+
 def _lab_for(request: HttpRequest, course_slug: str, lab_slug: str) -> Lab:
     """The lab if this user may see it (published in a published course, or staff); else 404."""
     course = get_object_or_404(Course.objects.visible_to(request.user), slug=course_slug)
@@ -44,14 +56,22 @@ def _lab_for(request: HttpRequest, course_slug: str, lab_slug: str) -> Lab:
     )
 
 
-def _submission_for_user(request: HttpRequest, pk) -> Submission:
-    """The submission if it is the user's own (or the user is staff); else 404."""
-    queryset = Submission.objects.select_related("lab", "lab__course", "user")
+def _submission_for_user(request: HttpRequest, pk, action: Action = Action.VIEW_SUBMISSIONS) -> Submission:
+    """The submission if it is the user's own, or the user may do `action` on its
+    course; else 404 (never 403: a submission's existence is not given away)."""
     if not request.user.is_authenticated:
         raise Http404
-    if not request.user.is_staff:
-        queryset = queryset.filter(user=request.user)
-    return get_object_or_404(queryset, pk=pk)
+    submission = get_object_or_404(Submission.objects.select_related("lab", "lab__course", "user"), pk=pk)
+    mine = submission.user_id == request.user.pk and action == Action.VIEW_SUBMISSIONS
+    if not (mine or can(request.user, submission.lab.course, action)):
+        raise Http404
+    return submission
+
+
+def _lab_for_staff(request: HttpRequest, course_slug: str, lab_slug: str, action: Action) -> Lab:
+    """A lab of a course the user may do `action` on (published or not); else 404."""
+    course = course_for_staff(request, course_slug, action)
+    return get_object_or_404(Lab.objects.select_related("course"), course=course, slug=lab_slug)
 
 
 def lab_submission_context(request: HttpRequest, lab: Lab) -> dict:
@@ -99,6 +119,13 @@ def _submission_create(request: HttpRequest, course_slug: str, lab_slug: str) ->
             git_ref=form.cleaned_data.get("git_ref") or "",
             client_ip=client_ip(request),
         )
+    except services.SubmissionThrottled as exc:
+        if exc.active is None:
+            messages.error(request, exc.message)
+        else:
+            link = format_html('{} <a href="{}">{}</a>', exc.message, exc.active.get_absolute_url(), ACTIVE_LINK)
+            messages.error(request, link)
+        return redirect(lab.get_absolute_url())
     except services.SubmissionRejected as exc:
         messages.error(request, exc.message)
         return redirect(lab.get_absolute_url())
@@ -128,7 +155,9 @@ def _detail_context(request: HttpRequest, submission: Submission) -> dict:
         "stages": stages,
         "checks": checks,
         "stage_elapsed_s": elapsed,
-        "is_staff": request.user.is_staff,
+        # Course staff see the platform's error detail, who submitted, and grader output.
+        "is_staff": can(request.user, submission.lab.course, Action.VIEW_SUBMISSIONS),
+        "can_regrade": can(request.user, submission.lab.course, Action.REGRADE),
         "grader_note": "The output of this grader-owned stage is not shown, because it could reveal hidden tests.",
         **_queue_context(submission),
     }
@@ -149,9 +178,9 @@ def submission_status(request: HttpRequest, pk) -> HttpResponse:
     return response
 
 
-@staff_member_required
+@login_required
 def lab_submissions(request: HttpRequest, course_slug: str, lab_slug: str) -> HttpResponse:
-    lab = get_object_or_404(Lab.objects.select_related("course"), course__slug=course_slug, slug=lab_slug)
+    lab = _lab_for_staff(request, course_slug, lab_slug, Action.VIEW_SUBMISSIONS)
     submissions = Submission.objects.filter(lab=lab).select_related("user").order_by("-created_at")
     status = request.GET.get("status", "")
     learner = request.GET.get("learner", "").strip()
@@ -168,14 +197,16 @@ def lab_submissions(request: HttpRequest, course_slug: str, lab_slug: str) -> Ht
             "status": status,
             "learner": learner,
             "statuses": Submission.Status.choices,
+            "can_regrade": can(request.user, lab.course, Action.REGRADE),
+            "can_export_grades": can(request.user, lab.course, Action.EXPORT_GRADES),
         },
     )
 
 
-@staff_member_required
+@login_required
 @require_POST
 def submission_regrade(request: HttpRequest, pk) -> HttpResponse:
-    submission = get_object_or_404(Submission, pk=pk)
+    submission = _submission_for_user(request, pk, Action.REGRADE)
     if services.submission_regrade(submission=submission):
         messages.success(request, REGRADE_QUEUED)
     else:
@@ -183,7 +214,7 @@ def submission_regrade(request: HttpRequest, pk) -> HttpResponse:
     return redirect(submission.get_absolute_url())
 
 
-@staff_member_required
+@login_required
 @require_POST
 def lab_regrade_all(request: HttpRequest, course_slug: str, lab_slug: str) -> HttpResponse:
     """Hands the whole lab to one background task on the low queue: regrading
@@ -191,7 +222,7 @@ def lab_regrade_all(request: HttpRequest, course_slug: str, lab_slug: str) -> Ht
     learners' own submissions wait for."""
     from .tasks import regrade_lab
 
-    lab = get_object_or_404(Lab.objects.select_related("course"), course__slug=course_slug, slug=lab_slug)
+    lab = _lab_for_staff(request, course_slug, lab_slug, Action.REGRADE)
     count = Submission.objects.filter(lab=lab).regradable().count()
     if count:
         queue = settings.SHIPWRIGHT_LOW_QUEUE
@@ -200,15 +231,17 @@ def lab_regrade_all(request: HttpRequest, course_slug: str, lab_slug: str) -> Ht
     return redirect("grading:lab-submissions", course_slug=course_slug, lab_slug=lab_slug)
 
 
-@staff_member_required
+@login_required
 def course_grades_csv(request: HttpRequest, course_slug: str) -> HttpResponse:
     """One row per enrolled learner: the best score of each lab."""
-    course = get_object_or_404(Course, slug=course_slug)
+    course = course_for_staff(request, course_slug, Action.EXPORT_GRADES)
     labs = list(Lab.objects.filter(course=course, published=True).order_by("order"))
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{course.slug}-grades.csv"'
     writer = csv.writer(response)
-    writer.writerow(["email", "display_name", *[f"{lab.slug} (best %)" for lab in labs], "labs_passed"])
+    writer.writerow(
+        [csv_cell(cell) for cell in ["email", "display_name", *[f"{lab.slug} (best %)" for lab in labs], "labs_passed"]]
+    )
     best: dict[tuple[int, int], tuple[bool, float]] = {}
     # Best first, so the first row seen for a learner and lab is the one that counts.
     for s in Submission.objects.filter(lab__in=labs).exclude(max_score=0).graded().best_first().iterator():
@@ -218,7 +251,7 @@ def course_grades_csv(request: HttpRequest, course_slug: str) -> HttpResponse:
         )
     for enrollment in course.enrollments.select_related("user").order_by("user__email"):
         user = enrollment.user
-        row = [user.email, user.public_name]
+        row = [csv_cell(user.email), csv_cell(user.public_name)]
         passed = 0
         for lab in labs:
             value = best.get((user.pk, lab.pk))

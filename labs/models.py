@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 
-from courses.models import Course, Module
+from courses.models import Course, CourseStaff, Module, sanitize_html_fields
 
 from .lab_spec import LabSpec
 
@@ -15,9 +16,15 @@ class LabQuerySet(models.QuerySet["Lab"]):
         return self.filter(course=course)
 
     def visible_to(self, user) -> LabQuerySet:
-        if getattr(user, "is_staff", False):
+        """Published labs of published courses; a course's staff also see its
+        unpublished labs (preview), a superuser every lab."""
+        if not getattr(user, "is_authenticated", False):
+            return self.published()
+        if user.is_superuser:
             return self.all()
-        return self.published()
+        # A subquery, not a join: a join on the staff table would repeat each lab once per staff member.
+        staffed = CourseStaff.objects.filter(user=user).values("course")
+        return self.filter(Q(published=True, course__published=True) | Q(course__in=staffed))
 
 
 class _DeferArchives(models.Manager["Lab"]):
@@ -60,6 +67,10 @@ class Lab(models.Model):
 
     def __str__(self) -> str:
         return f"{self.course.slug}/{self.slug}"
+
+    def save(self, *args, **kwargs) -> None:
+        sanitize_html_fields(self, "instructions_html")
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         from django.urls import reverse

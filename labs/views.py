@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from courses.access import require_enrollment
+from courses.access import Action, can, require_enrollment
 from courses.models import Course
 from courses.services import enrollment_touch
 
@@ -25,7 +25,12 @@ def lab_detail(request: HttpRequest, course_slug: str, lab_slug: str) -> HttpRes
     if (response := require_enrollment(request, lab.course)) is not None:
         return response
     enrollment_touch(user=request.user, course=lab.course, url=request.path, title=f"Lab: {lab.title}")
-    context: dict = {"lab": lab, "course": lab.course, "checks": lab.spec.get("checks", [])}
+    context: dict = {
+        "lab": lab,
+        "course": lab.course,
+        "checks": lab.spec.get("checks", []),
+        "can_view_submissions": can(request.user, lab.course, Action.VIEW_SUBMISSIONS),
+    }
     # The submit form and attempts come from grading's template tag (lab_detail.html).
     return render(request, "labs/lab_detail.html", context)
 

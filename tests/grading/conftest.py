@@ -20,3 +20,14 @@ def intake_all() -> list:
 
     received = Submission.objects.filter(status="received").order_by("created_at").values_list("pk", flat=True)
     return [services.submission_intake(pk) for pk in list(received)]
+
+
+@pytest.fixture
+def instructor_client(client, instructor, tiny_lab):
+    """The instructor persona teaches the tiny course: a course role, since site staff
+    alone opens only the admin (courses/access.py)."""
+    from courses.models import CourseStaff
+
+    CourseStaff.objects.create(user=instructor, course=tiny_lab.course, role=CourseStaff.Role.INSTRUCTOR)
+    client.force_login(instructor)
+    return client

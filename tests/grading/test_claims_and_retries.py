@@ -34,7 +34,7 @@ def test_a_superseded_attempt_cannot_overwrite_the_new_attempt(queued):
     second = services.submission_claim(submission_id=queued.pk, worker="w2")
     assert (first, second) == (1, 2)
     # The first worker comes back and reports a platform failure: dropped.
-    assert services._platform_failure(old, "Docker engine error: boom") is None
+    assert services._platform_failure(old, "Docker engine error: boom", kind="sandbox") is None
     now = Submission.objects.get(pk=queued.pk)
     assert (now.status, now.attempts, now.claimed_by, now.error_message) == ("running", 2, "w2", "")
 
@@ -69,7 +69,9 @@ def test_platform_failures_back_off_for_ten_minutes_and_more_before_giving_up(qu
     waited = 0.0
     for _ in range(settings.SHIPWRIGHT_PLATFORM_RETRIES):
         services.submission_claim(submission_id=queued.pk, worker="w")
-        outcome = services._platform_failure(Submission.objects.get(pk=queued.pk), "Docker engine error: refused")
+        outcome = services._platform_failure(
+            Submission.objects.get(pk=queued.pk), "Docker engine error: refused", kind="sandbox"
+        )
         assert isinstance(outcome, services.Retry)
         waited += outcome.countdown_s
         row = Submission.objects.get(pk=queued.pk)
@@ -81,18 +83,22 @@ def test_platform_failures_back_off_for_ten_minutes_and_more_before_giving_up(qu
 def test_giving_up_tells_the_staff_and_says_so(queued, instructor, mailoutbox, settings):
     settings.SHIPWRIGHT_PLATFORM_RETRIES = 0
     services.submission_claim(submission_id=queued.pk, worker="w")
-    services._platform_failure(Submission.objects.get(pk=queued.pk), "Docker engine error: refused")
+    services._platform_failure(Submission.objects.get(pk=queued.pk), "Docker engine error: refused", kind="sandbox")
     row = Submission.objects.get(pk=queued.pk)
     assert row.status == "error"
     assert row.error_message == services.GAVE_UP.format(attempts=1)
     assert [m.to for m in mailoutbox] == [[instructor.email]]
     assert str(queued.pk) in mailoutbox[0].body and "refused" in mailoutbox[0].body
+    # Sent as the site, in text and HTML.
+    assert mailoutbox[0].subject == f"[{settings.SITE_NAME}] {services.STAFF_ALERT_SUBJECT}"
+    assert [kind for _, kind in mailoutbox[0].alternatives] == ["text/html"]
+    assert str(queued.pk) in mailoutbox[0].alternatives[0][0]
 
 
 def test_giving_up_with_nobody_to_tell_does_not_claim_anyone_was_told(queued, mailoutbox, settings):
     settings.SHIPWRIGHT_PLATFORM_RETRIES = 0
     services.submission_claim(submission_id=queued.pk, worker="w")
-    services._platform_failure(Submission.objects.get(pk=queued.pk), "Docker engine error: refused")
+    services._platform_failure(Submission.objects.get(pk=queued.pk), "Docker engine error: refused", kind="sandbox")
     row = Submission.objects.get(pk=queued.pk)
     assert row.error_message == services.GAVE_UP_UNNOTIFIED.format(attempts=1)
     assert mailoutbox == []
@@ -100,7 +106,9 @@ def test_giving_up_with_nobody_to_tell_does_not_claim_anyone_was_told(queued, ma
 
 def test_the_api_says_why_a_submission_waits_without_engine_text(queued, client, learner):
     services.submission_claim(submission_id=queued.pk, worker="w")
-    services._platform_failure(Submission.objects.get(pk=queued.pk), "Docker engine error: 500 Server Error")
+    services._platform_failure(
+        Submission.objects.get(pk=queued.pk), "Docker engine error: 500 Server Error", kind="sandbox"
+    )
     _, token = api_token_create(user=learner, name="CI")
     document = client.get(f"/api/v1/submissions/{queued.pk}", HTTP_AUTHORIZATION=f"Bearer {token}").json()
     assert document["status"] == "queued"

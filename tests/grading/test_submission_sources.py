@@ -128,7 +128,9 @@ def test_a_learner_with_a_submission_being_graded_gets_429_from_the_api_and_the_
     kept = snapshot_files(settings)
 
     form = enrolled.post(FORM_URL, {"archive": SimpleUploadedFile("solution.zip", unique_zip("dishonest"))})
-    assert services.ACTIVE_SUBMISSION in form_messages(form)
+    [message] = [m for m in form_messages(form) if m.startswith(services.ACTIVE_SUBMISSION)]
+    being_graded = Submission.objects.get(user=learner)
+    assert f'href="{being_graded.get_absolute_url()}"' in message
 
     api = client.post(API_URL, {"archive": SimpleUploadedFile("solution.zip", unique_zip("crashes"))}, **auth)
     assert api.status_code == 429 and api.json() == {"error": services.ACTIVE_SUBMISSION}
