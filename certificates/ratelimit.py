@@ -14,11 +14,15 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
+from config.client import client_ip
+
 TOO_MANY = "Too many requests: try again in a minute."
 
 
 def _client(request: HttpRequest) -> str:
-    address = request.META.get("REMOTE_ADDR", "")
+    # Behind a proxy this is the client, not the proxy (SHIPWRIGHT_TRUSTED_PROXIES):
+    # otherwise every employer would share the proxy's one bucket.
+    address = client_ip(request)
     return hashlib.sha256(f"{settings.SECRET_KEY}:{address}".encode()).hexdigest()[:32]
 
 

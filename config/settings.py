@@ -8,6 +8,7 @@ without a secret key and allowed hosts.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -304,12 +305,16 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # runs sharing one Redis never consume each other's messages.
 SHIPWRIGHT_GRADING_QUEUE = os.environ.get("SHIPWRIGHT_GRADING_QUEUE", "grading")
 SHIPWRIGHT_LOW_QUEUE = os.environ.get("SHIPWRIGHT_LOW_QUEUE", "low")
+# Intake (unpacking uploads, cloning git URLs) runs off the request, on its own queue,
+# so a slow clone never holds a web worker and a grading backlog never delays intake.
+SHIPWRIGHT_INTAKE_QUEUE = os.environ.get("SHIPWRIGHT_INTAKE_QUEUE", "intake")
 # The reaper's own queue, consumed by a small dedicated worker: a grading backlog
 # must not delay the task that rescues stuck and lost submissions.
 SHIPWRIGHT_MAINTENANCE_QUEUE = os.environ.get("SHIPWRIGHT_MAINTENANCE_QUEUE", "maintenance")
 SHIPWRIGHT_REAPER_INTERVAL_S = _env_float("SHIPWRIGHT_REAPER_INTERVAL_S", 60.0)
 CELERY_TASK_ROUTES = {
     "grading.grade_submission": {"queue": SHIPWRIGHT_GRADING_QUEUE},
+    "grading.intake_submission": {"queue": SHIPWRIGHT_INTAKE_QUEUE},
     "grading.reap_stale_submissions": {"queue": SHIPWRIGHT_MAINTENANCE_QUEUE},
     "grading.regrade_lab": {"queue": SHIPWRIGHT_LOW_QUEUE},
     "grading.prune_submissions": {"queue": SHIPWRIGHT_LOW_QUEUE},
@@ -332,12 +337,29 @@ CELERY_BEAT_SCHEDULE = {
 SHIPWRIGHT_LAB_IMAGE = os.environ.get("SHIPWRIGHT_LAB_IMAGE", "shipwright-lab:py311")
 SHIPWRIGHT_SNAPSHOT_DIR = Path(os.environ.get("SHIPWRIGHT_SNAPSHOT_DIR", VAR_DIR / "snapshots"))
 SHIPWRIGHT_ASSET_CACHE_DIR = Path(os.environ.get("SHIPWRIGHT_ASSET_CACHE_DIR", VAR_DIR / "lab-assets"))
+# Where uploads and snapshots are stored (grading/storage.py): empty for the local
+# SHIPWRIGHT_SNAPSHOT_DIR, or s3://BUCKET[/PREFIX] for an S3-compatible store shared
+# by every host (endpoint and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+# AWS_SECRET_ACCESS_KEY(_FILE), AWS_DEFAULT_REGION, read by boto3).
+SHIPWRIGHT_STORAGE_URL = _env_str("SHIPWRIGHT_STORAGE_URL", "") or ""
+if SHIPWRIGHT_STORAGE_URL and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,62}(/[^\s]*)?", SHIPWRIGHT_STORAGE_URL):
+    raise ImproperlyConfigured(
+        f"SHIPWRIGHT_STORAGE_URL must be empty or s3://BUCKET[/PREFIX], got {SHIPWRIGHT_STORAGE_URL!r}"
+    )
+SHIPWRIGHT_STORE_CACHE_DIR = Path(os.environ.get("SHIPWRIGHT_STORE_CACHE_DIR", VAR_DIR / "store-cache"))
 SHIPWRIGHT_UPLOAD_MAX_BYTES = _env_int("SHIPWRIGHT_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
 SHIPWRIGHT_UNPACKED_MAX_BYTES = _env_int("SHIPWRIGHT_UNPACKED_MAX_BYTES", 200 * 1024 * 1024)
 SHIPWRIGHT_ARCHIVE_MAX_ENTRIES = _env_int("SHIPWRIGHT_ARCHIVE_MAX_ENTRIES", 10_000)
 SHIPWRIGHT_GIT_TIMEOUT_S = _env_int("SHIPWRIGHT_GIT_TIMEOUT_S", 60)
 SHIPWRIGHT_GIT_ALLOW_LOOPBACK = _env_bool("SHIPWRIGHT_GIT_ALLOW_LOOPBACK", False)
 SHIPWRIGHT_RESUBMIT_COOLOFF_S = _env_int("SHIPWRIGHT_RESUBMIT_COOLOFF_S", 30)
+# Submission throttles over a sliding window (0 turns one off): submissions per
+# learner and per client address, and rejected intakes (refused sources) likewise.
+SHIPWRIGHT_THROTTLE_WINDOW_S = _env_int("SHIPWRIGHT_THROTTLE_WINDOW_S", 3600)
+SHIPWRIGHT_SUBMISSIONS_PER_LEARNER = _env_int("SHIPWRIGHT_SUBMISSIONS_PER_LEARNER", 30)
+SHIPWRIGHT_SUBMISSIONS_PER_ADDRESS = _env_int("SHIPWRIGHT_SUBMISSIONS_PER_ADDRESS", 120)
+SHIPWRIGHT_REJECTED_PER_LEARNER = _env_int("SHIPWRIGHT_REJECTED_PER_LEARNER", 10)
+SHIPWRIGHT_REJECTED_PER_ADDRESS = _env_int("SHIPWRIGHT_REJECTED_PER_ADDRESS", 30)
 # Runs of one submission that may die (worker killed) before it ends in `error`.
 SHIPWRIGHT_MAX_ATTEMPTS = _env_int("SHIPWRIGHT_MAX_ATTEMPTS", 3)
 # Platform failures (engine down, image missing) retried with backoff before giving
@@ -368,6 +390,11 @@ if SHIPWRIGHT_RETENTION_DAYS < 0:
 
 # Certificates: the issuer's signing keys (a directory of PEM files, newest wins).
 # Requests per window (seconds) per client on the public verify endpoints.
+# Reverse proxies in front of the site that append to X-Forwarded-For (0: clients
+# connect directly and REMOTE_ADDR is the client). With N, the client is the Nth
+# address from the right of X-Forwarded-For + REMOTE_ADDR; entries further left were
+# written by the client and are ignored (config/client.py).
+SHIPWRIGHT_TRUSTED_PROXIES = _env_int("SHIPWRIGHT_TRUSTED_PROXIES", 0)
 SHIPWRIGHT_VERIFY_RATE_LIMIT = (
     _env_int("SHIPWRIGHT_VERIFY_RATE_LIMIT", 120),
     _env_int("SHIPWRIGHT_VERIFY_RATE_WINDOW_S", 60),

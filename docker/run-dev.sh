@@ -14,6 +14,10 @@ cleanup() {
 trap cleanup INT TERM EXIT
 "$PY" -m celery -A config worker -n grading@%h -Q grading,low,default --concurrency 1 --loglevel INFO &
 pids+=($!)
+# Intake (unpacking uploads, cloning git URLs) has its own worker: a submission is
+# checked at once even while a long grading run holds the grading worker.
+"$PY" -m celery -A config worker -n intake@%h -Q intake --concurrency 1 --loglevel INFO &
+pids+=($!)
 # The reaper has its own queue and worker: a grading backlog must not delay it.
 "$PY" -m celery -A config worker -n maintenance@%h -B --schedule var/celerybeat-schedule \
   -Q maintenance --concurrency 1 --loglevel INFO &

@@ -10,6 +10,7 @@ from django.db import transaction
 from .models import Submission
 from .retention import snapshot_delete_if_unused
 from .services import submission_result_document
+from .storage import store, upload_name
 
 
 def _when(value) -> str | None:
@@ -40,6 +41,18 @@ def erase(user) -> None:
     snapshots = set(
         Submission.objects.filter(user=user).exclude(snapshot_path="").values_list("snapshot_path", flat=True)
     )
+    # Uploads still waiting for intake are the learner's alone.
+    uploads = [
+        upload_name(pk)
+        for pk in Submission.objects.filter(user=user).exclude(upload_sha256="").values_list("pk", flat=True)
+    ]
+
     # Files only after the rows are gone for good: a rollback must not leave rows
     # pointing at deleted snapshots.
-    transaction.on_commit(lambda: [snapshot_delete_if_unused(name) for name in sorted(snapshots)])
+    def delete_files() -> None:
+        for name in sorted(snapshots):
+            snapshot_delete_if_unused(name)
+        for name in uploads:
+            store().delete(name)
+
+    transaction.on_commit(delete_files)

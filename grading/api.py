@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.services import api_token_authenticate
+from config.client import client_ip
 from labs.models import Lab
 
 from . import services
 from .models import Submission
+from .uploads import UPLOAD_TOO_LARGE, CappedUploadHandler
 
+# Room for the multipart boundaries and headers around a file of the cap's size.
+MULTIPART_OVERHEAD = 64 * 1024
 UNAUTHORIZED = "Missing or invalid API token: send 'Authorization: Bearer <token>' (create one on your profile page)."
 
 
@@ -32,6 +37,11 @@ def _error(message: str, status: int) -> JsonResponse:
     return response
 
 
+def _too_large() -> JsonResponse:
+    cap = settings.SHIPWRIGHT_UPLOAD_MAX_BYTES
+    return _error(UPLOAD_TOO_LARGE.format(mb=cap / 1024 / 1024), 413)
+
+
 @csrf_exempt
 @require_POST
 def submission_create(request: HttpRequest, course_slug: str, lab_slug: str) -> JsonResponse:
@@ -41,7 +51,20 @@ def submission_create(request: HttpRequest, course_slug: str, lab_slug: str) -> 
     lab = Lab.objects.published().select_related("course").filter(course__slug=course_slug, slug=lab_slug).first()
     if lab is None:
         return _error(f"No lab {course_slug}/{lab_slug}.", 404)
-    upload = request.FILES.get("archive") or request.FILES.get("file")
+    cap = settings.SHIPWRIGHT_UPLOAD_MAX_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > cap + MULTIPART_OVERHEAD:
+        return _too_large()  # refused before a byte of the body is read
+    # Counts the file's bytes as they stream in and stops past the cap, before the
+    # upload is stored anywhere (a chunked body has no Content-Length to check first).
+    request.upload_handlers.insert(0, CappedUploadHandler(request, cap=cap))
+    files = request.FILES
+    if getattr(request, "upload_too_large", False):
+        return _too_large()
+    upload = files.get("archive") or files.get("file")
     git_url = git_ref = ""
     if upload is None:
         try:
@@ -55,8 +78,9 @@ def submission_create(request: HttpRequest, course_slug: str, lab_slug: str) -> 
         if lab.kind == Lab.Kind.NOTEBOOK:
             return _error("This is a notebook lab: upload one .ipynb file as 'archive'.", 400)
     try:
-        submission = services.submission_create_from_source(
-            user=user, lab=lab, upload=upload, git_url=git_url, git_ref=git_ref
+        # Stored as received; the intake queue unpacks or clones it, never this request.
+        submission = services.submission_receive(
+            user=user, lab=lab, upload=upload, git_url=git_url, git_ref=git_ref, client_ip=client_ip(request)
         )
     except services.SubmissionThrottled as exc:
         response = _error(exc.message, 429)

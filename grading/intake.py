@@ -442,7 +442,7 @@ def _remove_tree(path: Path) -> None:
 
 def _spool_stream(fileobj: IO[bytes], dest: Path, limit: int, too_big: str, name: str) -> None:
     """Copy while counting; stop as soon as the copy passes `limit`."""
-    known = _known_size(fileobj)
+    known = known_size(fileobj)
     if known is not None and known > limit:
         raise IntakeError(too_big.format(name=name, size=format_size(known), limit=format_size(limit)))
     total = 0
@@ -456,7 +456,8 @@ def _spool_stream(fileobj: IO[bytes], dest: Path, limit: int, too_big: str, name
             out.write(chunk)
 
 
-def _known_size(fileobj: IO[bytes]) -> int | None:
+def known_size(fileobj: IO[bytes]) -> int | None:
+    """The stream's size when it can be known without reading it (None otherwise)."""
     size = getattr(fileobj, "size", None)  # Django's UploadedFile
     if isinstance(size, int):
         return size
@@ -484,9 +485,23 @@ def _archive_kind(filename: str) -> str | None:
     return None
 
 
-def _display_name(filename: str) -> str:
+def display_name(filename: str) -> str:
     """Browsers may send a path; keep the last part."""
     return filename.replace("\\", "/").rsplit("/", 1)[-1] or "upload"
+
+
+def upload_kind(name: str, *, lab_kind: str) -> str:
+    """ "notebook" or "archive": what an upload called `name` is for a lab of
+    `lab_kind`, from its name alone (no byte is read); IntakeError if it cannot be."""
+    if lab_kind == "notebook":
+        if not name.lower().endswith(".ipynb"):
+            raise IntakeError(NOT_A_NOTEBOOK_FILE.format(name=_show(name)))
+        return "notebook"
+    if lab_kind == "repo":
+        if _archive_kind(name) is None:
+            raise IntakeError(UNSUPPORTED_ARCHIVE.format(name=_show(name)))
+        return "archive"
+    raise ValueError(f"unknown lab kind {lab_kind!r}")
 
 
 def _read_archive(path: Path, kind: str, name: str, builder: _Builder) -> None:
@@ -689,16 +704,9 @@ def snapshot_from_upload(
     """Snapshot a web or API upload: a .ipynb for notebook labs, a .zip / .tar.gz / .tgz
     for repository labs (the content must match the extension). Writes only
     `<dest_dir>/<sha256>.tar.gz`; raises IntakeError and leaves nothing behind otherwise."""
-    name = _display_name(filename)
-    if lab_kind == "notebook":
-        if not name.lower().endswith(".ipynb"):
-            raise IntakeError(NOT_A_NOTEBOOK_FILE.format(name=_show(name)))
-    elif lab_kind == "repo":
-        kind = _archive_kind(name)
-        if kind is None:
-            raise IntakeError(UNSUPPORTED_ARCHIVE.format(name=_show(name)))
-    else:
-        raise ValueError(f"unknown lab kind {lab_kind!r}")
+    name = display_name(filename)
+    upload_kind(name, lab_kind=lab_kind)
+    kind = _archive_kind(name)
     with _workspace(dest_dir) as work:
         upload = work / "upload"
         _spool_stream(fileobj, upload, limits.upload_max_bytes, UPLOAD_TOO_BIG, _show(name))

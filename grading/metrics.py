@@ -54,7 +54,7 @@ HISTOGRAMS: dict[str, tuple[tuple[float, ...], str]] = {
 }
 COUNTERS: dict[str, str] = {
     VERDICTS: "Gradings finished, per lab and verdict (passed, failed, error).",
-    PLATFORM_ERRORS: "Platform failures while grading, per kind (sandbox, internal, judging, gave_up).",
+    PLATFORM_ERRORS: "Platform failures while grading, per kind (sandbox, store, internal, judging, gave_up).",
     REAPER_REQUEUES: "Submissions the reaper sent again, per reason (worker_lost, message_lost).",
     REAPER_REMOVED: "Sandbox containers and volumes the reaper removed (leftovers of dead or superseded runs).",
 }

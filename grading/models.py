@@ -33,7 +33,12 @@ class SubmissionQuerySet(models.QuerySet["Submission"]):
         return self.filter(status=Submission.Status.PASSED)
 
     def active(self) -> SubmissionQuerySet:
-        """Queued or running: learners' own submissions and staff regrades alike."""
+        """Received (intake pending), queued or running: learners' own submissions and
+        staff regrades alike. A learner has at most one: so at most one intake each."""
+        return self.filter(status__in=Submission.ACTIVE)
+
+    def in_grading_queue(self) -> SubmissionQuerySet:
+        """Queued or running (past intake)."""
         return self.filter(status__in=[Submission.Status.QUEUED, Submission.Status.RUNNING])
 
     def regrades(self) -> SubmissionQuerySet:
@@ -71,7 +76,7 @@ class SubmissionQuerySet(models.QuerySet["Submission"]):
     def ahead_in_queue_of(self, submission: Submission) -> int:
         """Learners' submissions waiting or running that came before `submission`
         (staff regrades drain on their own queue and do not hold anyone up)."""
-        return self.active().learner_submitted().filter(created_at__lt=submission.created_at).count()
+        return self.in_grading_queue().learner_submitted().filter(created_at__lt=submission.created_at).count()
 
     def recent_run_seconds(self, *, lab, sample: int = 20) -> list[float]:
         """How long the last `sample` finished runs of `lab` took, newest first."""
@@ -87,11 +92,14 @@ class Submission(models.Model):
     """One attempt at a lab: an immutable source snapshot and its grading state.
 
     The snapshot (a .tar.gz and its SHA-256) never changes after intake; every stage
-    and every regrade uses it. Status moves queued -> running -> passed | failed |
-    error; a worker claims a queued submission with a conditional UPDATE.
+    and every regrade uses it. Status moves received -> queued | rejected (intake, off
+    the request), then queued -> running -> passed | failed | error; a worker claims
+    a queued submission with a conditional UPDATE.
     """
 
     class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        REJECTED = "rejected", "Not accepted"
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         PASSED = "passed", "Passed"
@@ -104,7 +112,8 @@ class Submission(models.Model):
         GIT = "git", "Git repository"
         DIRECTORY = "directory", "Directory"
 
-    FINISHED = (Status.PASSED, Status.FAILED, Status.ERROR)
+    FINISHED = (Status.PASSED, Status.FAILED, Status.ERROR, Status.REJECTED)
+    ACTIVE = (Status.RECEIVED, Status.QUEUED, Status.RUNNING)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions")
@@ -114,12 +123,18 @@ class Submission(models.Model):
     git_url = models.CharField(max_length=500, blank=True)
     git_ref = models.CharField(max_length=200, blank=True)
     commit = models.CharField(max_length=64, blank=True)
-    snapshot_path = models.CharField(max_length=300)
-    snapshot_sha256 = models.CharField(max_length=64)
+    # Empty until intake has stored the snapshot (and again once retention removed it).
+    snapshot_path = models.CharField(max_length=300, blank=True)
+    snapshot_sha256 = models.CharField(max_length=64, blank=True)
+    # A received upload waits in the store as `uploads/<id>` until intake reads it.
+    upload_sha256 = models.CharField(max_length=64, blank=True)
+    # The client's address (behind SHIPWRIGHT_TRUSTED_PROXIES proxies), for the
+    # per-address throttles; empty for the command line.
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
     snapshot_size = models.PositiveBigIntegerField(default=0)
     intake_s = models.FloatField(default=0)
 
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
     # Set by a staff regrade (the low queue). A regrade never takes the learner's one
     # active slot: see SubmissionQuerySet.learner_submitted.
     low_priority = models.BooleanField(default=False)
@@ -168,10 +183,11 @@ class Submission(models.Model):
         indexes = [
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["user", "lab", "-created_at"]),
+            models.Index(fields=["client_ip", "created_at"], name="submission_client_recent"),
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["queued", "running", "passed", "failed", "error"]),
+                condition=Q(status__in=["received", "rejected", "queued", "running", "passed", "failed", "error"]),
                 name="submission_status_valid",
             ),
         ]

@@ -8,22 +8,21 @@ beat (`grading.prune_submissions`) and by `manage.py prune_submissions`.
 
 Snapshots are content-addressed (`<sha256>.tar.gz`): two submissions of the same
 bytes share one file, which is deleted only once no submission refers to it.
+Deletion goes through the snapshot store (grading/storage.py), so it works the same
+on the local directory and on an object store.
 Everything here is idempotent: a second run finds nothing left to do.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import hooks
+from . import hooks, storage
 from .models import StageRun, Submission
 
 log = logging.getLogger(__name__)
@@ -70,9 +69,9 @@ def kept_submission_ids() -> set:
     keep (certificates: the attempts matching a certificate's evidence, see
     grading.hooks.kept_submission_ids)."""
     best: dict[tuple[int, int], tuple[tuple, object]] = {}
-    rows = Submission.objects.filter(status__in=Submission.FINISHED).values_list(
-        "pk", "user_id", "lab_id", "status", "score", "max_score", "created_at"
-    )
+    # A rejected source was never graded: it can be no one's best attempt.
+    finished = Submission.objects.filter(status__in=Submission.FINISHED).exclude(status=Submission.Status.REJECTED)
+    rows = finished.values_list("pk", "user_id", "lab_id", "status", "score", "max_score", "created_at")
     for pk, user_id, lab_id, status, score, max_score, created_at in rows.iterator(chunk_size=2000):
         key = (status == Submission.Status.PASSED, _percent(score, max_score), created_at)
         current = best.get((user_id, lab_id))
@@ -117,18 +116,16 @@ def compact_result_documents(*, dry_run: bool = False) -> int:
     return count
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
+def _deletable(name: str) -> bool:
+    age = storage.store().age_s(name)
+    return age is not None and age > SNAPSHOT_GRACE_S
 
 
-def _deletable(path: Path) -> bool:
-    try:
-        return time.time() - path.stat().st_mtime > SNAPSHOT_GRACE_S
-    except FileNotFoundError:
-        return False
+def _delete(name: str) -> None:
+    """Delete through the store (local directory or object store) and drop this
+    host's cached copy."""
+    storage.store().delete(name)
+    storage.drop_cached(name)
 
 
 def prune(*, older_than_days: int, dry_run: bool = False, now=None) -> PruneReport:
@@ -139,7 +136,6 @@ def prune(*, older_than_days: int, dry_run: bool = False, now=None) -> PruneRepo
     report = PruneReport(results_compacted=compact_result_documents(dry_run=dry_run))
     ids, report.kept = superseded(older_than_days=older_than_days, now=now)
     report.submissions = len(ids)
-    snapshot_dir = Path(settings.SHIPWRIGHT_SNAPSHOT_DIR)
     for start in range(0, len(ids), 200):
         chunk = ids[start : start + 200]
         for output in (
@@ -162,14 +158,13 @@ def prune(*, older_than_days: int, dry_run: bool = False, now=None) -> PruneRepo
             users = Submission.objects.filter(snapshot_path=name)
             if dry_run:
                 users = users.exclude(pk__in=ids)
-            path = snapshot_dir / name
-            if users.exists() or not _deletable(path) or name in report.snapshot_names:
+            if users.exists() or name in report.snapshot_names or not _deletable(name):
                 continue
             report.snapshots += 1
-            report.snapshot_bytes += _size(path)
+            report.snapshot_bytes += storage.store().size(name)
             report.snapshot_names.add(name)
             if not dry_run:
-                path.unlink(missing_ok=True)
+                _delete(name)
     log.info(
         "retention (%s days%s): %s",
         older_than_days,
@@ -182,11 +177,12 @@ def prune(*, older_than_days: int, dry_run: bool = False, now=None) -> PruneRepo
 def snapshot_delete_if_unused(name: str) -> int:
     """Delete the snapshot file `name` unless a submission still refers to it (the
     same bytes submitted by someone else); returns the bytes freed. Idempotent."""
-    if not name or "/" in name or name.startswith("."):
+    try:
+        storage.check_name(name)
+    except ValueError:
         return 0
-    if Submission.objects.filter(snapshot_path=name).exists():
+    if name.startswith("uploads/") or Submission.objects.filter(snapshot_path=name).exists():
         return 0
-    path = Path(settings.SHIPWRIGHT_SNAPSHOT_DIR) / name
-    size = _size(path)
-    path.unlink(missing_ok=True)
+    size = storage.store().size(name)
+    _delete(name)
     return size

@@ -14,6 +14,7 @@ import logging
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,7 +35,7 @@ from courses.markdown import render
 from courses.models import Enrollment
 from labs.models import Lab
 
-from . import budget, hooks, metrics, runner
+from . import budget, hooks, intake, metrics, runner, storage
 from .intake import (
     NOTEBOOK_LAB_NEEDS_NOTEBOOK,
     IntakeError,
@@ -66,6 +67,18 @@ GRADING_DELAYED = "Grading is delayed: the grading service is unavailable. Your 
 GAVE_UP = "Grading failed {attempts} times because of a platform problem; the platform's staff have been notified. This does not count against you."
 # When no notification could be sent (no staff address, mail down): say only what is true.
 GAVE_UP_UNNOTIFIED = "Grading failed {attempts} times because of a platform problem; it has been logged for the platform's staff. This does not count against you."
+TOO_MANY_SUBMISSIONS = (
+    "You have made {count} submissions in the last {minutes} minutes. Please wait {seconds} s before submitting again."
+)
+TOO_MANY_REJECTED = (
+    "{count} of your submissions in the last {minutes} minutes were not accepted. "
+    "Please wait {seconds} s, and check the lab's instructions for what to submit."
+)
+INTAKE_SOURCE_GONE = "the source of this submission is no longer available; please submit again"
+INTAKE_FAILED = (
+    "Your submission could not be checked because of a platform fault (logged for the staff). "
+    "This does not count against you; please submit again."
+)
 WORKER_LOST = "The grading worker stopped unexpectedly; your submission is being graded again."
 STAFF_ALERT_SUBJECT = "A submission ended in a platform error"
 JUDGING_FAILED = "Your work ran, but the grader failed while judging it (a platform fault, logged for the staff). This is not a verdict on your work."
@@ -121,13 +134,16 @@ def intake_limits() -> IntakeLimits:
 
 
 def snapshot_dir() -> Path:
-    path = Path(settings.SHIPWRIGHT_SNAPSHOT_DIR)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Where intake writes snapshots on this host (see storage.work_dir)."""
+    return storage.work_dir()
 
 
-def submission_check_allowed(*, user, lab: Lab, enforce_limits: bool = True) -> None:
-    """Raises LabClosed or SubmissionThrottled when `user` may not submit to `lab` now."""
+def submission_check_allowed(*, user, lab: Lab, enforce_limits: bool = True, client_ip: str | None = None) -> None:
+    """Raises LabClosed or SubmissionThrottled when `user` (from `client_ip`) may not
+    submit to `lab` now: a submission of theirs still in intake or grading (so at
+    most one intake per learner at a time), the per-lab cool-off, or too many
+    submissions or refused sources in the throttle window, per learner and per
+    client address."""
     if not lab.gradeable:
         raise LabClosed(LAB_NOT_GRADEABLE)
     if not enforce_limits:
@@ -147,6 +163,8 @@ def submission_check_allowed(*, user, lab: Lab, enforce_limits: bool = True) -> 
             if wait > 0:
                 seconds = int(wait) + 1
                 raise SubmissionThrottled(COOLOFF.format(seconds=seconds), retry_after_s=seconds)
+    since = timezone.now() - timedelta(seconds=settings.SHIPWRIGHT_THROTTLE_WINDOW_S)
+    _throttle_counts(user=user, client_ip=client_ip, since=since)
 
 
 def submission_create(
@@ -166,12 +184,14 @@ def submission_create(
     only after the transaction commits. Raises SubmissionRejected (and writes
     nothing) when the learner already has one running or is within the cool-off.
     """
+    storage.put_snapshot(snapshot.path)
     with transaction.atomic():
         # Serialise a learner's submissions so two tabs cannot both pass the checks.
         get_user_model().objects.select_for_update().filter(pk=user.pk).first()
         submission_check_allowed(user=user, lab=lab, enforce_limits=enforce_limits)
         Enrollment.objects.get_or_create(user=user, course=lab.course)
         submission = Submission.objects.create(
+            status=Submission.Status.QUEUED,
             user=user,
             lab=lab,
             source_kind=snapshot.source_kind,
@@ -203,72 +223,257 @@ def submission_create_from_source(
     enforce_limits: bool = True,
     enqueue: bool = True,
 ) -> Submission:
-    """Create a submission of `lab` for `user` from exactly one source: an uploaded file
-    (web form, API; `upload_name` defaults to its `.name`), a git URL and ref, or a
-    `path` (`manage.py grade`: a directory, archive, notebook or https:// git URL).
+    """Create a submission and run its intake now, in this process: the in-process
+    caller of the one intake service (`manage.py grade`; the web form and the API use
+    `submission_receive` and leave intake to the `intake` queue).
 
-    The one intake path for every entry point, so the limits, throttles and messages
-    are the same everywhere. Side effects, in order: the throttles are checked (no
-    intake work when the learner must wait anyway); the source is snapshotted to
-    `<SHIPWRIGHT_SNAPSHOT_DIR>/<sha256>.tar.gz`; a Submission row is created (and the
-    learner enrolled) in one transaction that re-checks the throttles under a lock on
-    the user; with `enqueue` the grading task is sent after that transaction commits.
+    Raises SourceRejected (intake refused the source: the received row is deleted
+    again, so nothing is left), SubmissionThrottled (not with enforce_limits=False)
+    or LabClosed. Returns the submission, queued (with `enqueue`, its grading task
+    is sent after commit)."""
+    submission = submission_receive(
+        user=user,
+        lab=lab,
+        upload=upload,
+        upload_name=upload_name,
+        git_url=git_url,
+        git_ref=git_ref,
+        path=path,
+        enforce_limits=enforce_limits,
+        enqueue=False,
+    )
+    submission = submission_intake(submission.pk, path=path, enqueue=enqueue) or submission
+    if submission.status == Submission.Status.REJECTED:
+        message = submission.error_message
+        submission.delete()
+        raise SourceRejected(message)
+    return submission
 
-    Raises SourceRejected (intake refused the source), SubmissionThrottled (a
-    submission still running, or the cool-off; not with enforce_limits=False) or
-    LabClosed. On any rejection no row is written and no snapshot file is left: intake
-    cleans up after itself, and a snapshot this call wrote is deleted if the row is
-    then refused. A snapshot that already existed (the same bytes, submitted before)
-    is kept, because other submissions may refer to it.
-    """
+
+def _throttle_counts(*, user, client_ip: str | None, since) -> None:
+    """Raise SubmissionThrottled when the learner, or the client address, has made
+    too many submissions, or too many that intake refused, within the window."""
+    window = settings.SHIPWRIGHT_THROTTLE_WINDOW_S
+    checks = [
+        (Submission.objects.filter(user=user).learner_submitted(), settings.SHIPWRIGHT_SUBMISSIONS_PER_LEARNER, False),
+        (
+            Submission.objects.filter(user=user, status=Submission.Status.REJECTED),
+            settings.SHIPWRIGHT_REJECTED_PER_LEARNER,
+            True,
+        ),
+    ]
+    if client_ip:
+        checks += [
+            (Submission.objects.filter(client_ip=client_ip), settings.SHIPWRIGHT_SUBMISSIONS_PER_ADDRESS, False),
+            (
+                Submission.objects.filter(client_ip=client_ip, status=Submission.Status.REJECTED),
+                settings.SHIPWRIGHT_REJECTED_PER_ADDRESS,
+                True,
+            ),
+        ]
+    for rows, limit, rejected in checks:
+        if limit <= 0:
+            continue
+        recent = rows.filter(created_at__gte=since).order_by("-created_at").values_list("created_at", flat=True)
+        times = list(recent[:limit])
+        if len(times) >= limit:
+            # Free again once the oldest of the last `limit` leaves the window.
+            wait = int(window - (timezone.now() - times[-1]).total_seconds()) + 1
+            template = TOO_MANY_REJECTED if rejected else TOO_MANY_SUBMISSIONS
+            message = template.format(count=limit, minutes=max(1, round(window / 60)), seconds=max(wait, 1))
+            raise SubmissionThrottled(message, retry_after_s=max(wait, 1))
+
+
+def submission_receive(
+    *,
+    user,
+    lab: Lab,
+    upload: IO[bytes] | UploadedFile | None = None,
+    upload_name: str = "",
+    git_url: str = "",
+    git_ref: str = "",
+    path: str | None = None,
+    client_ip: str | None = None,
+    enforce_limits: bool = True,
+    enqueue: bool = True,
+) -> Submission:
+    """Accept a submission for intake without unpacking or cloning anything: check
+    the lab and the throttles, stream an upload into the store (`uploads/<id>`, with
+    the upload cap), and create the row as `received`. With `enqueue`, the intake
+    task is sent on the intake queue after the transaction commits.
+
+    Exactly one source: an upload, a git URL (+ ref), or a local `path` (the command
+    line, which then runs intake itself with the same path). Raises LabClosed,
+    SubmissionThrottled, or SourceRejected (the upload is over the cap, or the wrong
+    kind of file for the lab: checks that need no unpacking). On any refusal nothing
+    is left: no row, no stored upload."""
     sources = sum((upload is not None, bool(git_url), path is not None))
     if sources != 1:
         raise ValueError("give exactly one of upload, git_url, path")
-    submission_check_allowed(user=user, lab=lab, enforce_limits=enforce_limits)
-    started = time.monotonic()
-    try:
-        if upload is not None:
-            snapshot = snapshot_from_upload(
-                upload,
-                upload_name or getattr(upload, "name", "") or "upload",
-                lab_kind=lab.kind,
-                dest_dir=snapshot_dir(),
-                limits=intake_limits(),
+    submission_check_allowed(user=user, lab=lab, enforce_limits=enforce_limits, client_ip=client_ip)
+    pk = uuid.uuid4()
+    source_name, upload_sha256, upload_size = "", "", 0
+    source_kind: str = Submission.SourceKind.DIRECTORY  # a path's real kind is known after intake
+    if upload is not None:
+        source_name = intake.display_name(upload_name or getattr(upload, "name", "") or "upload")
+        try:
+            source_kind = intake.upload_kind(source_name, lab_kind=lab.kind)
+        except IntakeError as exc:
+            raise SourceRejected(exc.message) from exc
+        cap = settings.SHIPWRIGHT_UPLOAD_MAX_BYTES
+        known = intake.known_size(upload)
+        too_big = SourceRejected(
+            intake.UPLOAD_TOO_BIG.format(
+                size=intake.format_size(known) if known and known > cap else "over " + intake.format_size(cap),
+                limit=intake.format_size(cap),
             )
-        elif git_url:
-            if lab.kind == Lab.Kind.NOTEBOOK:
-                raise IntakeError(NOTEBOOK_LAB_NEEDS_NOTEBOOK)
-            url = f"{git_url}#{git_ref}" if git_ref else git_url
-            snapshot = snapshot_from_git(url, dest_dir=snapshot_dir(), limits=intake_limits())
-        else:
-            assert path is not None
-            snapshot = snapshot_from_path_or_url(
-                path, lab_kind=lab.kind, dest_dir=snapshot_dir(), limits=intake_limits()
-            )
-            if snapshot.source_kind == "git":
-                git_url, _, git_ref = path.partition("#")
-    except IntakeError as exc:
-        raise SourceRejected(exc.message) from exc
-    intake_s = time.monotonic() - started
-    try:
-        return submission_create(
-            user=user,
-            lab=lab,
-            snapshot=snapshot,
-            git_url=git_url,
-            git_ref=git_ref,
-            intake_s=intake_s,
-            enqueue=enqueue,
-            enforce_limits=enforce_limits,
         )
+        if known is not None and known > cap:
+            raise too_big
+        upload_sha256, upload_size = storage.put_stream(storage.upload_name(pk), upload, max_bytes=cap, too_big=too_big)
+    elif git_url:
+        if lab.kind == Lab.Kind.NOTEBOOK:
+            raise SourceRejected(NOTEBOOK_LAB_NEEDS_NOTEBOOK)
+        source_name, source_kind = git_url, Submission.SourceKind.GIT
+    else:
+        assert path is not None
+        source_name = path
+    try:
+        with transaction.atomic():
+            # Serialise a learner's submissions so two tabs cannot both pass the checks.
+            get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+            submission_check_allowed(user=user, lab=lab, enforce_limits=enforce_limits, client_ip=client_ip)
+            Enrollment.objects.get_or_create(user=user, course=lab.course)
+            submission = Submission.objects.create(
+                pk=pk,
+                user=user,
+                lab=lab,
+                status=Submission.Status.RECEIVED,
+                source_kind=source_kind,
+                source_name=source_name[:500],
+                git_url=git_url[:500],
+                git_ref=git_ref[:200],
+                upload_sha256=upload_sha256,
+                snapshot_size=upload_size,
+                client_ip=client_ip or None,
+                lab_hash=lab.content_hash,
+                stage_count=len(lab.spec.get("stages", [])),
+            )
+            if enqueue:
+                submission_intake_enqueue(submission)
     except BaseException:
-        # The row was refused (a race the first check could not see) or not written:
-        # drop the file this call wrote, unless a row already refers to the same bytes.
-        # (Two identical intakes racing within the same instant could both claim to
-        # have written it; the retention sweep's reference check covers that case.)
-        if snapshot.created and not Submission.objects.filter(snapshot_path=snapshot.path.name).exists():
-            snapshot.path.unlink(missing_ok=True)
+        if upload_sha256:
+            storage.store().delete(storage.upload_name(pk))
         raise
+    return submission
+
+
+def submission_intake_enqueue(submission: Submission) -> None:
+    """Send the intake task once the current transaction commits, recording when
+    (the reaper re-sends a received submission whose message was lost)."""
+    from .tasks import intake_submission
+
+    pk = str(submission.pk)
+    now = timezone.now()
+    Submission.objects.filter(pk=submission.pk).update(dispatched_at=now, dispatch_due_at=now)
+    # Git clones are capped by SHIPWRIGHT_GIT_TIMEOUT_S; the task's limits leave room
+    # for the archive work and the store around it.
+    soft = settings.SHIPWRIGHT_GIT_TIMEOUT_S + 120
+    transaction.on_commit(
+        lambda: intake_submission.apply_async(
+            args=[pk], queue=settings.SHIPWRIGHT_INTAKE_QUEUE, soft_time_limit=soft, time_limit=soft + 60
+        )
+    )
+
+
+def submission_intake(submission_id, *, path: str | None = None, enqueue: bool = True) -> Submission | None:
+    """The one intake service: turn a received submission's source (its stored
+    upload, its git URL, or `path` for the command line) into a snapshot in the
+    store, then move it to `queued` (and, with `enqueue`, send the grading task) or,
+    when intake refuses the source, to `rejected` with intake's one-line message.
+
+    Idempotent: only a `received` row is touched, with conditional UPDATEs, so a
+    redelivered message (or two workers) does nothing twice; the snapshot is
+    content-addressed. Returns the submission, or None when it was not received.
+    Raises StoreError when the store cannot be read or written (the task retries)."""
+    submission = (
+        Submission.objects.select_related("lab").filter(pk=submission_id, status=Submission.Status.RECEIVED).first()
+    )
+    if submission is None:
+        return None
+    lab = submission.lab
+    limits = intake_limits()
+    started = time.monotonic()
+    upload = storage.upload_name(submission.pk)
+    try:
+        if submission.upload_sha256:
+            with storage.fetched(upload, submission.upload_sha256) as local:
+                with open(local, "rb") as data:
+                    snapshot = snapshot_from_upload(
+                        data, submission.source_name, lab_kind=lab.kind, dest_dir=storage.work_dir(), limits=limits
+                    )
+        elif submission.source_kind == Submission.SourceKind.GIT:
+            url = f"{submission.git_url}#{submission.git_ref}" if submission.git_ref else submission.git_url
+            snapshot = snapshot_from_git(url, dest_dir=storage.work_dir(), limits=limits)
+        elif path is not None:
+            snapshot = snapshot_from_path_or_url(path, lab_kind=lab.kind, dest_dir=storage.work_dir(), limits=limits)
+        else:
+            # A command-line submission whose process died before its intake ran.
+            raise IntakeError(INTAKE_SOURCE_GONE)
+    except IntakeError as exc:
+        # No started_at: nothing ran, so it never enters the lab's run-time estimate.
+        Submission.objects.filter(pk=submission.pk, status=Submission.Status.RECEIVED).update(
+            status=Submission.Status.REJECTED, error_message=exc.message, finished_at=timezone.now()
+        )
+        _drop_upload(submission, upload)
+        submission.refresh_from_db()
+        return submission
+    storage.put_snapshot(snapshot.path)
+    git_url, git_ref = submission.git_url, submission.git_ref
+    if path is not None and snapshot.source_kind == "git":
+        git_url, _, git_ref = path.partition("#")
+    with transaction.atomic():
+        moved = Submission.objects.filter(pk=submission.pk, status=Submission.Status.RECEIVED).update(
+            status=Submission.Status.QUEUED,
+            source_kind=snapshot.source_kind,
+            source_name=snapshot.source_name[:500],
+            git_url=git_url[:500],
+            git_ref=git_ref[:200],
+            commit=snapshot.commit or "",
+            snapshot_path=snapshot.path.name,
+            snapshot_sha256=snapshot.sha256,
+            snapshot_size=snapshot.size,
+            intake_s=round(time.monotonic() - started, 3),
+        )
+        submission.refresh_from_db()
+        if moved and enqueue:
+            submission_enqueue(submission)
+    _drop_upload(submission, upload)
+    return submission
+
+
+def submission_intake_failed(submission_id, *, reason: str) -> None:
+    """End a received submission whose intake hit a fault of ours (not the learner's
+    source, not the store being down): `error`, never a rejection, so it counts
+    neither as an attempt nor towards the refused-source throttle; the stored upload
+    is removed. Without this the reaper would re-send it for ever."""
+    submission = Submission.objects.filter(pk=submission_id, status=Submission.Status.RECEIVED).first()
+    if submission is None:
+        return
+    Submission.objects.filter(pk=submission.pk, status=Submission.Status.RECEIVED).update(
+        status=Submission.Status.ERROR,
+        error_message=INTAKE_FAILED,
+        error_detail=reason[:4000],
+        finished_at=timezone.now(),
+    )
+    _drop_upload(submission, storage.upload_name(submission.pk))
+
+
+def _drop_upload(submission: Submission, name: str) -> None:
+    if submission.upload_sha256:
+        storage.store().delete(name)
+        storage.drop_cached(name)
+        Submission.objects.filter(pk=submission.pk).update(upload_sha256="")
 
 
 def submission_enqueue(submission: Submission, *, countdown_s: float = 0) -> None:
@@ -533,19 +738,23 @@ def _submission_grade(submission_id, *, worker: str | None = None) -> Submission
                     labels=labels,
                     sandbox_factory=sandbox_factory_for(spec),
                 )
-            result = runner.run_pipeline(
-                spec=spec,
-                snapshot=snapshot_dir() / submission.snapshot_path,
-                assets=assets,
-                image=image,
-                run_id=run_id,
-                reference=reference,
-                on_stage=on_stage,
-                labels=labels,
-                sandbox_factory=sandbox_factory_for(spec),
-            )
+            # From the store, through this host's cache, checked against its SHA-256.
+            with storage.fetched(submission.snapshot_path, submission.snapshot_sha256) as snapshot:
+                result = runner.run_pipeline(
+                    spec=spec,
+                    snapshot=snapshot,
+                    assets=assets,
+                    image=image,
+                    run_id=run_id,
+                    reference=reference,
+                    on_stage=on_stage,
+                    labels=labels,
+                    sandbox_factory=sandbox_factory_for(spec),
+                )
     except SandboxUnavailable as exc:
         return _platform_failure(submission, str(exc), kind="sandbox")
+    except storage.StoreError as exc:
+        return _platform_failure(submission, str(exc), kind="store")
     except runner.JudgingError as exc:
         # Every stage ran and judging their evidence failed. Judging is deterministic, so
         # a retry would re-run the whole pipeline only to fail the same way: end now,
@@ -832,7 +1041,7 @@ def submission_status_detail(submission: Submission) -> str:
     text: that stays in `error_detail` and the logs); empty when there is nothing to say."""
     if submission.status == Submission.Status.RUNNING and submission.worker_lost:
         return submission.worker_lost_note
-    if submission.status in (Submission.Status.QUEUED, Submission.Status.ERROR):
+    if submission.status in (Submission.Status.QUEUED, Submission.Status.ERROR, Submission.Status.REJECTED):
         return submission.error_message
     return ""
 
@@ -942,26 +1151,38 @@ def submissions_reap_stale(*, now=None) -> list[str]:
 
 
 def submissions_redispatch_lost(*, live_ids: set[str] | None = None, now=None) -> list[str]:
-    """Send the grading task again for queued submissions whose message is overdue
-    by `budget.LOST_MESSAGE_S` (due = sent + countdown) and, when the broker could
-    be read (`live_ids`: submission ids in its queues), is not waiting there: a
-    broker restarted without persistence loses its messages, and the learner
-    would otherwise wait for good. A duplicate is harmless: the claim is conditional."""
+    """Send the task again for queued submissions (grading) and received ones
+    (intake) whose message is overdue by `budget.LOST_MESSAGE_S` (due = sent +
+    countdown) and, when the broker could be read (`live_ids`: submission ids in its
+    queues), is not waiting there: a broker restarted without persistence loses its
+    messages, and the learner would otherwise wait for good. A duplicate is
+    harmless: grading claims conditionally, intake moves only a received row."""
     now = now or timezone.now()
     overdue = now - timedelta(seconds=budget.LOST_MESSAGE_S)
-    queued = Submission.objects.select_related("lab").filter(status=Submission.Status.QUEUED)
-    lost = queued.filter(Q(dispatch_due_at__lt=overdue) | Q(dispatch_due_at__isnull=True, created_at__lt=overdue))
+    # An intake in progress has its message reserved (not in the queue): wait past
+    # the intake task's hard limit before sending it again.
+    intake_overdue = overdue - timedelta(seconds=settings.SHIPWRIGHT_GIT_TIMEOUT_S + 180)
+    queued = Q(status=Submission.Status.QUEUED) & (
+        Q(dispatch_due_at__lt=overdue) | Q(dispatch_due_at__isnull=True, created_at__lt=overdue)
+    )
+    received = Q(status=Submission.Status.RECEIVED) & (
+        Q(dispatch_due_at__lt=intake_overdue) | Q(dispatch_due_at__isnull=True, created_at__lt=intake_overdue)
+    )
+    lost = Submission.objects.select_related("lab").filter(queued | received)
     acted = []
     with transaction.atomic():
         for submission in lost:
             if live_ids is not None and str(submission.pk) in live_ids:
                 continue
-            submission_enqueue(submission)
+            if submission.status == Submission.Status.RECEIVED:
+                submission_intake_enqueue(submission)
+            else:
+                submission_enqueue(submission)
             acted.append(str(submission.pk))
         if acted:
             metrics.count(metrics.REAPER_REQUEUES, len(acted), reason="message_lost")
     if acted:
-        log.warning("re-sent the grading task of %d queued submissions whose message was lost: %s", len(acted), acted)
+        log.warning("re-sent the task of %d waiting submissions whose message was lost: %s", len(acted), acted)
     return acted
 
 

@@ -28,6 +28,29 @@ def grade_submission(self, submission_id: str) -> None:
         services.sandboxes_report()  # after the verdict: the learner does not wait for it
 
 
+@shared_task(
+    bind=True,
+    name="grading.intake_submission",
+    acks_late=True,
+    max_retries=8,
+)
+def intake_submission(self, submission_id: str) -> None:
+    """Run intake for a received submission (unpack or clone, snapshot, store) and
+    queue it for grading, or mark it rejected with intake's message. Idempotent: a
+    redelivered message finds it no longer received and does nothing. A store that
+    cannot be reached is a platform failure: retried with backoff."""
+    from .storage import StoreError
+
+    try:
+        services.submission_intake(submission_id)
+    except StoreError as exc:
+        log.warning("intake %s: store unavailable (%s); retrying", submission_id, exc)
+        raise self.retry(countdown=min(10 * 2**self.request.retries, 300)) from exc
+    except Exception as exc:
+        log.exception("intake %s failed inside the platform", submission_id)
+        services.submission_intake_failed(submission_id, reason=f"intake: {type(exc).__name__}: {exc}")
+
+
 @shared_task(name="grading.reap_stale_submissions")
 def reap_stale_submissions() -> list[str]:
     """Runs on the maintenance queue (a grading backlog cannot starve it): requeue
@@ -57,7 +80,7 @@ def _queued_submission_ids() -> set[str] | None:
     visibility timeout, and a live worker's run on time (a duplicate is harmless)."""
     from config.celery import app
 
-    queues = [settings.SHIPWRIGHT_GRADING_QUEUE, settings.SHIPWRIGHT_LOW_QUEUE]
+    queues = [settings.SHIPWRIGHT_GRADING_QUEUE, settings.SHIPWRIGHT_LOW_QUEUE, settings.SHIPWRIGHT_INTAKE_QUEUE]
     try:
         with app.connection_for_read() as conn:
             transport = conn.transport.driver_type

@@ -6,7 +6,6 @@ import statistics
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
@@ -17,6 +16,7 @@ from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
+from config.client import client_ip
 from courses.access import Action, can, course_for_staff
 from courses.models import Course
 from labs.models import Lab
@@ -24,9 +24,9 @@ from labs.models import Lab
 from . import services
 from .forms import SubmissionForm
 from .models import Submission
+from .uploads import UPLOAD_TOO_LARGE, CappedUploadHandler
 
 ACTIVE_LINK = "See the submission being graded."
-UPLOAD_TOO_LARGE = "The upload is larger than the {mb:g} MB limit."
 REGRADE_QUEUED = "Queued for regrading on the low-priority queue."
 REGRADE_REFUSED = (
     "Not queued: only a finished submission whose source is still kept can be regraded "
@@ -46,26 +46,6 @@ _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 def csv_cell(value: str) -> str:
     """`value` made inert for a spreadsheet: a leading quote makes a would-be formula text."""
     return f"'{value}" if value.startswith(_FORMULA_PREFIXES) else value
-
-
-class CappedUploadHandler(FileUploadHandler):
-    """Stops reading an upload as soon as it passes the size cap, before it is
-    written anywhere (the intake checks again while it snapshots)."""
-
-    def __init__(self, request=None, cap: int = 0):
-        super().__init__(request)
-        self.cap = cap
-        self.received = 0
-
-    def receive_data_chunk(self, raw_data, start):
-        self.received += len(raw_data)
-        if self.received > self.cap:
-            self.request.upload_too_large = True  # type: ignore[union-attr]  # read by the view
-            raise StopUpload(connection_reset=False)
-        return raw_data
-
-    def file_complete(self, file_size):
-        return None
 
 
 def _lab_for(request: HttpRequest, course_slug: str, lab_slug: str) -> Lab:
@@ -130,12 +110,14 @@ def _submission_create(request: HttpRequest, course_slug: str, lab_slug: str) ->
                 messages.error(request, str(error))
         return redirect(lab.get_absolute_url())
     try:
-        submission = services.submission_create_from_source(
+        # Stored as received; the intake queue unpacks or clones it, never this request.
+        submission = services.submission_receive(
             user=request.user,
             lab=lab,
             upload=form.cleaned_data.get("archive"),
             git_url=form.cleaned_data.get("git_url") or "",
             git_ref=form.cleaned_data.get("git_ref") or "",
+            client_ip=client_ip(request),
         )
     except services.SubmissionThrottled as exc:
         if exc.active is None:

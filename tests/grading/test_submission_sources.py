@@ -1,6 +1,8 @@
 """One intake service behind the web form, the API and `manage.py grade`: the same
-source gets the same words everywhere, the response is chosen by the kind of
-rejection, and a rejection leaves neither a row nor a snapshot file behind."""
+source gets the same words everywhere (the form and the API show them on the
+submission once the intake queue has run; the command refuses at once), the
+response is chosen by the kind of rejection, and a rejection leaves no snapshot
+file behind."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from accounts.services import api_token_create
 from grading import services
 from grading.models import Submission
+from tests.grading.conftest import intake_all
 from tests.grading.test_grade_command import grade
 from tests.grading.test_views_and_api import zipped
 from tests.grading.tiny_lab import SOLUTIONS, make_solution
@@ -71,11 +74,16 @@ def test_a_hostile_archive_gets_the_same_words_from_the_form_the_api_and_the_com
     assert "../../etc/evil" in message and "escapes" in message
 
     form = enrolled.post(FORM_URL, {"archive": SimpleUploadedFile("solution.zip", hostile_zip())})
-    assert form.status_code == 302 and message in form_messages(form)
+    assert form.status_code == 302
+    intake_all()
+    page = enrolled.get(form["Location"]).content.decode()
+    assert "Not accepted" in page and message.replace('"', "&quot;") in page
 
     api = client.post(API_URL, {"archive": SimpleUploadedFile("solution.zip", hostile_zip())}, **auth)
-    assert api.status_code == 400 and api.json() == {"error": message}
-    assert "Retry-After" not in api
+    assert api.status_code == 201
+    intake_all()
+    status = client.get(f"/api/v1/submissions/{api.json()['id']}", **auth).json()
+    assert status["status"] == "rejected" and status["status_detail"] == message
 
     archive = tmp_path / "solution.zip"
     archive.write_bytes(hostile_zip())
@@ -83,7 +91,10 @@ def test_a_hostile_archive_gets_the_same_words_from_the_form_the_api_and_the_com
     assert code == 2 and document is None
     assert stderr == f"grade: {message}\n"
 
-    assert not Submission.objects.exists()
+    # The form's and the API's rejected rows stay (they show the message and count
+    # towards the failed-intake throttle); the command writes nothing; no snapshot at all.
+    assert set(Submission.objects.values_list("status", flat=True)) == {"rejected"}
+    assert Submission.objects.count() == 2
     assert snapshot_files(settings) == before
 
 
@@ -133,7 +144,7 @@ def test_the_command_grades_an_operator_source_even_while_the_learner_must_wait(
 ):
     # The operator is not throttled: the limits are the learner's, the source rules are everyone's.
     enrolled.post(FORM_URL, {"archive": SimpleUploadedFile("solution.zip", zipped())})
-    assert Submission.objects.get().status == "queued"
+    assert Submission.objects.get().status == "received"
     with pytest.raises(services.SubmissionThrottled):
         services.submission_create_from_source(
             user=learner, lab=tiny_lab, upload=SimpleUploadedFile("solution.zip", zipped("dishonest"))
@@ -143,56 +154,20 @@ def test_the_command_grades_an_operator_source_even_while_the_learner_must_wait(
     assert Submission.objects.filter(user=learner).count() == 2
 
 
-def competing_submission_during_intake(monkeypatch, learner, tiny_lab):
-    """The learner's other tab creates its row while this request is still snapshotting."""
-    real = services.snapshot_from_upload
-
-    def intake_then_other_tab(*args, **kwargs):
-        snapshot = real(*args, **kwargs)
-        other = real(
-            SimpleUploadedFile("other.zip", unique_zip("crashes")),
-            "other.zip",
-            lab_kind=tiny_lab.kind,
-            dest_dir=services.snapshot_dir(),
-            limits=services.intake_limits(),
-        )
-        services.submission_create(user=learner, lab=tiny_lab, snapshot=other, enqueue=False)
-        return snapshot
-
-    monkeypatch.setattr(services, "snapshot_from_upload", intake_then_other_tab)
-
-
-def test_a_submission_refused_after_its_snapshot_was_written_leaves_no_file_behind(
-    learner, tiny_lab, settings, monkeypatch
-):
-    before = snapshot_files(settings)
-    competing_submission_during_intake(monkeypatch, learner, tiny_lab)
-    with pytest.raises(services.SubmissionThrottled) as throttled:
-        services.submission_create_from_source(
-            user=learner, lab=tiny_lab, upload=SimpleUploadedFile("solution.zip", unique_zip("dishonest"))
-        )
-    assert throttled.value.message == services.ACTIVE_SUBMISSION
-    other = Submission.objects.get(user=learner)
-    assert other.source_name == "other.zip"
-    assert snapshot_files(settings) - before == {other.snapshot_path}
-    assert (settings.SHIPWRIGHT_SNAPSHOT_DIR / other.snapshot_path).exists()
-
-
-def test_a_refused_submission_keeps_a_snapshot_that_another_submission_uses(
-    learner, other_learner, tiny_lab, settings, monkeypatch
-):
-    # The same bytes submitted earlier by someone else: the content-addressed file is theirs too.
-    shared = unique_zip("dishonest")
-    earlier = services.submission_create_from_source(
-        user=other_learner, lab=tiny_lab, upload=SimpleUploadedFile("solution.zip", shared), enqueue=False
-    )
-    competing_submission_during_intake(monkeypatch, learner, tiny_lab)
-    with pytest.raises(services.SubmissionThrottled):
-        services.submission_create_from_source(
-            user=learner, lab=tiny_lab, upload=SimpleUploadedFile("solution.zip", shared)
-        )
-    assert (settings.SHIPWRIGHT_SNAPSHOT_DIR / earlier.snapshot_path).exists()
-    assert not Submission.objects.filter(user=learner, source_name="solution.zip").exists()
+def test_a_second_tab_is_refused_while_the_first_upload_waits_for_intake(enrolled, learner, settings):
+    # The row exists from the moment the upload is stored, so the learner's one slot
+    # is taken before any intake work: at most one intake per learner at a time.
+    first = enrolled.post(FORM_URL, {"archive": SimpleUploadedFile("solution.zip", unique_zip("dishonest"))})
+    second = enrolled.post(FORM_URL, {"archive": SimpleUploadedFile("solution.zip", unique_zip("crashes"))})
+    assert any(m.startswith(services.ACTIVE_SUBMISSION) for m in form_messages(second))
+    received = Submission.objects.get(user=learner)
+    assert received.status == "received" and first["Location"] == received.get_absolute_url()
+    uploads = {p.name for p in (settings.SHIPWRIGHT_SNAPSHOT_DIR / "uploads").iterdir()}
+    assert str(received.pk) in uploads and len([u for u in uploads if u.startswith(".")]) == 0
+    intake_all()
+    received.refresh_from_db()
+    assert received.status == "queued"
+    assert str(received.pk) not in {p.name for p in (settings.SHIPWRIGHT_SNAPSHOT_DIR / "uploads").iterdir()}
 
 
 def test_a_lab_without_checks_is_closed_to_the_api_with_400(client, auth, tiny_lab, settings):

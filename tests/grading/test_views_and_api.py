@@ -12,6 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from accounts.services import api_token_create
 from grading import services
 from grading.models import Submission
+from tests.grading.conftest import intake_all
 from tests.grading.tiny_lab import SOLUTIONS
 
 
@@ -34,17 +35,27 @@ def submit(client, data: bytes = None, name: str = "solution.zip", **extra):
     return client.post("/labs/tiny-course/tiny/submit/", payload)
 
 
-def test_an_upload_creates_a_queued_submission_and_opens_its_page(
+def test_an_upload_is_received_at_once_then_queued_by_intake_and_its_page_follows(
     enrolled, learner, django_capture_on_commit_callbacks, monkeypatch
 ):
-    sent = []
-    monkeypatch.setattr("grading.tasks.grade_submission.apply_async", lambda **kw: sent.append(kw))
+    intakes, gradings = [], []
+    monkeypatch.setattr("grading.tasks.intake_submission.apply_async", lambda **kw: intakes.append(kw))
+    monkeypatch.setattr("grading.tasks.grade_submission.apply_async", lambda **kw: gradings.append(kw))
     with django_capture_on_commit_callbacks(execute=True):
         response = submit(enrolled)
     submission = Submission.objects.get(user=learner)
     assert response.status_code == 302 and response["Location"] == f"/submissions/{submission.pk}/"
-    assert submission.status == "queued" and submission.source_kind == "archive"
-    assert sent and sent[0]["args"] == [str(submission.pk)] and sent[0]["queue"] == "grading"
+    # The request stored the upload and nothing else: no snapshot, no grading yet.
+    assert submission.status == "received" and submission.snapshot_path == "" and submission.upload_sha256
+    assert intakes and intakes[0]["args"] == [str(submission.pk)] and intakes[0]["queue"] == "intake"
+    assert not gradings
+    assert "Checking your upload" in enrolled.get(response["Location"]).content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        intake_all()
+    submission.refresh_from_db()
+    assert submission.status == "queued" and submission.source_kind == "archive" and submission.snapshot_path
+    assert gradings and gradings[0]["args"] == [str(submission.pk)] and gradings[0]["queue"] == "grading"
     page = enrolled.get(response["Location"]).content.decode()
     assert "Queued" in page and "Position 1 in the queue" in page
 
@@ -71,10 +82,14 @@ def test_a_hostile_archive_is_rejected_with_the_entry_named_and_nothing_kept(enr
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("../../etc/evil", "x")
     response = submit(enrolled, buffer.getvalue())
-    assert not Submission.objects.exists()
-    assert any("../../etc/evil" in str(m) and "escapes" in str(m) for m in response.wsgi_request._messages)
+    intake_all()
+    submission = Submission.objects.get()
+    assert submission.status == "rejected" and submission.snapshot_path == "" and not submission.upload_sha256
+    page = enrolled.get(response["Location"]).content.decode()
+    assert "Not accepted" in page and "../../etc/evil" in page and "escapes" in page
     leftovers = [p for p in settings.SHIPWRIGHT_SNAPSHOT_DIR.glob("*") if p.name.startswith(".intake")]
     assert not leftovers
+    assert not list((settings.SHIPWRIGHT_SNAPSHOT_DIR / "uploads").glob(str(submission.pk)))
 
 
 def test_an_upload_over_the_cap_is_refused_before_it_is_stored(enrolled, settings):
@@ -102,6 +117,7 @@ def test_only_the_course_s_staff_see_a_lab_s_submissions_and_can_regrade(enrolle
     from courses.models import CourseStaff
 
     submit(enrolled)
+    intake_all()
     assert enrolled.get("/instructor/labs/tiny-course/tiny/submissions/").status_code == 404
     client.force_login(instructor)  # site staff, but no role on the course yet
     assert client.get("/instructor/labs/tiny-course/tiny/submissions/").status_code == 404
@@ -135,8 +151,10 @@ def test_the_api_accepts_an_archive_and_returns_the_status_url(client, tiny_lab,
     status = client.get(body["status_url"].replace("http://testserver", ""), **auth)
     assert status.status_code == 200
     document = status.json()
-    assert document["submission"] == body["id"] and document["status"] == "queued"
+    assert document["submission"] == body["id"] and document["status"] == "received"
     assert document["lab"] == "tiny-course/tiny"
+    intake_all()
+    assert client.get(body["status_url"].replace("http://testserver", ""), **auth).json()["status"] == "queued"
 
 
 def test_a_revoked_token_stops_working(client, tiny_lab, learner):
@@ -153,7 +171,7 @@ def test_a_revoked_token_stops_working(client, tiny_lab, learner):
     assert response.status_code == 401
 
 
-def test_the_api_rejects_a_private_git_host(client, tiny_lab, learner):
+def test_the_api_rejects_a_private_git_host_in_intake_and_says_why(client, tiny_lab, learner):
     _, token = api_token_create(user=learner, name="CI")
     response = client.post(
         "/api/v1/labs/tiny-course/tiny/submissions",
@@ -161,9 +179,11 @@ def test_the_api_rejects_a_private_git_host(client, tiny_lab, learner):
         content_type="application/json",
         HTTP_AUTHORIZATION=f"Bearer {token}",
     )
-    assert response.status_code == 400
-    assert "private address" in response.json()["error"]
-    assert not Submission.objects.exists()
+    assert response.status_code == 201 and response.json()["status"] == "received"
+    intake_all()
+    status = client.get(f"/api/v1/submissions/{response.json()['id']}", HTTP_AUTHORIZATION=f"Bearer {token}").json()
+    assert status["status"] == "rejected"
+    assert status["status_detail"] == "10.0.0.1 resolves to a private address"
 
 
 def test_the_profile_shows_a_new_token_once(learner_client):

@@ -24,6 +24,7 @@ def worker_env(settings):
     settings.SHIPWRIGHT_GRADING_QUEUE = f"grading-{suffix}"
     settings.SHIPWRIGHT_LOW_QUEUE = f"low-{suffix}"
     settings.SHIPWRIGHT_MAINTENANCE_QUEUE = f"maintenance-{suffix}"
+    settings.SHIPWRIGHT_INTAKE_QUEUE = f"intake-{suffix}"
     db = connection.settings_dict
     env = {
         **os.environ,
@@ -34,13 +35,18 @@ def worker_env(settings):
         "SHIPWRIGHT_GRADING_QUEUE": settings.SHIPWRIGHT_GRADING_QUEUE,
         "SHIPWRIGHT_LOW_QUEUE": settings.SHIPWRIGHT_LOW_QUEUE,
         "SHIPWRIGHT_MAINTENANCE_QUEUE": settings.SHIPWRIGHT_MAINTENANCE_QUEUE,
+        "SHIPWRIGHT_INTAKE_QUEUE": settings.SHIPWRIGHT_INTAKE_QUEUE,
+        "SHIPWRIGHT_STORAGE_URL": settings.SHIPWRIGHT_STORAGE_URL,
         "REDIS_URL": broker_url,
         # A worker e-mails (a certificate, a staff alert): kept in its memory, never sent.
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     }
     yield env
     redis.Redis.from_url(broker_url).delete(
-        settings.SHIPWRIGHT_GRADING_QUEUE, settings.SHIPWRIGHT_LOW_QUEUE, settings.SHIPWRIGHT_MAINTENANCE_QUEUE
+        settings.SHIPWRIGHT_GRADING_QUEUE,
+        settings.SHIPWRIGHT_LOW_QUEUE,
+        settings.SHIPWRIGHT_MAINTENANCE_QUEUE,
+        settings.SHIPWRIGHT_INTAKE_QUEUE,
     )
 
 
@@ -48,7 +54,11 @@ class Worker:
     """A solo-pool worker on the grading queues of `env`; `broker_url` points it at
     another broker (a private redis-server a drill restarts)."""
 
-    def __init__(self, env: dict[str, str], *, broker_url: str | None = None, **extra_env: str):
+    def __init__(
+        self, env: dict[str, str], *, broker_url: str | None = None, queues: list[str] | None = None, **extra_env: str
+    ):
+        if queues is None:
+            queues = [env["SHIPWRIGHT_INTAKE_QUEUE"], env["SHIPWRIGHT_GRADING_QUEUE"], env["SHIPWRIGHT_LOW_QUEUE"]]
         if broker_url:
             extra_env["REDIS_URL"] = broker_url
         self.process = subprocess.Popen(
@@ -60,7 +70,7 @@ class Worker:
                 "config",
                 "worker",
                 "-Q",
-                f"{env['SHIPWRIGHT_GRADING_QUEUE']},{env['SHIPWRIGHT_LOW_QUEUE']}",
+                ",".join(queues),
                 "--pool",
                 "solo",
                 "--without-gossip",
