@@ -89,4 +89,5 @@ def queue_estimate(submission: Submission, *, now=None) -> QueueEstimate | None:
     ]
     queued = [run_s(lab_id) for lab_id, status, _ in ahead if status == Submission.Status.QUEUED]
     wait = verdict_wait_s(running_left_s=running_left, queued_ahead_s=queued, own_s=own + pickup_s, graders=graders)
-    return QueueEstimate(position=position, graders=graders, typical_s=own, wait_s=wait)
+    # A run in progress proves its worker, registered or not (one started before the registry).
+    return QueueEstimate(position=position, graders=max(graders, len(running_left)), typical_s=own, wait_s=wait)

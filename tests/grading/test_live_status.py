@@ -82,6 +82,16 @@ def test_with_no_worker_the_page_says_so_instead_of_guessing(learner_client, lea
     assert "Position 1 in the queue; about 5 s until your verdict (2 graders at work;" in page
 
 
+def test_a_long_wait_is_told_in_minutes(learner_client, learner, other_learner, tiny_lab):
+    finished_runs(other_learner, tiny_lab, 299.5)
+    worker("celery@a")
+    for _ in range(2):
+        attempt(other_learner, tiny_lab, "queued", None)
+    mine = attempt(learner, tiny_lab, "queued", None)
+    page = learner_client.get(f"/submissions/{mine.pk}/").content.decode()
+    assert "Position 3 in the queue; about 15 min until your verdict (1 grader at work;" in page
+
+
 def running(user, lab, **progress) -> Submission:
     row = attempt(user, lab, "running", None, stage_count=3, started_at=timezone.now())
     Submission.objects.filter(pk=row.pk).update(heartbeat_at=timezone.now(), **progress)
