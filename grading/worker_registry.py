@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 
 from django.db import DatabaseError, connection
 from django.utils import timezone
@@ -43,6 +44,14 @@ def worker_beat(*, name: str, slots: int, queues: list[str]) -> None:
 
 def worker_forget(*, name: str) -> None:
     GradingWorker.objects.filter(name=name[:200]).delete()
+
+
+def workers_forget_gone(*, now=None) -> int:
+    """Delete the rows of workers silent for a day (killed ones never say goodbye, and
+    containers come back under new names); the reaper calls it. Returns how many."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=budget.WORKER_FORGET_S)
+    deleted, _ = GradingWorker.objects.filter(seen_at__lt=cutoff).delete()
+    return deleted
 
 
 class _Beat:

@@ -55,6 +55,15 @@ def test_only_live_workers_on_the_grading_queue_count(db):
     assert GradingWorker.objects.grading_slots(queue="grading") == 5
 
 
+def test_the_reaper_forgets_workers_silent_for_a_day(db):
+    from grading.tasks import reap_stale_submissions
+
+    worker("celery@a", seen_s_ago=120)
+    worker("celery@killed-yesterday", seen_s_ago=25 * 3600)
+    reap_stale_submissions()
+    assert list(GradingWorker.objects.values_list("name", flat=True)) == ["celery@a"]
+
+
 def test_the_estimate_counts_the_workers(learner, other_learner, tiny_lab):
     finished_runs(other_learner, tiny_lab, 4.0, 4.0, 4.0)
     worker("celery@a")
