@@ -15,8 +15,10 @@ from __future__ import annotations
 import heapq
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from .models import GradingWorker, Submission
@@ -44,11 +46,49 @@ def verdict_wait_s(*, running_left_s: list[float], queued_ahead_s: list[float], 
     return heapq.heappop(free_at) + own_s
 
 
-def _typical_s(lab_id, cache: dict) -> float | None:
+def overlapping(
+    runs: list[tuple[Any, Any, Any]], others: list[tuple[Any, Any, Any]]
+) -> tuple[list[float], list[float]]:
+    """Split `runs` (id, started, finished) into the run times of those that ran
+    alone and of those that shared the machine with one of `others` (id, started,
+    finished or None while running)."""
+    alone: list[float] = []
+    shared: list[float] = []
+    for pk, started, finished in runs:
+        busy = any(
+            other != pk and other_started < finished and (other_finished is None or other_finished > started)
+            for other, other_started, other_finished in others
+        )
+        (shared if busy else alone).append((finished - started).total_seconds())
+    return alone, shared
+
+
+def _typical_s(lab_id, cache: dict, *, busy: bool) -> float | None:
+    """The lab's typical run: the median of its recent runs that ran alone, or, when
+    several runs will share the machine (`busy`), of those that shared it: sandboxes
+    on the same cores slow each other down, which an estimate from runs alone missed
+    by half under a burst (bench/grading_latency.py). Falls back to all recent runs."""
     if lab_id not in cache:
-        recent = Submission.objects.recent_run_seconds(lab=lab_id)
-        cache[lab_id] = statistics.median(recent) if recent else None
-    return cache[lab_id]
+        runs: list[tuple[Any, Any, Any]] = list(
+            Submission.objects.filter(lab=lab_id, started_at__isnull=False, finished_at__isnull=False)
+            .order_by("-finished_at")
+            .values_list("pk", "started_at", "finished_at")[:20]
+        )
+        others: list[tuple[Any, Any, Any]] = []
+        if runs:
+            others = list(
+                Submission.objects.filter(
+                    started_at__isnull=False,
+                    started_at__lt=max(f for _, _, f in runs),
+                )
+                .filter(Q(finished_at__isnull=True) | Q(finished_at__gt=min(s for _, s, _ in runs)))
+                .order_by("-started_at")
+                .values_list("pk", "started_at", "finished_at")[:500]
+            )
+        cache[lab_id] = overlapping(runs, others) if runs else ([], [])
+    alone, shared = cache[lab_id]
+    chosen = (shared if busy else alone) or alone + shared
+    return statistics.median(chosen) if chosen else None
 
 
 def queue_estimate(submission: Submission, *, now=None) -> QueueEstimate | None:
@@ -69,15 +109,17 @@ def queue_estimate(submission: Submission, *, now=None) -> QueueEstimate | None:
         Submission.objects.regrades().filter(status=Submission.Status.RUNNING).values_list("lab_id", "started_at")
     )
     typical: dict = {}
-    own = _typical_s(submission.lab_id, typical)
     position = len(ahead) + 1
+    # Will this run share the machine? Only if a second slot will be in use meanwhile.
+    busy = min(max(graders, 1), len(ahead) + len(running_regrades) + 1) > 1
+    own = _typical_s(submission.lab_id, typical, busy=busy)
     if own is None or (graders == 0 and not any(status == Submission.Status.RUNNING for _, status, _ in ahead)):
         return QueueEstimate(position=position, graders=graders, typical_s=own, wait_s=None)
     pickup = Submission.objects.recent_pickup_seconds()
     pickup_s = min(pickup) if pickup else 0.0
 
     def run_s(lab_id) -> float:
-        return (_typical_s(lab_id, typical) or own) + pickup_s
+        return (_typical_s(lab_id, typical, busy=busy) or own) + pickup_s
 
     running_left = [
         run_s(lab_id) - pickup_s - (now - started_at).total_seconds()

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from grading.models import CheckResult, GradingWorker, Submission
-from grading.queue_estimate import queue_estimate, verdict_wait_s
+from grading.queue_estimate import overlapping, queue_estimate, verdict_wait_s
 from tests.grading.test_best_attempt import attempt
 
 
@@ -30,6 +30,32 @@ def test_the_wait_is_simulated_over_the_workers_slots(running_left, queued_ahead
     assert verdict_wait_s(running_left_s=running_left, queued_ahead_s=queued_ahead, own_s=4.0, graders=graders) == (
         expected
     )
+
+
+T0 = timezone.now()
+
+
+def at(seconds: float):
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_runs_that_shared_the_machine_are_told_apart_from_runs_alone():
+    runs = [("a", at(0), at(4)), ("b", at(10), at(16)), ("c", at(20), at(26))]
+    others = [*runs, ("x", at(12), at(13)), ("y", at(25), None)]  # y is still running
+    assert overlapping(runs, others) == ([4.0], [6.0, 6.0])
+
+
+def test_a_burst_is_estimated_from_runs_that_shared_the_machine(learner, other_learner, tiny_lab):
+    finished_runs(other_learner, tiny_lab, 4.0, 4.0, 4.0)  # alone
+    for _ in range(2):  # two at once, slower
+        attempt(other_learner, tiny_lab, "passed", 100, started_at=at(-100), finished_at=at(-94))
+    worker("celery@a")
+    worker("celery@b")
+    alone = attempt(learner, tiny_lab, "queued", None)
+    assert queue_estimate(alone).typical_s == 4.0  # nobody else: it runs alone
+    attempt(other_learner, tiny_lab, "queued", None)
+    mine = attempt(other_learner, tiny_lab, "queued", None)
+    assert queue_estimate(mine).typical_s == 6.0
 
 
 def worker(name: str, *, queues=("grading",), slots: int = 1, seen_s_ago: float = 0) -> GradingWorker:
