@@ -1,6 +1,7 @@
 """Submit-to-verdict latency and throughput through real Celery workers.
 
     python bench/grading_latency.py [--workers 2] [--submissions 20] [--burst 12] [--rounds 2]
+                                    [--database shipwright_bench] [--redis-db 14] [--var-dir var/bench]
 
 An isolated setup: PostgreSQL database `shipwright_bench` (created if missing),
 Redis db 14 (queues `grading` and `low` purged first), SHIPWRIGHT_VAR_DIR=var/bench,
@@ -15,7 +16,13 @@ then, from this process (Django configured with the same environment):
    on an idle machine;
 2. throughput: K submissions created at once, graded by 1 worker (the others stop
    consuming: Celery's cancel_consumer) and then by all N; submissions/s (median over
-   rounds) and the ratio N / 1; target >= 1.7x for N = 2.
+   rounds) and the ratio N / 1; target >= 1.7x for N = 2;
+3. the queue estimate against reality: K submissions created at once with all N
+   workers consuming; right after each is created, the estimate its page shows
+   (grading.queue_estimate.queue_estimate, the same call as the page); once all are
+   graded, the real wait (the row's created_at to finished_at); the ratio real /
+   estimate, median and range over the K, and the same for the M sequential
+   submissions of (1) (an idle queue). 1.00x is a perfect estimate.
 
 Every submission is by a distinct learner (the one-active-submission rule stays on),
 and must pass; anything else is printed and the exit status is 1. Every worker is
@@ -50,16 +57,17 @@ from _setup import (  # noqa: E402
 DATABASE = "shipwright_bench"
 REDIS_DB = 14
 VAR_DIR = "var/bench"
+REGISTRY_WAIT_S = 60
 QUEUES = ("grading", "low")
 POLL_S = 0.05
 
 
-def prepare(env: dict[str, str], content_root: Path) -> None:
+def prepare(env: dict[str, str], content_root: Path, database: str) -> None:
     import redis
 
     from tests.grading.tiny_lab import make_tiny_course
 
-    ensure_database(DATABASE)
+    ensure_database(database)
     client = redis.Redis.from_url(env["REDIS_URL"])
     # Our own db: drop queued and unacked messages a previous, killed run may have left.
     client.delete(*QUEUES, "unacked", "unacked_index", "unacked_mutex")
@@ -126,12 +134,18 @@ class Workers:
             stop(proc)
 
 
-def submit(lab, user, folder: Path):
+def submit(lab, user, folder: Path, estimates: dict | None = None):
+    """Create a submission; with `estimates`, record the wait its page would show now."""
     from grading import services
     from grading.intake import snapshot_from_directory
+    from grading.queue_estimate import queue_estimate
 
     snapshot = snapshot_from_directory(folder, dest_dir=services.snapshot_dir(), limits=services.intake_limits())
-    return services.submission_create(user=user, lab=lab, snapshot=snapshot)
+    submission = services.submission_create(user=user, lab=lab, snapshot=snapshot)
+    if estimates is not None:
+        estimate = queue_estimate(submission)
+        estimates[submission.pk] = estimate.wait_s if estimate else None
+    return submission
 
 
 def finished_ids(ids: list) -> set:
@@ -184,24 +198,62 @@ def breakdown(ids: list) -> dict[str, float]:
     }
 
 
-def latency(lab, learners: Learners, solution: Path, count: int, timeout: float) -> tuple[list[float], list]:
+def latency(
+    lab, learners: Learners, solution: Path, count: int, timeout: float, estimates: dict
+) -> tuple[list[float], list]:
     times, ids = [], []
     for _ in range(count):
         user = learners.new()  # outside the clock
         t = time.perf_counter()
-        submission = submit(lab, user, solution)
+        submission = submit(lab, user, solution, estimates)
         wait_finished([submission.pk], timeout)
         times.append(time.perf_counter() - t)
         ids.append(submission.pk)
     return times, ids
 
 
-def throughput(lab, learners: Learners, solution: Path, count: int, timeout: float) -> tuple[float, list]:
+def throughput(
+    lab, learners: Learners, solution: Path, count: int, timeout: float, estimates: dict | None = None
+) -> tuple[float, list]:
     users = [learners.new() for _ in range(count)]  # outside the clock
     t = time.perf_counter()
-    ids = [submit(lab, user, solution).pk for user in users]
+    ids = [submit(lab, user, solution, estimates).pk for user in users]
     wait_finished(ids, timeout)
     return count / (time.perf_counter() - t), ids
+
+
+def estimate_ratios(estimates: dict) -> list[float]:
+    """Real wait (created to finished, from the rows) over the estimate shown at submit
+    time, in submission order; a submission shown no estimate is left out."""
+    from grading.models import Submission
+
+    rows = {s.pk: s for s in Submission.objects.filter(pk__in=list(estimates))}
+    ordered = sorted(estimates, key=lambda pk: rows[pk].created_at)
+    return [
+        (rows[pk].finished_at - rows[pk].created_at).total_seconds() / estimates[pk] for pk in ordered if estimates[pk]
+    ]
+
+
+def wait_for_registry(count: int) -> None:
+    """Until the worker registry (whose beats the estimate reads) shows `count` slots
+    on the grading queue: after add_consumer it can lag one beat."""
+    from django.conf import settings
+
+    from grading.models import GradingWorker
+
+    queue = settings.SHIPWRIGHT_GRADING_QUEUE
+    wait_until(
+        lambda: GradingWorker.objects.grading_slots(queue=queue) == count,
+        timeout=REGISTRY_WAIT_S,
+        what=f"the worker registry to show {count} grader(s)",
+        interval=0.5,
+    )
+
+
+def ratio_cells(ratios: list[float]) -> tuple[str, str]:
+    if not ratios:
+        return "n/a", ""
+    return f"{statistics.median(ratios):.2f}x", f"range {min(ratios):.2f}x to {max(ratios):.2f}x"
 
 
 def main() -> int:
@@ -211,22 +263,25 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=12, help="K submissions per throughput run (default 12)")
     parser.add_argument("--rounds", type=int, default=2, help="throughput runs per worker count (default 2)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds allowed per verdict (default 300)")
+    parser.add_argument("--database", default=DATABASE, help=f"PostgreSQL database (default {DATABASE})")
+    parser.add_argument("--redis-db", type=int, default=REDIS_DB, help=f"Redis database (default {REDIS_DB})")
+    parser.add_argument("--var-dir", default=VAR_DIR, help=f"var dir under the repository (default {VAR_DIR})")
     args = parser.parse_args()
     if args.workers < 1 or args.submissions < 1 or args.burst < 1 or args.rounds < 1:
         parser.error("counts must be >= 1")
 
     exit_on_sigterm()
     env = bench_env(
-        database=DATABASE,
-        var_dir=VAR_DIR,
-        redis_db=REDIS_DB,
+        database=args.database,
+        var_dir=args.var_dir,
+        redis_db=args.redis_db,
         DJANGO_DEBUG="1",
         SHIPWRIGHT_RESUBMIT_COOLOFF_S="0",
     )
-    log_dir = REPO / VAR_DIR / "logs"
+    log_dir = REPO / args.var_dir / "logs"
     with tempfile.TemporaryDirectory(prefix="shipwright-bench-") as tmp:
         tmp_path = Path(tmp)
-        prepare(env, tmp_path / "content")
+        prepare(env, tmp_path / "content", args.database)
         django_setup(env)
         from labs.models import Lab
         from tests.grading.tiny_lab import make_solution
@@ -244,7 +299,8 @@ def main() -> int:
             _, ids = throughput(lab, learners, solution, args.workers, args.timeout)
             all_ids += ids
 
-            times, ids = latency(lab, learners, solution, args.submissions, args.timeout)
+            idle_estimates: dict = {}
+            times, ids = latency(lab, learners, solution, args.submissions, args.timeout, idle_estimates)
             parts = breakdown(ids)
             all_ids += ids
 
@@ -258,6 +314,12 @@ def main() -> int:
                 rate, ids = throughput(lab, learners, solution, args.burst, args.timeout * args.burst)
                 many.append(rate)
                 all_ids += ids
+
+            wait_for_registry(args.workers)
+            burst_estimates: dict = {}
+            _, ids = throughput(lab, learners, solution, args.burst, args.timeout * args.burst, burst_estimates)
+            all_ids += ids
+            idle_ratios, burst_ratios = estimate_ratios(idle_estimates), estimate_ratios(burst_estimates)
         finally:
             workers.stop()
 
@@ -276,6 +338,8 @@ def main() -> int:
         (f"throughput, 1 worker ({args.burst} at once, subs/s)", f"{one_med:.2f}", ""),
         (f"throughput, {n} workers ({args.burst} at once, subs/s)", f"{many_med:.2f}", ""),
         (f"concurrency ratio {n} / 1", f"{many_med / one_med:.2f}x", "target >= 1.7x (N = 2)"),
+        (f"queue estimate, real wait / shown, idle ({len(idle_ratios)} in turn)", *ratio_cells(idle_ratios)),
+        (f"queue estimate, real wait / shown, {args.burst} at once, {n} workers", *ratio_cells(burst_ratios)),
     ]
     print_table(rows)
     print(

@@ -265,7 +265,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         if not (enrollment.course.published or can(request.user, enrollment.course, Action.PREVIEW)):
             continue
         rows.append(
-            {"enrollment": enrollment, "progress": course_progress(user=request.user, course=enrollment.course)}
+            {
+                "enrollment": enrollment,
+                "progress": course_progress(user=request.user, course=enrollment.course, enrollment=enrollment),
+            }
         )
     # Certificates come from certificates' `dashboard_certificates` template tag.
     return render(request, "courses/dashboard.html", {"rows": rows})

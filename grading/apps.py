@@ -25,3 +25,11 @@ class GradingConfig(AppConfig):
         from . import progress
 
         course_progress.lab_progress.append(progress.lab_progress)
+
+        # Workers record themselves for the queue estimate (grading/worker_registry.py).
+        from celery.signals import worker_ready, worker_shutdown
+
+        from . import worker_registry
+
+        worker_ready.connect(worker_registry.on_worker_ready, weak=False)
+        worker_shutdown.connect(worker_registry.on_worker_shutdown, weak=False)

@@ -25,6 +25,13 @@ HEARTBEAT_INTERVAL_S = 5.0
 STALE_HEARTBEAT_S = 45.0
 # The page says "worker lost" once a heartbeat is this old (three missed beats).
 LOST_HEARTBEAT_S = 3 * HEARTBEAT_INTERVAL_S
+# A worker records itself in the database every WORKER_BEAT_INTERVAL_S (grading/
+# worker_registry.py); the queue estimate counts those seen within WORKER_LIVE_S
+# (three missed beats), so a killed worker stops counting within half a minute.
+WORKER_BEAT_INTERVAL_S = 10.0
+WORKER_LIVE_S = 3 * WORKER_BEAT_INTERVAL_S
+# The reaper deletes rows of workers silent this long (a killed worker leaves its row).
+WORKER_FORGET_S = 24 * 3600.0
 # Grace before the reaper removes sandbox objects no live claim owns: a run being set
 # up (claimed, labels written, not yet visible as the current attempt) is never hit.
 ORPHAN_GRACE_S = 120.0

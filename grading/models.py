@@ -87,6 +87,17 @@ class SubmissionQuerySet(models.QuerySet["Submission"]):
         )
         return [(finished - started).total_seconds() for started, finished in rows]
 
+    def recent_pickup_seconds(self, *, sample: int = 20) -> list[float]:
+        """Created to first claimed, for the last `sample` learner submissions claimed
+        (broker, worker pick-up, claim; plus any wait for a free worker)."""
+        rows = (
+            self.learner_submitted()
+            .filter(started_at__isnull=False)
+            .order_by("-started_at")
+            .values_list("created_at", "started_at")[:sample]
+        )
+        return [max(0.0, (started - created).total_seconds()) for created, started in rows if started is not None]
+
 
 class Submission(models.Model):
     """One attempt at a lab: an immutable source snapshot and its grading state.
@@ -237,6 +248,37 @@ class Submission(models.Model):
         if self.score is None or not self.max_score:
             return None
         return 100.0 * self.score / self.max_score
+
+
+class GradingWorkerQuerySet(models.QuerySet["GradingWorker"]):
+    def live(self, *, now=None) -> GradingWorkerQuerySet:
+        """Workers whose last beat is recent (see budget.WORKER_LIVE_S)."""
+        from datetime import timedelta
+
+        from .budget import WORKER_LIVE_S
+
+        return self.filter(seen_at__gte=(now or timezone.now()) - timedelta(seconds=WORKER_LIVE_S))
+
+    def grading_slots(self, *, queue: str) -> int:
+        """How many submissions the live workers consuming `queue` grade at once."""
+        return sum(worker.slots for worker in self.live() if queue in worker.queues)
+
+
+class GradingWorker(models.Model):
+    """A Celery worker as it last described itself: written by the worker's own beat
+    (grading/worker_registry.py), removed when it shuts down; a killed worker's row
+    simply stops being live. Read by the queue estimate."""
+
+    name = models.CharField(max_length=200, unique=True)
+    slots = models.PositiveIntegerField(default=1)
+    queues = models.JSONField(default=list)
+    started_at = models.DateTimeField(default=timezone.now)
+    seen_at = models.DateTimeField(default=timezone.now)
+
+    objects = GradingWorkerQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class StageRun(models.Model):

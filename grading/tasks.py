@@ -64,6 +64,9 @@ def reap_stale_submissions() -> list[str]:
         services.sandboxes_reap_orphans()
     except SandboxError as exc:
         log.warning("could not reap leftover sandboxes: %s", exc)
+    from .worker_registry import workers_forget_gone
+
+    workers_forget_gone()
     # Apps above grading (certificates: issue those earned while no signing key was
     # usable) do their periodic work here.
     from .hooks import maintenance

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import csv
-import statistics
 
 from django.conf import settings
 from django.contrib import messages
@@ -23,7 +22,8 @@ from labs.models import Lab
 
 from . import services
 from .forms import SubmissionForm
-from .models import Submission
+from .models import CheckResult, Submission
+from .queue_estimate import queue_estimate
 from .uploads import UPLOAD_TOO_LARGE, CappedUploadHandler
 
 ACTIVE_LINK = "See the submission being graded."
@@ -133,28 +133,49 @@ def _submission_create(request: HttpRequest, course_slug: str, lab_slug: str) ->
 
 
 def _queue_context(submission: Submission) -> dict:
-    """Position in the queue and an estimate from recent run times of this lab."""
-    if submission.status != Submission.Status.QUEUED:
+    """Position in the queue and how long until the verdict (grading/queue_estimate.py)."""
+    estimate = queue_estimate(submission)
+    if estimate is None:
         return {}
-    ahead = Submission.objects.ahead_in_queue_of(submission)
-    recent = Submission.objects.recent_run_seconds(lab=submission.lab)
-    typical = statistics.median(recent) if recent else None
-    estimate = typical * (ahead + 1) if typical else None
-    return {"queue_position": ahead + 1, "estimate_s": estimate, "typical_s": typical}
+    return {
+        "queue_position": estimate.position,
+        "estimate_s": estimate.wait_s,
+        "typical_s": estimate.typical_s,
+        "graders": estimate.graders,
+    }
+
+
+# Failing checks first: they are what the learner came to read; each group keeps the
+# lab's order.
+_CHECK_GROUP: dict[str, int] = {
+    CheckResult.Status.FAILED: 0,
+    CheckResult.Status.ERROR: 0,
+    CheckResult.Status.SKIPPED: 1,
+}
+
+
+def _grading_percent(submission: Submission) -> int:
+    """The progress bar of a running submission: finished stages, and half of the one
+    running (its time limit says nothing of how long it will really take)."""
+    if not submission.stage_count or not submission.stage_index:
+        return 0
+    index = min(submission.stage_index, submission.stage_count)
+    return round(100 * (index - 0.5) / submission.stage_count)
 
 
 def _detail_context(request: HttpRequest, submission: Submission) -> dict:
     stages = list(submission.stage_runs.all())
-    checks = list(submission.check_results.all())
+    checks = sorted(submission.check_results.all(), key=lambda check: (_CHECK_GROUP.get(check.status, 2), check.order))
     elapsed = None
     if submission.status == Submission.Status.RUNNING and submission.stage_started_at:
-        elapsed = (timezone.now() - submission.stage_started_at).total_seconds()
+        elapsed = max(0.0, (timezone.now() - submission.stage_started_at).total_seconds())
     return {
         "submission": submission,
         "lab": submission.lab,
         "stages": stages,
         "checks": checks,
         "stage_elapsed_s": elapsed,
+        "grading_percent": _grading_percent(submission),
         # Course staff see the platform's error detail, who submitted, and grader output.
         "is_staff": can(request.user, submission.lab.course, Action.VIEW_SUBMISSIONS),
         "can_regrade": can(request.user, submission.lab.course, Action.REGRADE),
@@ -169,13 +190,14 @@ def submission_detail(request: HttpRequest, pk) -> HttpResponse:
 
 
 def submission_status(request: HttpRequest, pk) -> HttpResponse:
-    """The live part of the submission page (polled by htmx until finished)."""
+    """The live part of the submission page, polled by htmx every second. Once the
+    submission is finished the answer carries no polling trigger, so htmx swaps the
+    verdict in and stops; the page's live region is told the verdict once (an
+    out-of-band swap: only a poll's answer carries it, never a page load)."""
     submission = _submission_for_user(request, pk)
-    response = render(request, "grading/_submission_status.html", _detail_context(request, submission))
-    if submission.finished:
-        # Tell htmx to stop polling and refresh the whole page once with the verdict.
-        response["HX-Refresh"] = "true"
-    return response
+    context = _detail_context(request, submission)
+    context["announce"] = submission.finished and request.headers.get("HX-Request") == "true"
+    return render(request, "grading/_submission_status.html", context)
 
 
 @login_required
