@@ -1,0 +1,39 @@
+#!/bin/sh
+# The roles of the Shipwright image (docker/app/Dockerfile); any other command runs as is
+# (`docker compose exec web python manage.py createsuperuser`).
+#
+#   web          gunicorn on :8000 (WEB_CONCURRENCY workers, default 2)
+#   worker       a grading worker: queues grading, low, default
+#                (SHIPWRIGHT_WORKER_CONCURRENCY sandboxes at once, default 1)
+#   maintenance  the reaper's worker: queue maintenance, concurrency 1
+#   beat         the scheduler (exactly one per deployment)
+#   migrate      migrations and the signing key, then exit (run before each upgrade)
+set -eu
+cd /app
+role="${1:-web}"
+case "$role" in
+web)
+    exec gunicorn config.wsgi:application --bind 0.0.0.0:8000 \
+        --workers "${WEB_CONCURRENCY:-2}" --timeout "${GUNICORN_TIMEOUT:-60}" \
+        --access-logfile - --error-logfile - --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}"
+    ;;
+worker)
+    exec celery -A config worker -n "grading@%h" \
+        -Q "${SHIPWRIGHT_GRADING_QUEUE:-grading},${SHIPWRIGHT_LOW_QUEUE:-low},default" \
+        --concurrency "${SHIPWRIGHT_WORKER_CONCURRENCY:-1}" --loglevel "${LOG_LEVEL:-INFO}"
+    ;;
+maintenance)
+    exec celery -A config worker -n "maintenance@%h" -Q "${SHIPWRIGHT_MAINTENANCE_QUEUE:-maintenance}" \
+        --concurrency 1 --loglevel "${LOG_LEVEL:-INFO}"
+    ;;
+beat)
+    exec celery -A config beat --schedule /tmp/celerybeat-schedule --loglevel "${LOG_LEVEL:-INFO}"
+    ;;
+migrate)
+    python manage.py migrate --noinput
+    exec python manage.py generate_signing_key --if-missing
+    ;;
+*)
+    exec "$@"
+    ;;
+esac
