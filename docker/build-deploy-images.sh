@@ -5,8 +5,9 @@
 # debootstrapped base).
 #
 #   1. base: python:3.11-slim when the engine has it (BASE_IMAGE forces one); otherwise
-#      shipwright-appbase:bookworm = shipwright-base:bookworm + git, fonts, CA
-#      certificates (docker/local/appbase.Dockerfile);
+#      shipwright-python:3.11 = shipwright-base:bookworm + git, fonts, CA certificates
+#      (docker/local/appbase.Dockerfile) + the host's CPython 3.11 in /usr/local
+#      (docker/local/python.Dockerfile; Debian's 3.11.2 is too old for the code);
 #   2. wheelhouse: docker/.wheelhouse-app, requirements.lock downloaded on the host with
 #      its hashes for CPython 3.11 on manylinux x86_64;
 #   3. app image: `docker build --network none`, skipped when its input hash matches;
@@ -26,6 +27,7 @@ ROOT="$(dirname "$HERE")"
 APP_IMAGE="${APP_IMAGE:-shipwright-app:latest}"
 LOCAL_BASE="shipwright-base:bookworm"
 APP_BASE="shipwright-appbase:bookworm"
+PY_BASE="shipwright-python:3.11"
 WHEELHOUSE="$HERE/.wheelhouse-app"
 LOCK="$ROOT/requirements.lock"
 export DOCKER_API_VERSION="${DOCKER_API_VERSION:-1.41}"
@@ -64,7 +66,29 @@ elif have python:3.11-slim; then
 else
     have "$LOCAL_BASE" || { echo "build-deploy-images: $LOCAL_BASE missing; run docker/build-images.sh first" >&2; exit 1; }
     build_local "$APP_BASE" appbase.Dockerfile "$LOCAL_BASE"
-    BASE_IMAGE="$APP_BASE"
+    # Debian's python3 is 3.11.2: too old (tarfile filters). The host's CPython 3.11,
+    # built on this same Debian release, goes to /usr/local as in python:3.11-slim.
+    step "app Python base image $PY_BASE"
+    py="${HOST_PYTHON311:-$(command -v python3.11 || true)}"
+    prefix="$("$py" -c 'import sys; assert sys.version_info[:2] == (3, 11) and sys.version_info >= (3, 11, 4); print(sys.base_prefix)' 2>/dev/null)" \
+        || { echo "build-deploy-images: need a host CPython 3.11.4+ (HOST_PYTHON311=/path/to/python3.11), or python:3.11-slim in the engine" >&2; exit 1; }
+    ctx="$HERE/.build/python"
+    rm -rf "$ctx"; mkdir -p "$ctx/usr-local"
+    tar -C "$prefix" --exclude='lib/python3.11/test' --exclude='lib/python3.11/site-packages/*' \
+        --exclude='__pycache__' --exclude='lib/python3.11/idlelib' --exclude='lib/python3.11/tkinter' \
+        --exclude='lib/python3.11/config-3.11-x86_64-linux-gnu/*.a' -c bin include lib share \
+        | tar -C "$ctx/usr-local" -x
+    cp "$HERE/local/python.Dockerfile" "$ctx/Dockerfile"
+    hash="$( { "$py" -VV; echo "$prefix"; cat "$HERE/local/python.Dockerfile"; "$DOCKER" image inspect --format '{{.Id}}' "$APP_BASE"; } | sha256sum | cut -d' ' -f1)"
+    if [ "$(label "$PY_BASE")" = "$hash" ] && [ -z "${SHIPWRIGHT_FORCE:-}" ]; then
+        done_step "input hash ${hash:0:12} unchanged, skipped"
+    else
+        "$DOCKER" build --quiet --network none --force-rm --build-arg BASE_IMAGE="$APP_BASE" \
+            --label org.shipwright.input-hash="$hash" -t "$PY_BASE" "$ctx" >/dev/null
+        done_step "$("$py" -V), input hash ${hash:0:12}"
+    fi
+    rm -rf "$ctx"
+    BASE_IMAGE="$PY_BASE"
 fi
 
 # --- 2. wheelhouse -----------------------------------------------------------------
