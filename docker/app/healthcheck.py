@@ -12,9 +12,7 @@ import urllib.request
 
 hosts = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "").split(",") if h.strip()]
 host = next((h.lstrip(".") for h in hosts if h != "*"), "localhost")
-request = urllib.request.Request(
-    "http://127.0.0.1:8000/healthz", headers={"Host": host, "X-Forwarded-Proto": "https"}
-)
+request = urllib.request.Request("http://127.0.0.1:8000/healthz", headers={"Host": host, "X-Forwarded-Proto": "https"})
 try:
     with urllib.request.urlopen(request, timeout=8) as response:
         sys.exit(0 if response.status == 200 else 1)
