@@ -3,7 +3,7 @@
 # (`docker compose exec web python manage.py createsuperuser`).
 #
 #   web          gunicorn on :8000 (WEB_CONCURRENCY workers, default 2)
-#   worker       a grading worker: queues grading, low, default
+#   worker       a grading worker: queues grading, low, default (SHIPWRIGHT_WORKER_QUEUES)
 #                (SHIPWRIGHT_WORKER_CONCURRENCY sandboxes at once, default 1)
 #   maintenance  the reaper's worker: queue maintenance, concurrency 1
 #   beat         the scheduler (exactly one per deployment)
@@ -18,8 +18,9 @@ web)
         --access-logfile - --error-logfile - --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}"
     ;;
 worker)
+    # SHIPWRIGHT_WORKER_QUEUES replaces the list (e.g. to add a queue a release introduces).
     exec celery -A config worker -n "grading@%h" \
-        -Q "${SHIPWRIGHT_GRADING_QUEUE:-grading},${SHIPWRIGHT_LOW_QUEUE:-low},default" \
+        -Q "${SHIPWRIGHT_WORKER_QUEUES:-${SHIPWRIGHT_GRADING_QUEUE:-grading},${SHIPWRIGHT_LOW_QUEUE:-low},default}" \
         --concurrency "${SHIPWRIGHT_WORKER_CONCURRENCY:-1}" --loglevel "${LOG_LEVEL:-INFO}"
     ;;
 maintenance)
