@@ -121,6 +121,7 @@ input_hash="$( { cd "$ROOT" && git ls-files -co --exclude-standard -- manage.py 
 if [ "$(label "$APP_IMAGE")" = "$input_hash" ] && [ -z "${SHIPWRIGHT_FORCE:-}" ]; then
     done_step "input hash ${input_hash:0:12} unchanged, skipped"
 else
+    old_id="$("$DOCKER" image inspect --format '{{.Id}}' "$APP_IMAGE" 2>/dev/null || true)"
     "$DOCKER" build --quiet --network none --force-rm \
         --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg INPUT_HASH="$input_hash" \
         -f "$HERE/app/Dockerfile" -t "$APP_IMAGE" "$ROOT" >/dev/null
@@ -129,6 +130,11 @@ else
     smoke="$("$DOCKER" run --rm --network none --read-only --tmpfs /tmp -e DJANGO_SECRET_KEY=smoke \
         -e DJANGO_ALLOWED_HOSTS=smoke "$APP_IMAGE" python manage.py check --deploy --fail-level ERROR 2>&1)" \
         || { echo "$smoke" >&2; echo "build-deploy-images: $APP_IMAGE failed its smoke test" >&2; exit 1; }
+    # The app image this build replaced is now untagged: drop it (a container still
+    # using it keeps it; the untagged venv stage stays as the next build's cache).
+    if [ -n "$old_id" ] && [ "$old_id" != "$("$DOCKER" image inspect --format '{{.Id}}' "$APP_IMAGE")" ]; then
+        "$DOCKER" rmi "$old_id" >/dev/null 2>&1 || true
+    fi
     done_step "input hash ${input_hash:0:12}, $("$DOCKER" image inspect --format '{{.Size}}' "$APP_IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
 fi
 
