@@ -133,7 +133,7 @@ else
     # The app image this build replaced is now untagged: drop it (a container still
     # using it keeps it; the untagged venv stage stays as the next build's cache).
     if [ -n "$old_id" ] && [ "$old_id" != "$("$DOCKER" image inspect --format '{{.Id}}' "$APP_IMAGE")" ]; then
-        "$DOCKER" rmi "$old_id" >/dev/null 2>&1 || true
+        timeout 60 "$DOCKER" rmi "$old_id" >/dev/null 2>&1 || true
     fi
     done_step "input hash ${input_hash:0:12}, $("$DOCKER" image inspect --format '{{.Size}}' "$APP_IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
 fi
