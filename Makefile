@@ -32,6 +32,7 @@ engine: system-deps
 
 images: engine
 	@bash docker/build-images.sh
+	@bash docker/build-deploy-images.sh
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -150,6 +150,10 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# The password may come apart from the URL, from a secret file (DATABASE_PASSWORD_FILE).
+_database_password = _env_str("DATABASE_PASSWORD")
+if _database_password:
+    DATABASES["default"]["PASSWORD"] = _database_password
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
@@ -258,6 +262,8 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = _env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
+    # Load balancers and container probes ask for /healthz over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 # Celery. Without REDIS_URL, an embedded file-system broker under var/ lets a fresh
 # machine run web + worker with no server; tests and production use Redis.

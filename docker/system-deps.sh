@@ -12,6 +12,8 @@ command -v pdftotext >/dev/null || need+=(poppler-utils)
 [ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
 # promtool checks the alert rules in make test (the Prometheus server it brings is not started).
 command -v promtool >/dev/null || need+=(prometheus)
+# Compose v1 for tests/deploy when the Compose v2 plugin is absent (Debian bookworm has no v2).
+command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

@@ -49,3 +49,18 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "no issues" in run.stdout
+
+
+def test_the_database_password_comes_from_a_secret_file(tmp_path):
+    secret = tmp_path / "postgres_password"
+    secret.write_text("s3cret-from-a-file\n")
+    run = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; d = settings.DATABASES['default']; print(d['USER'], d['PASSWORD'], d['HOST'])",
+        DJANGO_DEBUG="1",
+        DATABASE_URL="postgresql://shipwright@postgres:5432/shipwright",
+        DATABASE_PASSWORD_FILE=str(secret),
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[-1].split() == ["shipwright", "s3cret-from-a-file", "postgres"]
