@@ -99,13 +99,16 @@ for tag in manylinux_2_36 manylinux_2_35 manylinux_2_34 manylinux_2_31 manylinux
            manylinux_2_12 manylinux2010 manylinux_2_5 manylinux1; do
     platforms+=(--platform "${tag}_x86_64")   # bookworm has glibc 2.36
 done
-wh_hash="$( { sha256sum "$LOCK" | cut -d' ' -f1; echo "${platforms[*]}"; } | sha256sum | cut -d' ' -f1)"
+# The interpreter the app image runs here is the host's (step 1b copies it), so wheels
+# are chosen for its exact version (some need 3.11.5 or later).
+pyver="$(python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
+wh_hash="$( { sha256sum "$LOCK" | cut -d' ' -f1; echo "${platforms[*]} $pyver"; } | sha256sum | cut -d' ' -f1)"
 if [ -f "$WHEELHOUSE/.stamp" ] && [ "$(cat "$WHEELHOUSE/.stamp")" = "$wh_hash" ]; then
     done_step "up to date, skipped"
 else
     rm -rf "$WHEELHOUSE"; mkdir -p "$WHEELHOUSE"
     python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: --no-deps \
-        --python-version 3.11 --implementation cp --abi cp311 "${platforms[@]}" \
+        --python-version "$pyver" --implementation cp --abi cp311 "${platforms[@]}" \
         -d "$WHEELHOUSE" -r "$LOCK" 2> >(grep -v 'is ignored: it is neither' >&2)
     echo "$wh_hash" > "$WHEELHOUSE/.stamp"
     done_step "$(ls "$WHEELHOUSE"/*.whl | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1)"
