@@ -15,7 +15,7 @@ and SHIPWRIGHT_VERIFY_RATE_LIMIT=1000000000 so the rate limiter counts but never
 
 Load: C client threads in this process, each with its own http.client connection
 (gunicorn's sync workers close it after every response; http.client reopens it), for
-D seconds per target, alternating over R rounds: /healthz (a minimal view: the
+D seconds per target, alternating over R rounds: /livez (a minimal view: the
 baseline) and /verify/<id>/. Prints requests/s for each (median over rounds), the
 ratio verify / baseline (target >= 0.7x), and p50 / p95 latency over all rounds. Every
 verify response must be 200 and say "Valid certificate"; every baseline one 200 "ok";
@@ -185,7 +185,7 @@ def main() -> int:
     prepare(env)
     django_setup(env)
     certificate = issued_certificate()
-    targets = [("/healthz", "/healthz", b"ok"), ("verify", f"/verify/{certificate.public_id}/", VALID)]
+    targets = [("/livez", "/livez", b"ok"), ("verify", f"/verify/{certificate.public_id}/", VALID)]
 
     port = free_port()
     log = REPO / VAR_DIR / "logs" / "gunicorn.log"
@@ -221,7 +221,7 @@ def main() -> int:
     finally:
         stop(server)
 
-    base, verify = statistics.median(rates["/healthz"]), statistics.median(rates["verify"])
+    base, verify = statistics.median(rates["/livez"]), statistics.median(rates["verify"])
     rows = []
     for name, _, _ in targets:
         lat = latencies[name] or [float("nan")]

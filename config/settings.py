@@ -263,7 +263,7 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     # Load balancers and container probes ask for /healthz over plain HTTP.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$"]
 
 # Celery. Without REDIS_URL, an embedded file-system broker under var/ lets a fresh
 # machine run web + worker with no server; tests and production use Redis.

@@ -12,5 +12,6 @@ urlpatterns = [
     path("profile/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("livez", views.livez, name="livez"),
     path("metrics", views.metrics, name="metrics"),
 ]

@@ -60,6 +60,13 @@ def _database_ok() -> bool:
         return False
 
 
+def livez(request: HttpRequest) -> HttpResponse:
+    """Liveness: this process answers (nothing else is asked). For a container
+    orchestrator's liveness probe, which must not restart web processes because the
+    database is down, and the baseline "minimal view" of bench/verify_throughput.py."""
+    return HttpResponse("ok", content_type="text/plain")
+
+
 def healthz(request: HttpRequest) -> HttpResponse:
     """For load balancers and container probes: no login, no session, two round trips.
 

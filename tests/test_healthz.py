@@ -25,6 +25,18 @@ def test_healthz_answers_ok_without_login_when_database_and_broker_answer(client
     assert "Set-Cookie" not in response.headers
 
 
+def test_livez_answers_while_the_broker_is_gone(client, settings):
+    """Liveness asks nothing of the database or the broker: an orchestrator must not
+    restart a web process because a dependency is down (that is /healthz's answer)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{port}/0"
+    response = client.get("/livez")
+    assert (response.status_code, response.content) == (200, b"ok")
+    assert "Set-Cookie" not in response.headers
+
+
 def test_healthz_names_the_broker_when_it_is_gone(client, db, fresh_probe, settings):
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
