@@ -16,30 +16,17 @@ from django.test import Client
 from django.test.html import Element, parse_html
 
 from accounts.mail import mail_send, mail_send_template
+from tests.html import attr, elements
 
 SIGNUP = "/accounts/signup/"
 GOOD_PASSWORD = "a sturdy passphrase 42"
 
 
-def _elements(node: Element, test) -> list[Element]:
-    found = []
-    for child in node.children:
-        if isinstance(child, Element):
-            if test(child):
-                found.append(child)
-            found.extend(_elements(child, test))
-    return found
-
-
-def _attr(node: Element, name: str) -> str:
-    return dict(node.attributes).get(name) or ""
-
-
 def field_group(html: str, name: str) -> Element:
     """The element that holds the input `name` and its label, errors and help."""
-    (group,) = _elements(
+    (group,) = elements(
         parse_html(html),
-        lambda e: "field" in _attr(e, "class").split() and _elements(e, lambda i: _attr(i, "name") == name),
+        lambda e: "field" in attr(e, "class").split() and elements(e, lambda i: attr(i, "name") == name),
     )
     return group
 
@@ -47,14 +34,14 @@ def field_group(html: str, name: str) -> Element:
 def errors_after_input(group: Element, name: str) -> list[str]:
     """The error messages that follow the input `name` inside its field group."""
     children = [child for child in group.children if isinstance(child, Element)]
-    position = next(i for i, child in enumerate(children) if _attr(child, "name") == name)
+    position = next(i for i, child in enumerate(children) if attr(child, "name") == name)
     for child in children[:position]:
-        assert "errorlist" not in _attr(child, "class"), "an error is shown above its field"
+        assert "errorlist" not in attr(child, "class"), "an error is shown above its field"
     return [
         " ".join(str(part) for part in item.children)
         for child in children[position + 1 :]
-        if "errorlist" in _attr(child, "class")
-        for item in _elements(child, lambda e: e.name == "li")
+        if "errorlist" in attr(child, "class")
+        for item in elements(child, lambda e: e.name == "li")
     ]
 
 
@@ -78,8 +65,8 @@ def test_a_refused_password_is_explained_under_the_password_field(client):
     page = response.content.decode()
     errors = errors_after_input(field_group(page, "password1"), "password1")
     assert errors == ["This password is too short. It must contain at least 8 characters."]
-    password = _elements(parse_html(page), lambda e: _attr(e, "name") == "password1")[0]
-    assert _attr(password, "aria-invalid") == "true" and "id_password1_error" in _attr(password, "aria-describedby")
+    password = elements(parse_html(page), lambda e: attr(e, "name") == "password1")[0]
+    assert attr(password, "aria-invalid") == "true" and "id_password1_error" in attr(password, "aria-describedby")
     assert errors_after_input(field_group(page, "email"), "email") == []
     assert not EmailAddress.objects.exists()
 
@@ -97,7 +84,7 @@ def test_passwords_that_differ_are_reported_under_the_second_one(client):
 def test_the_log_in_form_keeps_its_remember_me_box_and_says_what_went_wrong(client, learner):
     page = client.post("/accounts/login/", {"login": learner.email, "password": "wrong"}).content.decode()
     assert "The email address and/or password you specified are not correct." in page
-    assert _elements(parse_html(page), lambda e: _attr(e, "name") == "remember" and _attr(e, "type") == "checkbox")
+    assert elements(parse_html(page), lambda e: attr(e, "name") == "remember" and attr(e, "type") == "checkbox")
 
 
 @pytest.mark.django_db

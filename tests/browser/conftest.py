@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from playwright.sync_api import sync_playwright
+
+from tests.grading.tiny_lab import make_tiny_course
+from tests.grading.workers import Worker
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -41,3 +45,31 @@ def phone(browser):
     page.set_default_timeout(20_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def tiny_lab(transactional_db, tmp_path):
+    """The tiny lab, committed: the live server and a worker process read it."""
+    from courses.importer import content_import
+    from labs.models import Lab
+
+    content_import(make_tiny_course(tmp_path / "content"))
+    return Lab.objects.get(slug="tiny")
+
+
+@pytest.fixture
+def worker(worker_env):
+    """A real Celery worker on this test's grading and intake queues."""
+    worker = Worker(worker_env)
+    yield worker
+    worker.stop()
+
+
+def log_in(page, live_server, user) -> None:
+    """Sign `user` in for the browser page: a session cookie made by Django's client."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])

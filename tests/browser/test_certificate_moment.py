@@ -13,7 +13,7 @@ from django.core import mail
 
 from certificates import services
 from certificates.models import Certificate
-from tests.browser.test_grading_and_certificates import log_in
+from tests.browser.conftest import log_in
 from tests.certificates.test_issuing_and_verify_page import pass_lab
 from tests.factories import UserFactory
 from tests.grading.tiny_lab import make_tiny_course

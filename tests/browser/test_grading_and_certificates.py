@@ -11,38 +11,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 
-from tests.grading.tiny_lab import SOLUTIONS, make_tiny_course
-from tests.grading.workers import REPO, Worker
+from tests.browser.conftest import log_in
+from tests.grading.tiny_lab import SOLUTIONS
+from tests.grading.workers import REPO
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def tiny_lab(transactional_db, tmp_path):
-    from courses.importer import content_import
-    from labs.models import Lab
-
-    content_import(make_tiny_course(tmp_path / "content"))
-    return Lab.objects.get(slug="tiny")
-
-
-@pytest.fixture
-def worker(worker_env):
-    worker = Worker(worker_env)
-    yield worker
-    worker.stop()
-
-
-def log_in(page, live_server, user):
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
-    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
 
 
 def zip_solution(tmp_path: Path, name: str) -> Path:

@@ -9,20 +9,10 @@ import zipfile
 
 import pytest
 
-from tests.browser.test_grading_and_certificates import log_in
-from tests.grading.tiny_lab import make_tiny_course
+from tests.browser.conftest import log_in
 from tests.grading.workers import Worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def tiny_lab(transactional_db, tmp_path):
-    from courses.importer import content_import
-    from labs.models import Lab
-
-    content_import(make_tiny_course(tmp_path / "content"))
-    return Lab.objects.get(slug="tiny")
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
+from tests.browser.conftest import log_in
 from tests.grading.tiny_lab import make_tiny_course, write
-from tests.grading.workers import Worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -84,22 +83,6 @@ def slow_lab(transactional_db, tmp_path):
     lab_yaml.write_text(text.replace("  - {name: run, run: [python, main.py], time_s: 10}\n", SLOW_STAGES))
     content_import(root)
     return Lab.objects.get(slug="tiny")
-
-
-@pytest.fixture
-def worker(worker_env):
-    worker = Worker(worker_env)
-    yield worker
-    worker.stop()
-
-
-def log_in(page, live_server, user) -> None:
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
-    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
 
 
 def slow_solution(tmp_path: Path) -> Path:

@@ -8,9 +8,9 @@ import re
 
 import pytest
 import yaml
-from django.conf import settings
 from django.utils import timezone
 
+from tests.browser.conftest import log_in
 from tests.conftest import CONTENT
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -35,15 +35,6 @@ CONTRAST_JS = """([fg, bg]) => {
   const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
   return (a + 0.05) / (b + 0.05);
 }"""
-
-
-def log_in(page, live_server, user):
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
-    page.context.add_cookies([{"name": cookie.key, "value": cookie.value, "url": live_server.url}])
 
 
 def finished_submission(user, lab, *, status, checks=(), stages=()):

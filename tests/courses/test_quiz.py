@@ -12,6 +12,7 @@ from courses.models import QuizAttempt
 from courses.quiz import choice_order, permutation
 from courses.views import QUIZ_INCOMPLETE
 from tests.factories import CourseFactory, ModuleFactory
+from tests.html import attr, elements
 
 URL = "/courses/demo/checks/quiz/"
 
@@ -47,44 +48,30 @@ def enrolled(learner_client, module):
     return learner_client
 
 
-def _elements(node: Element, test) -> list[Element]:
-    found = []
-    for child in node.children:
-        if isinstance(child, Element):
-            if test(child):
-                found.append(child)
-            found.extend(_elements(child, test))
-    return found
-
-
 def _text(node: Element | str) -> str:
     if isinstance(node, str):
         return node
     return " ".join(_text(child) for child in node.children).strip()
 
 
-def _attr(node: Element, name: str) -> str:
-    return dict(node.attributes).get(name) or ""
-
-
 def form_choices(html: str) -> dict[str, list[tuple[str, str]]]:
     """question key -> [(posted id, choice text)] in the order the form shows them."""
     shown: dict[str, list[tuple[str, str]]] = {}
-    for label in _elements(parse_html(html), lambda e: e.name == "label" and "choice" in _attr(e, "class")):
-        radio = _elements(label, lambda e: e.name == "input")[0]
-        key = _attr(radio, "name").removeprefix("q-")
-        shown.setdefault(key, []).append((_attr(radio, "value"), _text(label.children[-1])))
+    for label in elements(parse_html(html), lambda e: e.name == "label" and "choice" in attr(e, "class")):
+        radio = elements(label, lambda e: e.name == "input")[0]
+        key = attr(radio, "name").removeprefix("q-")
+        shown.setdefault(key, []).append((attr(radio, "value"), _text(label.children[-1])))
     return shown
 
 
 def result_choices(html: str) -> dict[str, list[tuple[str, str, str]]]:
     """question key -> [(classes, choice text, its tag)] of an attempt's result page, in the shown order."""
     shown = {}
-    for section in _elements(parse_html(html), lambda e: e.name == "section" and "quiz-feedback" in _attr(e, "class")):
-        key = _attr(section, "id").removeprefix("question-")
-        items = _elements(section, lambda e: e.name == "li")
+    for section in elements(parse_html(html), lambda e: e.name == "section" and "quiz-feedback" in attr(e, "class")):
+        key = attr(section, "id").removeprefix("question-")
+        items = elements(section, lambda e: e.name == "li")
         shown[key] = [
-            (_attr(item, "class"), _text(item.children[0]), _text(item)[len(_text(item.children[0])) :].strip())
+            (attr(item, "class"), _text(item.children[0]), _text(item)[len(_text(item.children[0])) :].strip())
             for item in items
         ]
     return shown
@@ -98,7 +85,7 @@ def answer(client, picks: dict[str, str]):
     """Submit the form as a learner would: by clicking the choice with this text."""
     page = client.get(URL).content.decode()
     shown = form_choices(page)
-    data = {"attempt": _attr(_elements(parse_html(page), lambda e: _attr(e, "name") == "attempt")[0], "value")}
+    data = {"attempt": attr(elements(parse_html(page), lambda e: attr(e, "name") == "attempt")[0], "value")}
     for key, text in picks.items():
         data[f"q-{key}"] = next(cid for cid, label in shown[key] if label == text)
     return client.post(URL, data, follow=True)
@@ -124,7 +111,7 @@ def test_a_failed_attempt_marks_the_wrong_answers_and_explains_without_revealing
     for key in QUESTIONS:
         assert f"Because of {key}." in page
     # The summary points at the questions to revisit, by their place on the page.
-    summary = _text(_elements(parse_html(page), lambda e: _attr(e, "id") == "quiz-result")[0])
+    summary = _text(elements(parse_html(page), lambda e: attr(e, "id") == "quiz-result")[0])
     assert "question 2" in summary and "question 4" in summary and "question 1" not in summary
 
 
@@ -192,8 +179,8 @@ def test_a_form_sent_back_for_a_missing_answer_keeps_its_order_and_the_answers_g
     assert response.status_code == 400
     page = response.content.decode()
     assert form_choices(page) == shown
-    checked = _elements(parse_html(page), lambda e: e.name == "input" and "checked" in dict(e.attributes))
-    assert [_attr(e, "value") for e in checked] == [picked]
+    checked = elements(parse_html(page), lambda e: e.name == "input" and "checked" in dict(e.attributes))
+    assert [attr(e, "value") for e in checked] == [picked]
 
 
 def test_an_answer_to_a_question_changed_since_the_form_was_shown_is_refused(enrolled, module):
