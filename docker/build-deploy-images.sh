@@ -30,18 +30,12 @@ APP_BASE="shipwright-appbase:bookworm"
 PY_BASE="shipwright-python:3.11"
 WHEELHOUSE="$HERE/.wheelhouse-app"
 LOCK="$ROOT/requirements.lock"
-export DOCKER_API_VERSION="${DOCKER_API_VERSION:-1.41}"
-if [ -x /usr/bin/docker ]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
-export DOCKER_BUILDKIT=0
-
-step_start=0
-step() { step_start=$SECONDS; echo "==> $*"; }
-done_step() { echo "    done in $((SECONDS - step_start)) s${1:+ ($1)}"; }
-total_start=$SECONDS
+# shellcheck source=docker/lib.sh
+. "$HERE/lib.sh"
 have() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
 label() { "$DOCKER" image inspect --format "{{ index .Config.Labels \"org.shipwright.input-hash\" }}" "$1" 2>/dev/null || true; }
 
-"$DOCKER" info >/dev/null 2>&1 || { echo "build-deploy-images: Docker engine not reachable; run docker/engine.sh first" >&2; exit 1; }
+require_engine build-deploy-images
 
 # An image made from FILE on top of BASE with the host's network (apt only), skipped when
 # FILE, BASE and the other inputs are unchanged.

@@ -20,17 +20,9 @@ LOCAL_BASE="shipwright-base:bookworm"
 WHEELHOUSE="$HERE/.wheelhouse"
 REQS="$HERE/lab/requirements.txt"
 DOCKERFILE="$HERE/lab/Dockerfile"
-export DOCKER_API_VERSION="${DOCKER_API_VERSION:-1.41}"
-# Debian's client matches the 20.10 engine; the classic builder needs no buildx plugin.
-if [ -x /usr/bin/docker ]; then DOCKER=/usr/bin/docker; else DOCKER=docker; fi
-export DOCKER_BUILDKIT=0
-
-step_start=0
-step() { step_start=$SECONDS; echo "==> $*"; }
-done_step() { echo "    done in $((SECONDS - step_start)) s${1:+ ($1)}"; }
-total_start=$SECONDS
-
-"$DOCKER" info >/dev/null 2>&1 || { echo "build-images: Docker engine not reachable; run docker/engine.sh first" >&2; exit 1; }
+# shellcheck source=docker/lib.sh
+. "$HERE/lib.sh"
+require_engine build-images
 
 # --- 1. base image ---------------------------------------------------------------
 step "base image"
