@@ -10,12 +10,23 @@ from collections.abc import Iterator
 
 from grading.models import Submission
 
+from grading import hooks as grading_hooks
+
 from . import services
-from .models import Certificate
+from .models import Certificate, PendingCertificate
 
 
 def _award_if_complete(submission: Submission) -> None:
-    services.certificate_award_if_complete(user=submission.user, course=submission.lab.course)
+    """A pass, inside its grading transaction. A grading worker never signs (it does
+    not hold the key: a sandbox escape on a grading host must not hand it out): it
+    records the certificate as owed and the signing worker issues it after commit.
+    `manage.py grade` runs in the operator's process and issues it at once, so its
+    JSON reports the certificate (docs/contracts.md section 1)."""
+    course = submission.lab.course
+    if grading_hooks.grading_in_process.get():
+        services.certificate_award_if_complete(user=submission.user, course=course)
+    else:
+        services.certificate_award_later(user=submission.user, course=course)
 
 
 def _result_certificate(submission: Submission) -> dict | None:
@@ -51,7 +62,16 @@ def _evidence_submission_ids() -> set:
 
 
 def _issue_pending() -> None:
-    services.certificates_issue_pending()
+    """On each reaper tick: hand certificates still owed (waiting for a key, or whose
+    message was lost) to the signing worker; the reaper's worker holds no key."""
+    from django.conf import settings
+
+    from .tasks import issue_pending
+
+    if PendingCertificate.objects.exclude(user__display_name="").exists():
+        interval = settings.SHIPWRIGHT_REAPER_INTERVAL_S
+        # Expires with the tick: a backlog of sweeps nobody ran in time is not worth running.
+        issue_pending.apply_async(queue=settings.SHIPWRIGHT_CERTIFICATES_QUEUE, expires=interval)
 
 
 def _export(user) -> Iterator[tuple[str, Iterator[dict]]]:
@@ -96,7 +116,6 @@ def _course_complete(*, user, course) -> bool:
 def register() -> None:
     from accounts import hooks as account_hooks
     from courses import progress as course_progress
-    from grading import hooks as grading_hooks
 
     grading_hooks.submission_passed.append(_award_if_complete)
     grading_hooks.result_certificate.append(_result_certificate)

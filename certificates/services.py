@@ -48,6 +48,12 @@ CERTIFICATE_PENDING_LOG = (
     f"It is issued as soon as a key exists: run `{keys.GENERATE_KEY_COMMAND}`."
 )
 
+# The pending row's reason while the signing worker has the certificate in hand (the
+# grading transaction committed it and sent the task): the verdict page polls.
+CERTIFICATE_ISSUING = "being issued by the signing worker"
+# Shown meanwhile, for the second or so it takes.
+CERTIFICATE_ISSUING_TEXT = "You completed {course}: issuing your certificate…"
+
 # Shown to a learner whose certificate waits for the name to print on it.
 CERTIFICATE_NEEDS_NAME_TEXT = "You completed {course}: tell us the name to print on your certificate, and it is issued."
 # The pending row's reason (for operators) when the learner has not given a name.
@@ -159,9 +165,12 @@ def _free_status_index() -> int:
 
 
 def certificate_award_if_complete(*, user, course: Course) -> Certificate | None:
-    """Issue the course certificate if `user` now meets every requirement and has
-    none yet. Call inside the transaction that stores the passing result; exactly
-    once per learner and course (a unique constraint backs this up).
+    """Issue and sign the course certificate if `user` now meets every requirement
+    and has none yet; exactly once per learner and course (a unique constraint backs
+    this up). Only processes that hold the signing key call it: the signing worker
+    (`certificate_issue_owed`), `manage.py grade` inside the transaction that stores
+    the passing result, and the web when a learner gives their name. Grading workers
+    call `certificate_award_later` instead.
 
     Without a usable signing key nothing is raised into that transaction (the pass
     must be stored): the certificate is recorded as pending instead, and
@@ -192,6 +201,84 @@ def certificate_award_if_complete(*, user, course: Course) -> Certificate | None
         return None
 
 
+def certificate_award_later(*, user, course: Course) -> bool:
+    """The grading workers' half of awarding: signs nothing and needs no key. Call
+    inside the transaction that stores the passing result. When `user` now meets
+    every requirement of `course` and holds no certificate, the certificate is
+    recorded as owed (a PendingCertificate "being issued") and, once the transaction
+    commits, `certificates.issue_certificate` is sent to the certificates queue,
+    whose worker (the only process holding the signing key) issues it. Returns
+    whether a certificate is owed.
+
+    Idempotent: a second pass records the same row and sends a second message,
+    which finds the certificate issued and does nothing. A message lost with the
+    broker is sent again by the reaper's sweep of pending rows."""
+    if certificate_for(user=user, course=course) is not None:
+        return False
+    if requirements_met(user=user, course=course) is None:
+        return False
+    PendingCertificate.objects.update_or_create(user=user, course=course, defaults={"reason": CERTIFICATE_ISSUING})
+    from .tasks import issue_certificate
+
+    user_id, course_id = user.pk, course.pk
+    # robust: a broker that is down must not fail a grading that has committed; the
+    # pending row stays, and the reaper's sweep sends the work again.
+    transaction.on_commit(
+        lambda: issue_certificate.apply_async(
+            args=[user_id, course_id], queue=settings.SHIPWRIGHT_CERTIFICATES_QUEUE
+        ),
+        robust=True,
+    )
+    return True
+
+
+def certificate_issue_owed(*, user_id: int, course_id: int) -> Certificate | None:
+    """The signing worker's half (`certificates.issue_certificate`): issue and sign
+    the certificate `user_id` earned in `course_id`, if it is still owed. Returns
+    the learner's certificate (issued now or earlier), or None when it waits (no
+    usable key, no name: the pending row says why) or nothing is owed.
+
+    Idempotent: the pending row is locked while it is handled, so a duplicated
+    message waits, then finds the certificate issued; the certificate's unique
+    constraint backs that up. At most one certificate, one "issued" event and one
+    e-mail (sent on commit) per learner and course."""
+    from accounts.models import User
+
+    with transaction.atomic():
+        PendingCertificate.objects.select_for_update().filter(user_id=user_id, course_id=course_id).first()
+        user = User.objects.filter(pk=user_id).first()
+        course = Course.objects.filter(pk=course_id).first()
+        if user is None or course is None:
+            return None
+        certificate = certificate_award_if_complete(user=user, course=course)
+        if certificate is None:
+            certificate = certificate_for(user=user, course=course)
+            if certificate is not None or requirements_met(user=user, course=course) is None:
+                # Issued before (a duplicated message), or nothing is owed any more.
+                PendingCertificate.objects.filter(user_id=user_id, course_id=course_id).delete()
+        if certificate is not None:
+            _result_certificate_refresh(certificate)
+    return certificate
+
+
+def _result_certificate_refresh(certificate: Certificate) -> None:
+    """Write the certificate into the result document of the pass that completed the
+    course (the newest of its evidence), which was stored before the certificate existed."""
+    from grading.services import submission_result_certificate_refresh
+
+    evidence = requirements_met(user=certificate.user, course=certificate.course) or []
+    finished = [sub for sub in evidence if sub.finished_at is not None]
+    if finished:
+        submission_result_certificate_refresh(submission=max(finished, key=lambda sub: sub.finished_at))
+
+
+def certificate_issuing(*, user, course: Course) -> bool:
+    """Whether the signing worker has `user`'s certificate of `course` in hand."""
+    if user is None or not getattr(user, "pk", None):
+        return False
+    return PendingCertificate.objects.filter(user=user, course=course, reason=CERTIFICATE_ISSUING).exists()
+
+
 def certificate_pending(*, user, course: Course) -> bool:
     """Whether `user` earned the certificate of `course` and it waits for a key."""
     if user is None or not getattr(user, "pk", None):
@@ -208,8 +295,9 @@ def certificate_needs_name(*, user) -> bool:
 
 def certificates_issue_pending(*, user=None) -> list[Certificate]:
     """Issue every pending certificate (of `user` only, if given) whose learner has
-    given a name, if a signing key is usable now. Called by the reaper
-    (periodically), by `generate_signing_key`, and when a learner saves their name.
+    given a name, if a signing key is usable now. Called by the signing worker
+    (`certificates.issue_pending`, which the reaper sends every tick while rows are
+    pending), by `generate_signing_key`, and when a learner saves their name.
     Idempotent and safe to run in several processes at once: each pending row is
     locked while it is handled, and the certificate's unique constraint backs that
     up. Each certificate issued is e-mailed to its learner once (on commit)."""
@@ -239,6 +327,7 @@ def certificates_issue_pending(*, user=None) -> list[Certificate]:
             certificate = certificate_award_if_complete(user=row.user, course=row.course)
             if certificate is not None:
                 issued.append(certificate)
+                _result_certificate_refresh(certificate)
             elif certificate_for(user=row.user, course=row.course) is None and (
                 requirements_met(user=row.user, course=row.course) is not None
             ):

@@ -9,10 +9,15 @@ A missing key is a Warning, not an Error: an Error would stop `migrate` and ever
 other command on a fresh clone before `generate_signing_key` could run, and nothing
 is lost meanwhile (a certificate earned without a key waits as pending). A key that
 is configured but cannot be used is an Error: someone asked for that key.
+
+Only processes that sign are checked (SHIPWRIGHT_SIGNS_CERTIFICATES, on by default):
+a grading worker runs learner code in sandboxes and must not hold the key at all
+(it hands certificates to the signing worker's queue), so no key there is right.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
 from . import keys
@@ -31,6 +36,8 @@ BAD_KEY_HINT = (
 
 def check_signing_key(app_configs=None, **kwargs) -> list[CheckMessage]:
     if app_configs is not None and not any(config.label == "certificates" for config in app_configs):
+        return []
+    if not settings.SHIPWRIGHT_SIGNS_CERTIFICATES:
         return []
     try:
         keys.load_current_key()

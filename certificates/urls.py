@@ -12,5 +12,6 @@ urlpatterns = [
     path("certificates/<str:public_id>/certificate.pdf", views.certificate_pdf, name="certificate-pdf"),
     path("certificates/<str:public_id>/settings/", views.certificate_settings, name="certificate-settings"),
     path("certificates/<str:public_id>/reissue/", views.certificate_reissue, name="certificate-reissue"),
+    path("certificates/moment/<slug:course_slug>/", views.certificate_moment, name="moment"),
     path("certificates/name/", views.holder_name_set, name="holder-name-set"),
 ]

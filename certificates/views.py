@@ -196,6 +196,26 @@ def certificate_reissue(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 @login_required
+@require_GET
+def certificate_moment(request: HttpRequest, course_slug: str) -> HttpResponse:
+    """The certificate moment of the verdict or course page, polled (htmx) while the
+    signing worker issues the certificate: once it exists the answer shows it and
+    carries no poll. Only ever about the requester's own certificate, so any course
+    slug answers alike (nothing about a course leaks)."""
+    from courses.models import Course
+
+    from .templatetags.certificates_extras import moment_context
+
+    where = "course" if request.GET.get("where") == "course" else "verdict"
+    course = Course.objects.filter(slug=course_slug).first()
+    context = moment_context(user=request.user, course=course, request=request, where=where) if course else {}
+    if "next" in context:
+        # Back to the page that polls, not to this fragment (checked when the form posts).
+        context["next"] = request.headers.get("HX-Current-URL", "/dashboard/")
+    return render(request, "certificates/_moment.html", context)
+
+
+@login_required
 @require_POST
 def holder_name_set(request: HttpRequest) -> HttpResponse:
     """Save the name to print on my certificates, then issue any that waited for it."""

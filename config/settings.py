@@ -318,12 +318,18 @@ SHIPWRIGHT_INTAKE_QUEUE = os.environ.get("SHIPWRIGHT_INTAKE_QUEUE", "intake")
 # must not delay the task that rescues stuck and lost submissions.
 SHIPWRIGHT_MAINTENANCE_QUEUE = os.environ.get("SHIPWRIGHT_MAINTENANCE_QUEUE", "maintenance")
 SHIPWRIGHT_REAPER_INTERVAL_S = _env_float("SHIPWRIGHT_REAPER_INTERVAL_S", 60.0)
+# Issuing and signing certificates, on a queue of its own consumed by the only
+# processes that hold the signing key (the `signer` role): a sandbox escape on a
+# grading host finds no key to hand out.
+SHIPWRIGHT_CERTIFICATES_QUEUE = os.environ.get("SHIPWRIGHT_CERTIFICATES_QUEUE", "certificates")
 CELERY_TASK_ROUTES = {
     "grading.grade_submission": {"queue": SHIPWRIGHT_GRADING_QUEUE},
     "grading.intake_submission": {"queue": SHIPWRIGHT_INTAKE_QUEUE},
     "grading.reap_stale_submissions": {"queue": SHIPWRIGHT_MAINTENANCE_QUEUE},
     "grading.regrade_lab": {"queue": SHIPWRIGHT_LOW_QUEUE},
     "grading.prune_submissions": {"queue": SHIPWRIGHT_LOW_QUEUE},
+    "certificates.issue_certificate": {"queue": SHIPWRIGHT_CERTIFICATES_QUEUE},
+    "certificates.issue_pending": {"queue": SHIPWRIGHT_CERTIFICATES_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-submissions": {
@@ -406,6 +412,10 @@ SHIPWRIGHT_VERIFY_RATE_LIMIT = (
     _env_int("SHIPWRIGHT_VERIFY_RATE_WINDOW_S", 60),
 )
 SHIPWRIGHT_SIGNING_KEY_DIR = Path(_env_str("SHIPWRIGHT_SIGNING_KEY_DIR") or str(VAR_DIR / "signing-keys"))
+# Whether this process signs (web, the signer, `make run`, manage.py): the signing-key
+# system check applies only where it does. The image's grading, intake, maintenance
+# and beat roles turn it off (docker/app/entrypoint.sh): they never hold the key.
+SHIPWRIGHT_SIGNS_CERTIFICATES = _env_bool("SHIPWRIGHT_SIGNS_CERTIFICATES", True)
 
 # Every log record carries the submission it belongs to (config/logcontext.py);
 # LOG_FORMAT=json writes one JSON object per line for a log pipeline.

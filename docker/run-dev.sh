@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Serves the site, a grading worker and the reaper's worker (with beat) on the
-# embedded defaults; Ctrl-C stops them all.
+# Serves the site, a grading (and signing) worker, the intake worker and the reaper's
+# worker (with beat) on the embedded defaults; Ctrl-C stops them all.
 set -uo pipefail
 PY=${1:-.venv/bin/python}
 mkdir -p var
@@ -12,7 +12,9 @@ cleanup() {
   wait 2>/dev/null
 }
 trap cleanup INT TERM EXIT
-"$PY" -m celery -A config worker -n grading@%h -Q grading,low,default --concurrency 1 --loglevel INFO &
+# On one machine the grading worker also signs (the certificates queue): every process
+# here shares var/ and its key anyway. In production the signer role does it alone.
+"$PY" -m celery -A config worker -n grading@%h -Q grading,low,default,certificates --concurrency 1 --loglevel INFO &
 pids+=($!)
 # Intake (unpacking uploads, cloning git URLs) has its own worker: a submission is
 # checked at once even while a long grading run holds the grading worker.

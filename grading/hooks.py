@@ -10,6 +10,7 @@ learner's best attempts).
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,6 +18,11 @@ if TYPE_CHECKING:
 
 # Called with a submission the moment it passed (inside the grading transaction).
 submission_passed: list[Callable[[Submission], None]] = []
+# True while `manage.py grade` grades in its own process (submission_grade_in_process):
+# there the hooks may finish their work at once (certificates: issue and sign in the
+# operator's process, so the command's JSON reports the certificate); in a grading
+# worker they hand it on (certificates: to the signing worker's queue).
+grading_in_process: ContextVar[bool] = ContextVar("grading_in_process", default=False)
 # Each returns the result document's "certificate" entry for a submission, or None.
 result_certificate: list[Callable[[Submission], dict[str, Any] | None]] = []
 # Each returns submission ids that retention must never prune (e.g. a certificate's evidence).

@@ -804,14 +804,19 @@ def submission_grade_in_process(
     """Grade a queued submission now, in this process (`manage.py grade`), through
     `submission_grade`. A platform failure is retried here, `attempts` times in all
     with a short backoff; if it persists the submission ends in `error` (staff are
-    told, as for the worker) instead of waiting for a worker that may not exist."""
-    for attempt in range(1, attempts + 1):
-        outcome = submission_grade(submission_id, worker=worker)
-        if not isinstance(outcome, Retry):
-            break
-        if attempt < attempts:
-            log.warning("grading %s: platform error, trying again in this process", submission_id)
-            sleep(IN_PROCESS_BACKOFF_S * attempt)
+    told, as for the worker) instead of waiting for a worker that may not exist.
+    A pass that completes a course is awarded here too (hooks.grading_in_process)."""
+    in_process = hooks.grading_in_process.set(True)
+    try:
+        for attempt in range(1, attempts + 1):
+            outcome = submission_grade(submission_id, worker=worker)
+            if not isinstance(outcome, Retry):
+                break
+            if attempt < attempts:
+                log.warning("grading %s: platform error, trying again in this process", submission_id)
+                sleep(IN_PROCESS_BACKOFF_S * attempt)
+    finally:
+        hooks.grading_in_process.reset(in_process)
     submission = Submission.objects.get(pk=submission_id)
     if submission.status == Submission.Status.QUEUED:
         _give_up(
@@ -982,6 +987,18 @@ def _store_result(submission: Submission, result: runner.PipelineResult, *, imag
 def _award_certificate(submission: Submission) -> None:
     for hook in hooks.submission_passed:
         hook(submission)
+
+
+def submission_result_certificate_refresh(*, submission: Submission) -> None:
+    """Write the result document's "certificate" entry again, from the hooks: the
+    signing worker issues a certificate after the verdict that earned it was stored.
+    Touches only that entry of a finished submission's stored document."""
+    document = Submission.objects.filter(pk=submission.pk).values_list("result", flat=True).first()
+    if not document:
+        return
+    certificate = _certificate_json(submission)
+    if document.get("certificate") != certificate:
+        Submission.objects.filter(pk=submission.pk).update(result={**document, "certificate": certificate})
 
 
 def submission_result_json(submission: Submission, *, timings: dict | None = None) -> dict:

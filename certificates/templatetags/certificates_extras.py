@@ -1,4 +1,7 @@
+from urllib.parse import urlencode
+
 from django import template
+from django.urls import reverse
 
 register = template.Library()
 
@@ -61,7 +64,14 @@ def dashboard_certificates(user) -> list[dict]:
     ]
 
 
-def _moment(*, user, course, request) -> dict:
+def moment_context(*, user, course, request, where: str) -> dict:
+    """What `_moment.html` shows `user` about `course`'s certificate (the certificate,
+    or why it waits); `where` is "verdict" or "course". Also the answer of the poll
+    (certificates:moment) while the signing worker issues it."""
+    return _moment(user=user, course=course, request=request, where=where) | {"where": where}
+
+
+def _moment(*, user, course, request, where: str) -> dict:
     from certificates import services
     from certificates.forms import HolderNameForm
 
@@ -86,6 +96,13 @@ def _moment(*, user, course, request) -> dict:
             "name_form": HolderNameForm(),
             "next": request.get_full_path() if request else "",
         }
+    if services.certificate_issuing(user=user, course=course):
+        # The signing worker has it in hand: ask again until it exists (htmx).
+        return {
+            "course": course,
+            "issuing": services.CERTIFICATE_ISSUING_TEXT.format(course=course.title),
+            "poll_url": reverse("certificates:moment", args=[course.slug]) + "?" + urlencode({"where": where}),
+        }
     return {"course": course, "pending": services.CERTIFICATE_PENDING_TEXT.format(course=course.title)}
 
 
@@ -104,7 +121,7 @@ def certificate_moment(context, submission) -> dict:
     user = getattr(request, "user", None) if request else None
     if user is None or user.pk != submission.user_id:
         return {}  # staff looking at a learner's submission see the verdict only
-    return _moment(user=user, course=course, request=request) | {"where": "verdict"}
+    return moment_context(user=user, course=course, request=request, where="verdict")
 
 
 @register.inclusion_tag("certificates/_moment.html", takes_context=True)
@@ -112,4 +129,4 @@ def course_certificate(context, course) -> dict:
     """The course page's "complete" card: the certificate, or why it waits."""
     request = context.get("request")
     user = getattr(request, "user", None) if request else None
-    return _moment(user=user, course=course, request=request) | {"where": "course"}
+    return moment_context(user=user, course=course, request=request, where="course")

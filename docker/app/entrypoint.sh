@@ -7,11 +7,21 @@
 #                (SHIPWRIGHT_WORKER_CONCURRENCY sandboxes at once, default 1)
 #   intake       the intake worker: queue intake (unpacks uploads, clones git; no Docker)
 #   maintenance  the reaper's worker: queue maintenance, concurrency 1
+#   signer       the signing worker: queue certificates (issues and signs certificates;
+#                the only worker that holds the issuer's key)
 #   beat         the scheduler (exactly one per deployment)
 #   migrate      migrations and the signing key, then exit (run before each upgrade)
+#
+# Roles that never sign say so, so the signing-key check does not ask them for a key
+# they must not have (a sandbox escape on a grading host must find no key to take).
 set -eu
 cd /app
 role="${1:-web}"
+case "$role" in
+worker | intake | maintenance | beat)
+    export SHIPWRIGHT_SIGNS_CERTIFICATES="${SHIPWRIGHT_SIGNS_CERTIFICATES:-0}"
+    ;;
+esac
 case "$role" in
 web)
     exec gunicorn config.wsgi:application --bind 0.0.0.0:8000 \
@@ -33,6 +43,12 @@ intake)
 maintenance)
     exec celery -A config worker -n "maintenance@%h" -Q "${SHIPWRIGHT_MAINTENANCE_QUEUE:-maintenance}" \
         --concurrency 1 --loglevel "${LOG_LEVEL:-INFO}"
+    ;;
+signer)
+    # Certificates only: never the grading queues (it must not run sandboxes) and it
+    # needs no Docker socket.
+    exec celery -A config worker -n "signer@%h" -Q "${SHIPWRIGHT_CERTIFICATES_QUEUE:-certificates}" \
+        --concurrency "${SHIPWRIGHT_SIGNER_CONCURRENCY:-1}" --loglevel "${LOG_LEVEL:-INFO}"
     ;;
 beat)
     exec celery -A config beat --schedule /tmp/celerybeat-schedule --loglevel "${LOG_LEVEL:-INFO}"
