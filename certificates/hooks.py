@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from grading.models import Submission
-
 from grading import hooks as grading_hooks
+from grading.models import Submission
 
 from . import services
 from .models import Certificate, PendingCertificate

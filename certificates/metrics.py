@@ -27,7 +27,8 @@ class CertificatesCollector:
             by_status.add_metric([status], counts.get(status, 0))
         yield by_status
         pending = GaugeMetricFamily(
-            "shipwright_certificates_pending", "Certificates earned but not issued yet (with the signing worker, or waiting for a key or a name)."
+            "shipwright_certificates_pending",
+            "Certificates earned but not issued yet (with the signing worker, or waiting for a key or a name).",
         )
         pending.add_metric([], PendingCertificate.objects.count())
         yield pending

@@ -224,9 +224,7 @@ def certificate_award_later(*, user, course: Course) -> bool:
     # robust: a broker that is down must not fail a grading that has committed; the
     # pending row stays, and the reaper's sweep sends the work again.
     transaction.on_commit(
-        lambda: issue_certificate.apply_async(
-            args=[user_id, course_id], queue=settings.SHIPWRIGHT_CERTIFICATES_QUEUE
-        ),
+        lambda: issue_certificate.apply_async(args=[user_id, course_id], queue=settings.SHIPWRIGHT_CERTIFICATES_QUEUE),
         robust=True,
     )
     return True

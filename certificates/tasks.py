@@ -33,7 +33,9 @@ def issue_certificate(self, user_id: int, course_id: int) -> str | None:
     try:
         certificate = services.certificate_issue_owed(user_id=user_id, course_id=course_id)
     except (OperationalError, InterfaceError) as exc:
-        log.warning("certificate of learner %s in course %s: database unavailable (%s); retrying", user_id, course_id, exc)
+        log.warning(
+            "certificate of learner %s in course %s: database unavailable (%s); retrying", user_id, course_id, exc
+        )
         raise self.retry(countdown=_backoff_s(self.request.retries)) from exc
     return certificate.public_id if certificate else None
 
