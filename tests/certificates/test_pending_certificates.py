@@ -56,16 +56,30 @@ def test_the_learner_is_told_the_certificate_will_be_issued_shortly(tiny_course,
     assert services.CERTIFICATE_PENDING_TEXT.format(course="Tiny course") in page
 
 
-def test_the_reaper_issues_a_pending_certificate_once_a_key_exists(tiny_course, learner, no_key, settings):
+def test_the_reaper_hands_pending_certificates_to_the_signer_which_issues_them_once_a_key_exists(
+    tiny_course, learner, no_key, settings
+):
+    import redis
+
+    from certificates.tasks import issue_pending
     from grading.tasks import reap_stale_submissions
 
+    settings.SHIPWRIGHT_CERTIFICATES_QUEUE = queue = f"certificates-{learner.pk}-{id(settings)}"
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     pass_lab(learner, tiny_course)
     services.certificate_award_if_complete(user=learner, course=tiny_course)
-    reap_stale_submissions()
+    try:
+        # The reaper's worker holds no key: it sends the sweep to the signing worker's queue.
+        reap_stale_submissions()
+        [message] = broker.lrange(queue, 0, -1)
+        assert b'"task": "certificates.issue_pending"' in message
+    finally:
+        broker.delete(queue)
+    issue_pending.run()  # what the signer runs
     assert services.certificate_pending(user=learner, course=tiny_course)  # still no key: still owed
 
     settings.SHIPWRIGHT_SIGNING_KEY_DIR = no_key
-    reap_stale_submissions()
+    issue_pending.run()
 
     certificate = Certificate.objects.get(user=learner, course=tiny_course)
     assert services.certificate_verify(certificate).fully_verified

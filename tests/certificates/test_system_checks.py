@@ -63,3 +63,12 @@ def test_manage_py_check_still_succeeds_without_a_key_and_says_what_to_run(setti
 
     assert "certificates.W001" in err.getvalue()
     assert "python manage.py generate_signing_key" in err.getvalue()
+
+
+def test_a_process_that_never_signs_is_not_asked_for_a_key(settings, tmp_path, no_key_in_environment):
+    # A grading worker (SHIPWRIGHT_SIGNS_CERTIFICATES=0, set by the image's worker role)
+    # must not hold the key: its absence there is right, not a problem.
+    settings.SHIPWRIGHT_SIGNING_KEY_DIR = tmp_path / "empty"
+    settings.SHIPWRIGHT_SIGNS_CERTIFICATES = False
+
+    assert system_checks.check_signing_key() == []

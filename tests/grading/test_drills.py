@@ -506,6 +506,12 @@ def test_an_engine_outage_mid_run_and_while_queued_costs_the_learners_nothing(
         assert cut_run in {c["Labels"][LABEL_RUN] for c in our_objects()[0]}
         wait_for(watching(lambda: not Submission.objects.active().exists()), 150, "every verdict")
         wait_for(watching(lambda: our_objects() == ([], [])), 30, "every sandbox object removed")
+        # Each pass completed its learner's course; the certificate follows from the signing queue.
+        wait_for(
+            lambda: all(Submission.objects.get(pk=s.pk).result.get("certificate") for s in submissions),
+            60,
+            "every certificate",
+        )
     finally:
         worker.stop()
 

@@ -59,6 +59,10 @@ def test_a_submission_is_graded_by_a_real_worker(lab, learner_user, worker_env, 
         assert submission.status == Submission.Status.PASSED
         assert submission.result["status"] == "passed"
         assert submission.attempts == 1
+        # The pass completed the course: the signing queue (this worker serves it too,
+        # as under `make run`) issues the certificate into the stored result.
+        wait_for(lambda: Submission.objects.get(pk=submission.pk).result["certificate"], 60, "the certificate")
+        submission.refresh_from_db()
         assert submission.result["certificate"]["url"].startswith("/verify/")
     finally:
         worker.stop()

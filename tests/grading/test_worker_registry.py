@@ -19,7 +19,12 @@ def test_a_running_worker_counts_as_one_grader_until_it_stops(worker_env):
         row = GradingWorker.objects.get()
         # The test worker also takes intake (tests/grading/workers.py); it still counts
         # as one grader, for the grading queue it serves.
-        expected = {queue, worker_env["SHIPWRIGHT_LOW_QUEUE"], worker_env["SHIPWRIGHT_INTAKE_QUEUE"]}
+        expected = {
+            queue,
+            worker_env["SHIPWRIGHT_LOW_QUEUE"],
+            worker_env["SHIPWRIGHT_INTAKE_QUEUE"],
+            worker_env["SHIPWRIGHT_CERTIFICATES_QUEUE"],
+        }
         assert row.slots == 1 and set(row.queues) == expected
     finally:
         worker.stop()

@@ -25,6 +25,7 @@ def worker_env(settings):
     settings.SHIPWRIGHT_LOW_QUEUE = f"low-{suffix}"
     settings.SHIPWRIGHT_MAINTENANCE_QUEUE = f"maintenance-{suffix}"
     settings.SHIPWRIGHT_INTAKE_QUEUE = f"intake-{suffix}"
+    settings.SHIPWRIGHT_CERTIFICATES_QUEUE = f"certificates-{suffix}"
     db = connection.settings_dict
     env = {
         **os.environ,
@@ -36,6 +37,7 @@ def worker_env(settings):
         "SHIPWRIGHT_LOW_QUEUE": settings.SHIPWRIGHT_LOW_QUEUE,
         "SHIPWRIGHT_MAINTENANCE_QUEUE": settings.SHIPWRIGHT_MAINTENANCE_QUEUE,
         "SHIPWRIGHT_INTAKE_QUEUE": settings.SHIPWRIGHT_INTAKE_QUEUE,
+        "SHIPWRIGHT_CERTIFICATES_QUEUE": settings.SHIPWRIGHT_CERTIFICATES_QUEUE,
         "SHIPWRIGHT_STORAGE_URL": settings.SHIPWRIGHT_STORAGE_URL,
         "REDIS_URL": broker_url,
         # A worker e-mails (a certificate, a staff alert): kept in its memory, never sent.
@@ -47,18 +49,31 @@ def worker_env(settings):
         settings.SHIPWRIGHT_LOW_QUEUE,
         settings.SHIPWRIGHT_MAINTENANCE_QUEUE,
         settings.SHIPWRIGHT_INTAKE_QUEUE,
+        settings.SHIPWRIGHT_CERTIFICATES_QUEUE,
     )
 
 
 class Worker:
-    """A solo-pool worker on the grading queues of `env`; `broker_url` points it at
-    another broker (a private redis-server a drill restarts)."""
+    """A solo-pool worker on the queues of `env` (intake, grading, low and, as under
+    `make run`, certificates); `broker_url` points it at another broker (a private
+    redis-server a drill restarts)."""
 
     def __init__(
-        self, env: dict[str, str], *, broker_url: str | None = None, queues: list[str] | None = None, **extra_env: str
+        self,
+        env: dict[str, str],
+        *,
+        broker_url: str | None = None,
+        queues: list[str] | None = None,
+        log: Path | None = None,
+        **extra_env: str,
     ):
         if queues is None:
-            queues = [env["SHIPWRIGHT_INTAKE_QUEUE"], env["SHIPWRIGHT_GRADING_QUEUE"], env["SHIPWRIGHT_LOW_QUEUE"]]
+            queues = [
+                env["SHIPWRIGHT_INTAKE_QUEUE"],
+                env["SHIPWRIGHT_GRADING_QUEUE"],
+                env["SHIPWRIGHT_LOW_QUEUE"],
+                env["SHIPWRIGHT_CERTIFICATES_QUEUE"],
+            ]
         if broker_url:
             extra_env["REDIS_URL"] = broker_url
         self.process = subprocess.Popen(
@@ -81,7 +96,7 @@ class Worker:
             cwd=REPO,
             env={**env, **extra_env},
             stdout=subprocess.DEVNULL,
-            stderr=open(os.environ.get("WORKER_LOG", os.devnull), "a"),
+            stderr=open(log or os.environ.get("WORKER_LOG", os.devnull), "a"),
         )
 
     def kill(self) -> None:
