@@ -265,9 +265,10 @@ def _result_certificate_refresh(certificate: Certificate) -> None:
     from grading.services import submission_result_certificate_refresh
 
     evidence = requirements_met(user=certificate.user, course=certificate.course) or []
-    finished = [sub for sub in evidence if sub.finished_at is not None]
+    finished = [(sub.finished_at, sub) for sub in evidence if sub.finished_at is not None]
     if finished:
-        submission_result_certificate_refresh(submission=max(finished, key=lambda sub: sub.finished_at))
+        _, newest = max(finished, key=lambda pair: pair[0])
+        submission_result_certificate_refresh(submission=newest)
 
 
 def certificate_issuing(*, user, course: Course) -> bool:
