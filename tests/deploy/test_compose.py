@@ -201,6 +201,14 @@ def test_the_compose_stack_grades_a_submission_and_leaves_nothing_behind(images,
         workers = {cid[:12] for cid in stack.compose("ps", "-q", "worker").stdout.split()}
         assert len(workers) == 2
         assert outcome["claimed_by"].split("@", 1)[1] in workers, outcome
+        # The issuer's key is mounted where it signs (the signer), never on a grading worker.
+        signers = stack.compose("ps", "-q", "signer").stdout.split()
+        assert len(signers) == 1
+        for cid, expected in [(cid, False) for cid in stack.compose("ps", "-q", "worker").stdout.split()] + [
+            (signers[0], True)
+        ]:
+            mounts = json.loads(_docker("inspect", "--format", "{{json .Mounts}}", cid))
+            assert any(m["Destination"] == "/var/lib/shipwright/signing-keys" for m in mounts) is expected, cid
 
         # The probe names the broker when Redis is gone, and recovers with it.
         stack.compose("stop", "redis")
