@@ -347,6 +347,15 @@ CELERY_BEAT_SCHEDULE = {
 
 # Grading.
 SHIPWRIGHT_LAB_IMAGE = os.environ.get("SHIPWRIGHT_LAB_IMAGE", "shipwright-lab:py311")
+# The engine's OCI runtime for every sandbox stage: runc (the engine's default), or
+# runsc (gVisor: a user-space kernel between learner code and the host's, at a cost
+# per stage measured by bench/sandbox_runtimes.py; `make engine` registers it). A lab
+# can ask for runsc on its own (`runtime: runsc` in lab.yaml) whatever this says.
+SHIPWRIGHT_SANDBOX_RUNTIME = _env_str("SHIPWRIGHT_SANDBOX_RUNTIME", "runc") or "runc"
+if not re.fullmatch(r"[a-z][a-z0-9_-]{0,39}", SHIPWRIGHT_SANDBOX_RUNTIME):
+    raise ImproperlyConfigured(
+        f"SHIPWRIGHT_SANDBOX_RUNTIME must name an engine runtime such as runc or runsc, got {SHIPWRIGHT_SANDBOX_RUNTIME!r}"
+    )
 SHIPWRIGHT_SNAPSHOT_DIR = Path(os.environ.get("SHIPWRIGHT_SNAPSHOT_DIR", VAR_DIR / "snapshots"))
 SHIPWRIGHT_ASSET_CACHE_DIR = Path(os.environ.get("SHIPWRIGHT_ASSET_CACHE_DIR", VAR_DIR / "lab-assets"))
 # Where uploads and snapshots are stored (grading/storage.py): empty for the local

@@ -10,6 +10,8 @@ command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || need+=(debo
 command -v pdftotext >/dev/null || need+=(poppler-utils)
 # The seccomp allowlist the sandbox's profile is derived from (grading/sandbox.py).
 [ -f /usr/share/containers/seccomp.json ] || need+=(golang-github-containers-common)
+# gVisor, the second sandbox runtime (SHIPWRIGHT_SANDBOX_RUNTIME=runsc; docker/engine.sh registers it).
+command -v runsc >/dev/null || need+=(runsc)
 # promtool checks the alert rules in make test (the Prometheus server it brings is not started).
 command -v promtool >/dev/null || need+=(prometheus)
 # Compose v1 for tests/deploy when the Compose v2 plugin is absent (Debian bookworm has no v2).

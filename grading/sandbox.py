@@ -95,6 +95,9 @@ API_TIMEOUT_S = 60
 # process". Containers that run only our code get room for it; and a container that
 # dies that way is recreated, a bounded number of times.
 HOLDER_PIDS = 32
+# Under gVisor (runsc) the host's pids limit is pids * FACTOR + OVERHEAD (see _host_config).
+RUNSC_PIDS_FACTOR = 4
+RUNSC_PIDS_OVERHEAD = 128
 SETUP_PIDS = 32
 START_ATTEMPTS = 4
 _START_RACE_MARKERS = ("cannot start a stopped process",)
@@ -142,17 +145,23 @@ SECCOMP_DENIED = frozenset(
 # CLONE_NEWPID | CLONE_NEWNET: clone is allowed when none of these flags is set.
 _CLONE_NAMESPACE_FLAGS = 0x7E020000
 _ENOSYS = 38
-_seccomp_cache: dict[str, str] = {}
+_seccomp_cache: dict[tuple[str, bool], str] = {}
 
 
-def seccomp_profile(base_path: str = DEFAULT_SECCOMP_BASE) -> str:
+def seccomp_profile(base_path: str = DEFAULT_SECCOMP_BASE, *, gvisor: bool = False) -> str:
     """The sandbox's seccomp profile (JSON, as the engine takes it): the base
     allowlist without SECCOMP_DENIED, plus clone without namespace flags and clone3
     answered ENOSYS (so the C library falls back to clone, whose flags can be
     filtered). Raises SandboxUnavailable when the base profile is missing: a
-    sandbox never runs without it."""
-    if base_path in _seccomp_cache:
-        return _seccomp_cache[base_path]
+    sandbox never runs without it.
+
+    `gvisor`: the profile for runsc (with --oci-seccomp it filters inside gVisor's
+    kernel). That gVisor answers every seccomp errno with EPERM whatever errnoRet
+    says, and the C library falls back to clone only on ENOSYS: no thread would
+    start. So clone3 is let through to gVisor, which has none and answers ENOSYS."""
+    key = (base_path, gvisor)
+    if key in _seccomp_cache:
+        return _seccomp_cache[key]
     try:
         base = json.loads(Path(base_path).read_text())
     except (OSError, ValueError) as exc:
@@ -186,9 +195,12 @@ def seccomp_profile(base_path: str = DEFAULT_SECCOMP_BASE) -> str:
             "includes": {"arches": ["s390", "s390x"]},
         }
     )
-    rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": _ENOSYS})
+    if gvisor:
+        rules.append({"names": ["clone3"], "action": "SCMP_ACT_ALLOW"})
+    else:
+        rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": _ENOSYS})
     profile = json.dumps({**base, "syscalls": rules}, separators=(",", ":"))
-    _seccomp_cache[base_path] = profile
+    _seccomp_cache[key] = profile
     return profile
 
 
@@ -281,6 +293,11 @@ def engine_available(client: docker.DockerClient | None = None) -> bool:
         return bool(_client(client).ping())
     except (SandboxUnavailable, *_ENGINE_ERRORS):
         return False
+
+
+def engine_runtimes(client: docker.DockerClient | None = None) -> set[str]:
+    """The OCI runtimes the engine knows (runc, and runsc once registered)."""
+    return set((_client(client).info().get("Runtimes") or {}).keys())
 
 
 def image_digest(image: str, client: docker.DockerClient | None = None) -> str:
@@ -530,8 +547,11 @@ class Sandbox:
         labels: dict[str, str] | None = None,
         client: docker.DockerClient | None = None,
         seccomp_base: str = DEFAULT_SECCOMP_BASE,
+        runtime: str | None = None,
     ) -> None:
-        """`seccomp_base`: the allowlist `seccomp_profile` derives from."""
+        """`seccomp_base`: the allowlist `seccomp_profile` derives from. `runtime`: the
+        engine's OCI runtime for the containers that run anything but `sleep` (None:
+        the engine's default, runc; "runsc": gVisor, see docs/operations.md)."""
         if not _NAME_RE.match(run_id) or len(run_id) > 40:
             raise ValueError(f"run_id must match {_NAME_RE.pattern} (40 chars max): {run_id!r}")
         if workspace_mb <= 0:
@@ -540,6 +560,8 @@ class Sandbox:
         self.image = image
         self.workspace_mb = workspace_mb
         self.seccomp_base = seccomp_base
+        # None: the engine's default runtime (runc).
+        self.runtime = runtime if runtime and runtime != "runc" else None
         self.extra_labels = dict(labels or {})
         self._given_client = client
         self._docker: docker.DockerClient | None = None
@@ -576,6 +598,18 @@ class Sandbox:
         except _ENGINE_ERRORS as exc:
             self._close_client()
             raise _unavailable(exc) from exc
+        if self.runtime:
+            try:
+                known = engine_runtimes(self._docker)
+            except _ENGINE_ERRORS as exc:
+                self._close_client()
+                raise _unavailable(exc) from exc
+            if self.runtime not in known:
+                self._close_client()
+                raise SandboxUnavailable(
+                    f"the engine has no runtime {self.runtime!r} (it has {', '.join(sorted(known))}): "
+                    "register it in /etc/docker/daemon.json (`make engine` does for runsc)"
+                )
         try:
             self._remove_run_objects()
             self._create_volume(self.workspace_volume, self.workspace_mb)
@@ -638,22 +672,36 @@ class Sandbox:
         )
         self._volumes.append(name)
 
-    def _host_config(self, *, fsize_mb: int | None = None, **extra: Any) -> dict[str, Any]:
+    def _host_config(self, *, fsize_mb: int | None = None, runtime: str | None = None, **extra: Any) -> dict[str, Any]:
         # One MiB above the largest writable mount: a file that fills its mount gets
         # ENOSPC (a message the learner understands), and no file can grow past that.
         fsize = ((fsize_mb or self.workspace_mb) + 1) * 1024 * 1024
-        profile = seccomp_profile(self.seccomp_base)
+        gvisor = bool(runtime and runtime != "runc")
+        profile = seccomp_profile(self.seccomp_base, gvisor=gvisor)
+        ulimits = [
+            docker.types.Ulimit(name="core", soft=0, hard=0),
+            docker.types.Ulimit(name="nofile", soft=NOFILE_LIMIT, hard=NOFILE_LIMIT),
+            docker.types.Ulimit(name="fsize", soft=fsize, hard=fsize),
+        ]
+        if gvisor:
+            extra["runtime"] = runtime
+            pids = extra.get("pids_limit")
+            if pids:
+                # gVisor's tasks are not host processes one for one: the host's pids
+                # limit counts the sandbox kernel's own threads and stubs, and a task
+                # count that trips it kills the whole sandbox without a word. So the
+                # sandbox kernel enforces the learner's limit (RLIMIT_NPROC, its tasks
+                # per uid: fork fails with EAGAIN as under runc), and the host's limit,
+                # with room for the sandbox kernel, stays as the backstop.
+                ulimits.append(docker.types.Ulimit(name="nproc", soft=pids, hard=pids))
+                extra["pids_limit"] = pids * RUNSC_PIDS_FACTOR + RUNSC_PIDS_OVERHEAD
         base: dict[str, Any] = dict(
             network_mode="none",
             read_only=True,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges", f"seccomp={profile}"],
             ipc_mode="private",
-            ulimits=[
-                docker.types.Ulimit(name="core", soft=0, hard=0),
-                docker.types.Ulimit(name="nofile", soft=NOFILE_LIMIT, hard=NOFILE_LIMIT),
-                docker.types.Ulimit(name="fsize", soft=fsize, hard=fsize),
-            ],
+            ulimits=ulimits,
         )
         base.update(extra)
         return self.api.create_host_config(**base)
@@ -752,6 +800,7 @@ class Sandbox:
             user="0:0" if root else f"{SANDBOX_UID}:{SANDBOX_UID}",
             working_dir=WORKSPACE,
             host_config=self._host_config(
+                runtime=self.runtime,
                 # Writable root: put_archive goes to /tmp on the container's own layer.
                 read_only=False,
                 cap_add=["CHOWN", "DAC_OVERRIDE", "FOWNER"] if root else None,
@@ -891,6 +940,7 @@ class Sandbox:
             working_dir=WORKSPACE,
             environment=environment,
             host_config=self._host_config(
+                runtime=self.runtime,
                 fsize_mb=max(self.workspace_mb, limits.tmp_mb),
                 mounts=mounts,
                 mem_limit=memory,

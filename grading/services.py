@@ -657,10 +657,15 @@ class _Heartbeat:
         self._thread.join(timeout=10)
 
 
+def sandbox_runtime_for(spec) -> str:
+    """The engine runtime of a lab's stages: the lab's own (runsc) or the site's."""
+    return getattr(spec, "runtime", None) or settings.SHIPWRIGHT_SANDBOX_RUNTIME
+
+
 def sandbox_factory_for(spec) -> Callable[..., Sandbox]:
     """Sandboxes for a lab's runs, with the seccomp profile derived from
-    SHIPWRIGHT_SECCOMP_BASE."""
-    return functools.partial(Sandbox, seccomp_base=settings.SHIPWRIGHT_SECCOMP_BASE)
+    SHIPWRIGHT_SECCOMP_BASE and the lab's runtime."""
+    return functools.partial(Sandbox, seccomp_base=settings.SHIPWRIGHT_SECCOMP_BASE, runtime=sandbox_runtime_for(spec))
 
 
 def lab_assets_for(lab: Lab) -> runner.LabAssets:

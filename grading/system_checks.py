@@ -38,6 +38,10 @@ IMAGE_HINT = (
     "Build it with `make images` (or `bash docker/build-images.sh`). Until then, submissions wait in the queue."
 )
 
+RUNTIME_HINT = (
+    "Install Debian's runsc and register it (`make engine` does both), or set SHIPWRIGHT_SANDBOX_RUNTIME=runc. "
+    "Until then, that runtime's submissions end in a platform error after their retries."
+)
 SECCOMP_HINT = "Install Debian's golang-github-containers-common (`make` does), or set SHIPWRIGHT_SECCOMP_BASE."
 
 _ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
@@ -59,6 +63,20 @@ def lab_images(databases=None) -> list[str]:
         except DatabaseError:
             pass  # not migrated yet: the default image is still checked
     return images
+
+
+def sandbox_runtimes(databases=None) -> list[str]:
+    """The site's sandbox runtime, and with `databases` every runtime a lab asks for."""
+    runtimes = [settings.SHIPWRIGHT_SANDBOX_RUNTIME]
+    if databases:
+        from labs.models import Lab
+
+        try:
+            named = Lab.objects.using(databases[0]).values_list("spec__runtime", flat=True).distinct()
+            runtimes += sorted({runtime for runtime in named if runtime} - set(runtimes))
+        except DatabaseError:
+            pass
+    return runtimes
 
 
 def check_seccomp_base(app_configs=None, **kwargs) -> list[CheckMessage]:
@@ -92,6 +110,17 @@ def check_engine_and_images(app_configs=None, databases=None, **kwargs) -> list[
                 problems.append(
                     Warning(
                         f"The lab image {image} is missing from the Docker engine.", hint=IMAGE_HINT, id="grading.W002"
+                    )
+                )
+        known = set((client.info().get("Runtimes") or {}).keys())
+        for runtime in sandbox_runtimes(databases):
+            if runtime not in known:
+                problems.append(
+                    Warning(
+                        f"The sandbox runtime {runtime} is not registered with the Docker engine "
+                        f"(it has {', '.join(sorted(known))}).",
+                        hint=RUNTIME_HINT,
+                        id="grading.W005",
                     )
                 )
         return problems

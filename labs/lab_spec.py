@@ -346,6 +346,9 @@ class LabSpec(_Strict):
     starter: str | None = None
     pass_mark: float = Field(ge=0, le=100)
     image: str | None = None
+    # runsc: this lab's stages run under gVisor even where the site's default
+    # (SHIPWRIGHT_SANDBOX_RUNTIME) is runc; a lab cannot ask for less than the site.
+    runtime: Literal["runsc"] | None = None
     limits: Limits = Limits()
     files: list[FileSpec] = []
     stages: list[StageSpec] = []

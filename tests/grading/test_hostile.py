@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import textwrap
 
+import pytest
 import yaml
 
 from labs.lab_spec import LabSpec
@@ -39,6 +40,13 @@ if os.fork() == 0:
     while True:
         time.sleep(1)
 """
+
+
+@pytest.fixture(autouse=True, params=["runc", "runsc"])
+def sandbox_runtime(request, settings):
+    """Each hostile submission is graded under both sandbox runtimes."""
+    settings.SHIPWRIGHT_SANDBOX_RUNTIME = request.param
+    return request.param
 
 
 def test_a_server_that_plants_fake_observations_still_fails(sample_course, tmp_path):

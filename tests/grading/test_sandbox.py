@@ -54,9 +54,15 @@ def _run_id() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox(run_id=_run_id(), image=IMAGE, workspace_mb=SMALL.workspace_mb) as sb:
+# Every test that takes `sandbox` runs under both runtimes the engine offers: runc
+# (the default) and runsc (gVisor, registered by docker/engine.sh). Where gVisor's
+# kernel words a refusal differently, the test says so next to the assertion.
+RUNTIMES = ["runc", "runsc"]
+
+
+@pytest.fixture(params=RUNTIMES)
+def sandbox(request) -> Iterator[Sandbox]:
+    with Sandbox(run_id=_run_id(), image=IMAGE, workspace_mb=SMALL.workspace_mb, runtime=request.param) as sb:
         yield sb
 
 
@@ -151,7 +157,9 @@ def test_the_network_has_only_loopback_and_nothing_outside_is_reachable(sandbox:
         "    print('refused:', e.strerror)\n"
     )
     result = sandbox.run(name="net", argv=_py(code), limits=SMALL)
-    assert result.output.splitlines() == ["['lo']", "refused: Network is unreachable"]
+    # gVisor's network stack says EHOSTUNREACH for the same missing route.
+    refusal = "Network is unreachable" if sandbox.runtime is None else "No route to host"
+    assert result.output.splitlines() == ["['lo']", f"refused: {refusal}"]
     assert result.duration_s < 5
 
 
@@ -174,7 +182,9 @@ def test_the_root_filesystem_is_read_only(sandbox: Sandbox) -> None:
         "        print(e.strerror)\n"
     )
     result = sandbox.run(name="rofs", argv=_py(code), limits=SMALL)
-    assert result.output.splitlines() == ["Read-only file system"] * 3
+    # gVisor refuses the same write to its read-only root with EACCES.
+    refusal = "Read-only file system" if sandbox.runtime is None else "Permission denied"
+    assert result.output.splitlines() == [refusal] * 3
 
 
 def test_writing_past_the_workspace_size_fails_with_enospc_and_spares_the_host_disk(sandbox: Sandbox) -> None:
@@ -205,7 +215,14 @@ def test_huge_output_keeps_head_and_tail_and_counts_what_was_cut(sandbox: Sandbo
     assert result.exit_code == 0
     assert result.output.startswith("FIRST-LINE")
     assert result.output.rstrip().endswith("LAST-LINE")
-    assert result.output_truncated_bytes == len("FIRST-LINE\n") + 3_000_000 + len("\nLAST-LINE\n") - 4096
+    printed = len("FIRST-LINE\n") + 3_000_000 + len("\nLAST-LINE\n")
+    if sandbox.runtime is None:
+        assert result.output_truncated_bytes == printed - 4096
+    else:
+        # This gVisor (Debian's runsc 20221219) passes on one pipe's worth (64 KiB) of a
+        # single huge write() and drops the rest: head and tail survive, the count of
+        # what was cut is then a lower bound (bench/README.md, "gVisor").
+        assert 0 < result.output_truncated_bytes <= printed - 4096
     assert f"[... {result.output_truncated_bytes} bytes of output cut ...]" in result.output
     assert len(result.output) < 4096 + 100
 
@@ -249,7 +266,12 @@ def test_files_written_by_one_stage_are_seen_by_the_next(sandbox: Sandbox) -> No
 def test_a_snapshot_is_loaded_into_the_workspace_owned_by_the_learner(sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.load_tar(_targz(tmp_path, {"train.py": b"print('trained')\n", "src/util.py": b"X = 1\n"}))
     result = sandbox.run(
-        name="train", argv=["sh", "-c", "python train.py && stat -c '%u %n' train.py src/util.py"], limits=SMALL
+        name="train",
+        # Python's os.stat, not coreutils' stat: that runsc refuses statx(AT_NO_AUTOMOUNT).
+        argv=_py(
+            "import os, runpy\nrunpy.run_path('train.py')\nfor p in ('train.py', 'src/util.py'): print(os.stat(p).st_uid, p)"
+        ),
+        limits=SMALL,
     )
     assert result.output.splitlines() == ["trained", "1000 train.py", "1000 src/util.py"]
 
@@ -351,7 +373,8 @@ def test_assets_are_read_only_at_grader_and_grader_out_is_fresh_and_readable(san
     assert b'"before": []' in (sandbox.read_grader_out() or b"")
     assert (tmp_path / "holdout.csv").read_text() == "hidden\n"
     # A stage without assets does not see them.
-    assert sandbox.run(name="learner", argv=["ls", "/grader"], limits=SMALL).output == ""
+    seen = sandbox.run(name="learner", argv=_py("import os; print(os.listdir('/grader'))"), limits=SMALL)
+    assert seen.output.strip() == "[]"
 
 
 def test_unreadable_assets_are_refused_before_anything_runs(sandbox: Sandbox, tmp_path: Path) -> None:
