@@ -828,8 +828,15 @@ def test_a_check_kind_on_a_stage_without_its_probe_is_refused_naming_the_probe()
 
 @pytest.mark.parametrize(
     "value, band",
-    [(0.0, "0.00–0.05"), (0.5, "0.50–0.55"), (0.8999, "0.85–0.90"), (0.9, "0.90–0.95"), (0.9473, "0.90–0.95"),
-     (0.95, "0.95–1.00"), (1.0, "0.95–1.00")],
+    [
+        (0.0, "0.00–0.05"),
+        (0.5, "0.50–0.55"),
+        (0.8999, "0.85–0.90"),
+        (0.9, "0.90–0.95"),
+        (0.9473, "0.90–0.95"),
+        (0.95, "0.95–1.00"),
+        (1.0, "0.95–1.00"),
+    ],
 )
 def test_holdout_accuracy_is_shown_as_a_band(value, band):
     assert judges.base.accuracy_band(value) == band
