@@ -33,13 +33,14 @@ _root = os.getcwd()
 _omit = json.loads(os.environ.pop(_OMIT_ENV, "[]"))
 _cov = coverage.Coverage(data_file=None, source=[_root], omit=_omit, config_file=False)
 _cov.start()
-_counts = {"collected": 0, "failed": 0, "errors": 0, "skipped": 0, "passed": 0, "failures": []}
+_counts: dict[str, int] = {"collected": 0, "failed": 0, "errors": 0, "skipped": 0, "passed": 0}
+_failures: list[str] = []
 
 
 def _failure(name: str, longrepr: object) -> None:
-    if len(_counts["failures"]) < 20:
+    if len(_failures) < 20:
         text = str(longrepr).strip().splitlines()
-        _counts["failures"].append(f"{name[:300]}: {(text[-1] if text else '')[:300]}")
+        _failures.append(f"{name[:300]}: {(text[-1] if text else '')[:300]}")
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
@@ -72,7 +73,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         except Exception:  # a file coverage cannot parse counts as not measured
             continue
         measured[os.path.relpath(filename, _root)] = [len(statements) - len(missing), len(statements)]
-    record = {**_counts, "exitstatus": int(exitstatus), "coverage": measured}
+    record = {**_counts, "failures": _failures, "exitstatus": int(exitstatus), "coverage": measured}
     if _fd is not None:
         data = (json.dumps(record) + "\n").encode()
         while data:
