@@ -115,6 +115,12 @@ def _make_world_readable(path: Path) -> None:
 PROBES_DIR = Path(__file__).resolve().parent / "probes"
 PROBE_MOUNT = "/grader/_shipwright"
 _PROBE_SCRIPTS = {"service": "service_probe.py", "collect": "collect_files.py", "pytest": "pytest_probe.py"}
+# Probes that start learner code: they run as the grader (root with SETUID, SETGID and
+# KILL only) and start it as uid 1000 (grading/sandbox.py, `as_grader`).
+GRADER_UID_PROBES = frozenset({"service", "pytest"})
+# Files a probe needs beside it besides _PROBE_LIBRARIES (the pytest plugin is
+# imported by the learner's test process from the same read-only folder).
+_PROBE_EXTRAS = {"pytest": (PROBES_DIR / "shipwright_pytest.py",)}
 # Copied beside every probe: its helpers, and the learner-bytes parser the host uses too.
 _PROBE_LIBRARIES = (PROBES_DIR / "probe_common.py", Path(__file__).resolve().parent / "learner_files.py")
 
@@ -146,7 +152,10 @@ def stage_argv(stage: StageSpec) -> list[str]:
     """What the container runs: the stage's argv, or a platform probe with its config."""
     if stage.probe is None:
         return list(stage.run)
-    return ["python", f"{PROBE_MOUNT}/{_PROBE_SCRIPTS[stage.probe]}", f"{PROBE_MOUNT}/{stage.name}.json"]
+    # -s -E: no user site-packages, no PYTHON* variables: only the image's Python and
+    # the probe's own folder (its sys.path[0]) are imported by a probe.
+    script = f"{PROBE_MOUNT}/{_PROBE_SCRIPTS[stage.probe]}"
+    return ["python", "-s", "-E", script, f"{PROBE_MOUNT}/{stage.name}.json"]
 
 
 def _probes_digest() -> str:
@@ -181,7 +190,8 @@ def stage_assets_dir(assets: LabAssets, stage: StageSpec) -> Path | None:
         if stage.probe is not None:
             platform = staging / "_shipwright"
             platform.mkdir()
-            for source in (PROBES_DIR / _PROBE_SCRIPTS[stage.probe], *_PROBE_LIBRARIES):
+            extras = _PROBE_EXTRAS.get(stage.probe, ())
+            for source in (PROBES_DIR / _PROBE_SCRIPTS[stage.probe], *_PROBE_LIBRARIES, *extras):
                 shutil.copy2(source, platform / source.name)
             (platform / f"{stage.name}.json").write_text(json.dumps(_probe_config(stage, assets)))
         _make_world_readable(staging)
@@ -288,6 +298,7 @@ def run_pipeline(
                 limits=_sandbox_limits(limits),
                 assets_dir=stage_assets_dir(assets, stage),
                 grader_out=stage.grader_owned,
+                as_grader=stage.probe in GRADER_UID_PROBES,
             )
             outcome = StageOutcome(
                 spec=stage,

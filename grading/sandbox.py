@@ -26,6 +26,12 @@ Layout of a run (all named ``shipwright-<run_id>-*`` and labelled
   When PID 1 exits the kernel kills everything left in the container's PID namespace.
 - a grader stage (``grader_out=True``) gets /grader-out on its own small tmpfs volume
   held by a second holder, so `read_grader_out` can read it after the stage exited.
+- a platform probe that runs learner code (``as_grader=True``) runs as root in the
+  container with every capability dropped but SETUID, SETGID and KILL, and starts the
+  learner's processes as uid 1000 (setuid to a non-zero uid drops all their
+  capabilities). Its /grader-out is root's, mode 0755: learner code cannot write the
+  channel, signal the probe, or open /proc/<probe>/mem (different uid; ptrace and
+  process_vm_* are refused by seccomp anyway).
 - files come back out with the archive API of a holder: every path component is
   `stat`-ed first (the engine's stat does not follow a final symlink) and anything that
   is not a directory (for parents) or a regular file (for the target) counts as absent.
@@ -76,6 +82,9 @@ WORKSPACE = "/workspace"
 GRADER_DIR = "/grader"
 GRADER_OUT = "/grader-out"
 GRADER_OUT_MB = 32
+# What a probe running as the grader may do beyond an unprivileged process: start
+# learner processes as SANDBOX_UID, and stop them all before it reports.
+GRADER_CAPABILITIES = ["SETUID", "SETGID", "KILL"]
 LABEL_RUN = "shipwright.run"
 LABEL_CREATED = "shipwright.created"
 LABEL_ROLE = "shipwright.role"
@@ -663,11 +672,11 @@ class Sandbox:
         self._volumes.clear()
         self._holder = self._grader_out_holder = self._grader_out_volume = None
 
-    def _create_volume(self, name: str, size_mb: int) -> None:
+    def _create_volume(self, name: str, size_mb: int, mode: str = "1777") -> None:
         self.api.create_volume(
             name,
             driver="local",
-            driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={size_mb}m,mode=1777"},
+            driver_opts={"type": "tmpfs", "device": "tmpfs", "o": f"size={size_mb}m,mode={mode}"},
             labels=self._labels("volume"),
         )
         self._volumes.append(name)
@@ -874,14 +883,20 @@ class Sandbox:
         assets_dir: Path | None = None,
         grader_out: bool = False,
         env: dict[str, str] | None = None,
+        as_grader: bool = False,
     ) -> StageResult:
+        """`as_grader`: argv is a platform probe that starts learner code itself as
+        SANDBOX_UID; it runs as root with GRADER_CAPABILITIES only (see the module
+        docstring) and needs `grader_out`."""
+        if as_grader and not grader_out:
+            raise ValueError("as_grader needs grader_out")
         if not _NAME_RE.match(name):
             raise ValueError(f"stage name must match {_NAME_RE.pattern}: {name!r}")
         if not argv or not all(isinstance(a, str) for a in argv):
             raise ValueError("argv must be a non-empty list of strings")
         try:
             self._ensure_holder(self._holder, "workspace")
-            result = self._run(name, argv, limits, assets_dir, grader_out, env or {})
+            result = self._run(name, argv, limits, assets_dir, grader_out, env or {}, as_grader)
             # A holder that stopped while the stage ran took the shared files with it:
             # what the stage wrote went to a private, now discarded, tmpfs.
             self._ensure_holder(self._holder, "workspace")
@@ -913,6 +928,7 @@ class Sandbox:
         assets_dir: Path | None,
         grader_out: bool,
         env: dict[str, str],
+        as_grader: bool = False,
     ) -> StageResult:
         mounts = [docker.types.Mount(WORKSPACE, self.workspace_volume, type="volume", no_copy=True)]
         if assets_dir is not None:
@@ -920,7 +936,8 @@ class Sandbox:
             _check_world_readable(assets)
             mounts.append(docker.types.Mount(GRADER_DIR, str(assets), type="bind", read_only=True))
         if grader_out:
-            mounts.append(docker.types.Mount(GRADER_OUT, self._fresh_grader_out(), type="volume", no_copy=True))
+            volume = self._fresh_grader_out(mode="0755" if as_grader else "1777")
+            mounts.append(docker.types.Mount(GRADER_OUT, volume, type="volume", no_copy=True))
         environment = {**env, "HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
         memory = f"{limits.memory_mb}m"
         attached: dict[str, _OutputCollector] = {}
@@ -936,11 +953,12 @@ class Sandbox:
             "stage",
             argv,
             before_start=attach,
-            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+            user="0:0" if as_grader else f"{SANDBOX_UID}:{SANDBOX_UID}",
             working_dir=WORKSPACE,
             environment=environment,
             host_config=self._host_config(
                 runtime=self.runtime,
+                cap_add=GRADER_CAPABILITIES if as_grader else None,
                 fsize_mb=max(self.workspace_mb, limits.tmp_mb),
                 mounts=mounts,
                 mem_limit=memory,
@@ -997,8 +1015,9 @@ class Sandbox:
         finally:
             self._remove(cid)
 
-    def _fresh_grader_out(self) -> str:
-        """A new, empty, size-capped /grader-out, held mounted until the next one."""
+    def _fresh_grader_out(self, mode: str = "1777") -> str:
+        """A new, empty, size-capped /grader-out, held mounted until the next one
+        (root's; `mode` 1777 lets a uid-1000 grader script write it, 0755 only root)."""
         if self._grader_out_holder:
             self._remove(self._grader_out_holder)
         if self._grader_out_volume:
@@ -1007,7 +1026,7 @@ class Sandbox:
         self._grader_out_count += 1
         n = self._grader_out_count
         volume = f"shipwright-{self.run_id}-grader-out-{n}"
-        self._create_volume(volume, GRADER_OUT_MB)
+        self._create_volume(volume, GRADER_OUT_MB, mode=mode)
         self._grader_out_volume = volume
         self._grader_out_holder = self._start_holder(f"grader-out-holder-{n}", volume, GRADER_OUT)
         return volume

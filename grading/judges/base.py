@@ -186,6 +186,18 @@ def accuracy(predicted: list[int], labels: list[int]) -> float:
     return sum(1 for p, y in zip(predicted, labels, strict=True) if p == y) / len(labels)
 
 
+ACCURACY_BAND_WIDTH = 0.05
+
+
+def accuracy_band(value: float) -> str:
+    """The 0.05-wide band holding `value` ("0.90–0.95"), never the value itself: an
+    exact hidden accuracy after every submission is an oracle (change one prediction,
+    watch the figure move, learn that row's label)."""
+    steps = round(1 / ACCURACY_BAND_WIDTH)
+    low = min(math.floor(value * steps + 1e-9), steps - 1) / steps
+    return f"{low:.2f}–{low + ACCURACY_BAND_WIDTH:.2f}"
+
+
 def missing_file(outcome: StageOutcome, path: str) -> str:
     return outcome.file_errors.get(path) or FILE_MISSING.format(path=path, stage=outcome.spec.name)
 

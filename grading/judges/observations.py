@@ -8,7 +8,7 @@ from typing import Any
 
 from labs.lab_spec import AccuracyCheck, AgreementCheck, ObservationCheck, ReferenceCheck
 
-from .base import Evidence, Fail, accuracy, predictions, show
+from .base import Evidence, Fail, accuracy, accuracy_band, predictions, show
 
 
 def judge_observation(check: ObservationCheck, evidence: Evidence) -> str:
@@ -23,8 +23,7 @@ def judge_observation(check: ObservationCheck, evidence: Evidence) -> str:
 def judge_accuracy(check: AccuracyCheck, evidence: Evidence) -> str:
     predicted = predictions(evidence.observation(check.stage, check.key), "the predictions")
     holdout = accuracy(predicted, evidence.labels[check.labels])
-    correct = round(holdout * len(predicted))
-    feedback = f"holdout accuracy {holdout:.4f} ({correct} of {len(predicted)} rows); needs ≥ {check.min:g}"
+    feedback = f"holdout accuracy in {accuracy_band(holdout)} ({len(predicted)} rows); needs ≥ {check.min:g}"
     if holdout < check.min:
         raise Fail(feedback)
     return feedback

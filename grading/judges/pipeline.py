@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from labs.lab_spec import ExitCodeCheck, FilesCheck, ReportedMetricCheck
 
-from .base import Evidence, Fail, accuracy, json_file, number, predictions
+from .base import Evidence, Fail, accuracy, accuracy_band, json_file, number, predictions
 
 
 def judge_exit_code(check: ExitCodeCheck, evidence: Evidence) -> str:
@@ -42,10 +42,8 @@ def judge_reported_metric(check: ReportedMetricCheck, evidence: Evidence) -> str
     holdout = accuracy(predicted, evidence.labels[check.labels])
     reported = number(json_file(outcome, check.file), check.file, check.field)
     gap = abs(reported - holdout)
-    feedback = (
-        f"{check.file} reports {check.field} {reported:.4f}; the holdout gives {holdout:.4f} "
-        f"(difference {gap:.4f}, allowed {check.tolerance:g})"
-    )
+    # The band and a verdict, never the gap: reported - gap would be the exact accuracy.
+    feedback = f"{check.file} reports {check.field} {reported:.4f}; the holdout gives {accuracy_band(holdout)}"
     if gap > check.tolerance:
-        raise Fail(feedback)
-    return feedback
+        raise Fail(f"{feedback}: more than {check.tolerance:g} apart")
+    return f"{feedback}: within {check.tolerance:g}"

@@ -276,6 +276,9 @@ def judge_pytest(check: PytestCheck, evidence: Evidence) -> str:
     if check.rule == "passes":
         if observations.get("timed_out"):
             raise Fail(f"{command} did not finish in time")
+        if observations.get("junit_error"):
+            # No trustworthy record of the run, whatever the exit code says.
+            raise Fail(f"{command}: {observations['junit_error']}\n\n{tail}".strip())
         code = observations.get("exit_code")
         if code == 0:
             return f"{command} passed ({observations.get('passed', '?')} tests)"

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from labs.lab_spec import AuditLogCheck, HttpAccuracyCheck, HttpCheck, HttpReadyCheck, LatencyCheck, ServiceSpec
 
 from ..learner_files import LearnerFileError, load_json
-from .base import Evidence, Fail, accuracy, predictions, show
+from .base import Evidence, Fail, accuracy, accuracy_band, predictions, show
 
 AUDIT_TS_SLACK_S = 120
 AUDIT_MISSING = "no audit log at {path} after the requests ({reason})"
@@ -132,7 +132,7 @@ def judge_http_accuracy(check: HttpAccuracyCheck, evidence: Evidence) -> str:
         raise Fail(f"{check.request}: {_describe_response(record)}")
     predicted = predictions(values, "the predictions")
     holdout = accuracy(predicted, evidence.labels[check.labels])
-    feedback = f"holdout accuracy through the API {holdout:.4f}; needs ≥ {check.min:g}"
+    feedback = f"holdout accuracy through the API in {accuracy_band(holdout)}; needs ≥ {check.min:g}"
     if holdout < check.min:
         raise Fail(feedback)
     return feedback

@@ -8,11 +8,26 @@ import shutil
 import signal
 from pathlib import Path
 
+LEARNER_UID = 1000
+
+
+def as_learner() -> dict:
+    """Popen arguments that start a learner process as uid/gid 1000 with no
+    supplementary groups. A probe running as the grader (root in the container with
+    only SETUID, SETGID and KILL; grading/sandbox.py) keeps learner code out of its
+    uid: the kernel then refuses the learner's signals, /proc/<probe>/mem and writes
+    to /grader-out. Switching from root to a non-zero uid drops every capability the
+    child had. A probe already running as 1000 (no grader uid) just starts it."""
+    if os.getuid() != 0:
+        return {}
+    return {"user": LEARNER_UID, "group": LEARNER_UID, "extra_groups": []}
+
 
 def kill_other_processes() -> None:
-    """Stop every other process of the sandbox user: learner code (a server, a test
-    suite, anything it left running) shares this uid. kill(-1) reaches every process
-    we may signal except ourselves and PID 1; nothing in the sandbox is privileged."""
+    """Stop every other process of the sandbox: learner code (a server, a test
+    suite, anything it left running). kill(-1) reaches every process we may signal
+    (all of them as the grader, with CAP_KILL; those of our own uid otherwise) except
+    ourselves and PID 1."""
     try:
         os.kill(-1, signal.SIGKILL)
     except ProcessLookupError:

@@ -1,13 +1,15 @@
 """Pytest probe: run the learner's own test suite with coverage and summarise it.
 
-    python pytest_probe.py CONFIG.json
+    python -s -E pytest_probe.py CONFIG.json
 CONFIG: {"args": ["-q"], "omit": ["tests/*", ...], "time_s": 240}
 
-The learner's tests run in a child process; this process only reads the JUnit and
-coverage reports it asked for. (A test suite could rewrite those reports: it is
-the learner's own suite, so that only fools the learner.) Because it can, every
-report is parsed as hostile input: a bad report is recorded as `junit_error` or
-`coverage_error`, never a crash that would leave no observations at all.
+This probe runs as root with only the capabilities to switch users and signal
+(grading/sandbox.py, `as_grader`); the learner's tests run in a child switched to
+uid 1000 with no capabilities, so they cannot signal this process, read or write its
+memory, or write /grader-out (root's, mode 0755). The counts and the coverage come
+from the grader's own plugin inside that child (shipwright_pytest.py) through a
+pipe, never from report files the learner's process could rewrite. The record is
+still parsed as hostile input, and anything else written to the pipe spoils it.
 """
 
 from __future__ import annotations
@@ -17,99 +19,55 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+import threading
 from pathlib import Path
-from typing import Any, cast
 
 from learner_files import LearnerFileError, load_json, read_regular_file
-from probe_common import kill_other_processes, write_observations
+from probe_common import as_learner, kill_other_processes, write_observations
 
 OUT_DIR = Path(os.environ.get("GRADER_OUT", "/grader-out"))
 TAIL = 6000
 MAX_REPORT_BYTES = 20 * 1024 * 1024
-MAX_XML_DEPTH = 100
 MAX_SOURCE_BYTES = 2 * 1024 * 1024
 
-JUNIT_DTD = "the test report declares a DTD or entities, which pytest never writes"
-JUNIT_TOO_DEEP = f"the test report nests elements more than {MAX_XML_DEPTH} levels deep"
-JUNIT_NOT_XML = "the test report is not well-formed XML ({problem})"
-COVERAGE_SHAPE = "the coverage report is not what pytest-cov writes ({problem})"
+CHANNEL_TAMPERED = "the test run wrote into the grader's channel, so its results cannot be trusted"
+CHANNEL_EMPTY = "the grader's pytest plugin reported nothing (pytest did not start, or stopped before its end)"
+COVERAGE_SHAPE = "the coverage record is not what the grader's plugin writes ({problem})"
+PLUGIN_DIR = Path(__file__).resolve().parent
 
 
 class ReportError(Exception):
-    """A report that cannot be read; str(exc) says why."""
-
-
-def _junit(path: Path) -> dict:
-    """Counts from pytest's JUnit XML, streamed: no DTD (so no entity expansion, the
-    "billion laughs"), bounded size and depth, and only the parts we read are kept."""
-    data = read_regular_file(path, name="the test report", max_bytes=MAX_REPORT_BYTES)
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise ReportError(JUNIT_DTD)
-    counts: dict[str, Any] = {"collected": 0, "failed": 0, "errors": 0, "skipped": 0, "failures": []}
-    parser: ET.XMLPullParser = ET.XMLPullParser(events=("start", "end"))
-    depth = 0
-    chunks = [data[i : i + 65536] for i in range(0, len(data), 65536)]
-    try:
-        for index in range(len(chunks) + 1):
-            # Chunk by chunk, so a depth bomb stops early instead of being built whole.
-            if index < len(chunks):
-                parser.feed(chunks[index])
-            else:
-                parser.close()
-            depth = _tally(parser, counts, depth)
-    except ET.ParseError as exc:
-        raise ReportError(JUNIT_NOT_XML.format(problem=exc)) from None
-    counts["passed"] = counts["collected"] - counts["failed"] - counts["errors"] - counts["skipped"]
-    return counts
-
-
-def _tally(parser: ET.XMLPullParser, counts: dict, depth: int) -> int:
-    for event, element in cast("Iterator[tuple[str, Any]]", parser.read_events()):
-        if event == "start":
-            depth += 1
-            if depth > MAX_XML_DEPTH:
-                raise ReportError(JUNIT_TOO_DEEP)
-            continue
-        depth -= 1
-        if not isinstance(element, ET.Element) or element.tag != "testcase":
-            continue
-        counts["collected"] += 1
-        for tag, key in (("failure", "failed"), ("error", "errors"), ("skipped", "skipped")):
-            found = element.find(tag)
-            if found is not None:
-                counts[key] += 1
-                if key != "skipped" and len(counts["failures"]) < 20:
-                    name = f"{element.get('classname', '')}::{element.get('name', '')}"[:300]
-                    counts["failures"].append(f"{name}: {(found.get('message') or '')[:300]}")
-        element.clear()
-    return depth
+    """A record that cannot be trusted; str(exc) says why."""
 
 
 def _count(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ReportError(COVERAGE_SHAPE.format(problem=f"a line count is {str(value)[:40]}"))
+        raise ReportError(COVERAGE_SHAPE.format(problem=f"a count is {str(value)[:40]}"))
     return value
 
 
-def _coverage(path: Path) -> dict[str, tuple[int, int]]:
-    """(covered lines, statements) per file from coverage.py's JSON report."""
-    raw = read_regular_file(path, name="the coverage report", max_bytes=MAX_REPORT_BYTES)
-    report = load_json(raw, name="the coverage report")
-    files = report.get("files") if isinstance(report, dict) else None
-    if not isinstance(files, dict):
-        raise ReportError(COVERAGE_SHAPE.format(problem='no "files" object'))
+def _record(raw: bytes) -> dict:
+    """The plugin's one JSON line; ReportError when there is none, or more."""
+    if not raw:
+        raise ReportError(CHANNEL_EMPTY)
+    lines = raw.split(b"\n")
+    if len(lines) != 2 or lines[1]:
+        raise ReportError(CHANNEL_TAMPERED)
+    try:
+        record = load_json(lines[0], name="the plugin's record", max_bytes=MAX_REPORT_BYTES)
+    except LearnerFileError:
+        raise ReportError(CHANNEL_TAMPERED) from None
+    if not isinstance(record, dict) or not isinstance(record.get("coverage"), dict):
+        raise ReportError(CHANNEL_TAMPERED)
+    return record
+
+
+def _measured(record: dict) -> dict[str, tuple[int, int]]:
     measured = {}
-    for name, data in files.items():
-        summary = data.get("summary") if isinstance(data, dict) else None
-        if not isinstance(summary, dict):
-            raise ReportError(COVERAGE_SHAPE.format(problem=f'no "summary" for {name[:100]}'))
-        measured[os.path.normpath(name)] = (
-            _count(summary.get("covered_lines", 0)),
-            _count(summary.get("num_statements", 0)),
-        )
+    for name, pair in record["coverage"].items():
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise ReportError(COVERAGE_SHAPE.format(problem=f"no line counts for {name[:100]}"))
+        measured[os.path.normpath(name)] = (_count(pair[0]), _count(pair[1]))
     return measured
 
 
@@ -136,57 +94,64 @@ def _python_files(omit: list[str]) -> list[str]:
     return sorted(found)
 
 
+def _read_all(fd: int, into: bytearray) -> None:
+    with os.fdopen(fd, "rb") as pipe:
+        while chunk := pipe.read(65536):
+            if len(into) <= MAX_REPORT_BYTES:
+                into += chunk
+
+
 def main() -> int:
     config = json.loads(Path(sys.argv[1]).read_text())
     omit = config.get("omit", ["tests/*", "test_*.py", "*_test.py", "conftest.py", "*/conftest.py"])
-    work = Path(tempfile.mkdtemp(prefix="pytest-probe-"))
-    junit, coverage = work / "junit.xml", work / "coverage.json"
-    rc = work / "coveragerc"
-    rc.write_text("[run]\nsource = .\nomit =\n" + "".join(f"    {p}\n" for p in omit))
-    argv = [
-        sys.executable,
-        "-m",
-        "pytest",
-        *config.get("args", ["-q"]),
-        "-p",
-        "no:cacheprovider",
-        "--cov=.",
-        f"--cov-config={rc}",
-        f"--cov-report=json:{coverage}",
-        f"--junitxml={junit}",
-    ]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "COVERAGE_FILE": str(work / ".coverage")}
-    observations: dict = {"command": "python -m pytest " + " ".join(config.get("args", ["-q"]))}
+    args = config.get("args", ["-q"])
+    read_end, write_end = os.pipe()
+    received = bytearray()
+    reader = threading.Thread(target=_read_all, args=(read_end, received), daemon=True)
+    reader.start()
+    argv = [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider", "-p", "shipwright_pytest"]
+    env = {
+        **os.environ,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": str(PLUGIN_DIR),
+        "SHIPWRIGHT_RESULTS_FD": str(write_end),
+        "SHIPWRIGHT_COVERAGE_OMIT": json.dumps(omit),
+    }
+    observations: dict = {"command": "python -m pytest " + " ".join(args)}
+    tests = subprocess.Popen(
+        argv,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        pass_fds=(write_end,),
+        **as_learner(),
+    )
+    os.close(write_end)
     try:
-        run = subprocess.run(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=config.get("time_s", 240),
-        )
-        observations["exit_code"] = run.returncode
-        output = run.stdout + run.stderr
-        observations["output_tail"] = output[-TAIL:]
+        output, _ = tests.communicate(timeout=config.get("time_s", 240))
+        observations["exit_code"] = tests.returncode
+        observations["output_tail"] = output.decode("utf-8", "replace")[-TAIL:]
     except subprocess.TimeoutExpired:
+        tests.kill()
         observations["exit_code"] = None
         observations["timed_out"] = True
-    # Nothing the tests started may touch the reports while they are read.
+    # Every process the tests started, and so every copy of the pipe, goes now.
     kill_other_processes()
-    try:
-        observations.update(_junit(junit))
-    except OSError as exc:
-        observations["junit_error"] = f"no test report: {type(exc).__name__}"
-    except (LearnerFileError, ReportError) as exc:
-        observations["junit_error"] = str(exc)
+    tests.wait()
+    reader.join(timeout=10)
     measured: dict[str, tuple[int, int]] = {}
     try:
-        measured = _coverage(coverage)
-    except OSError as exc:
-        observations["coverage_error"] = f"no coverage report: {type(exc).__name__}"
-    except (LearnerFileError, ReportError) as exc:
-        observations["coverage_error"] = str(exc)
+        record = _record(bytes(received))
+        measured = _measured(record)
+        for key in ("collected", "failed", "errors", "skipped", "passed"):
+            observations[key] = _count(record.get(key, 0))
+        observations["failures"] = [str(f)[:700] for f in record.get("failures", [])[:20]]
+        if observations.get("exit_code") == 0 and (observations["failed"] or observations["errors"]):
+            # The process exited 0 although its tests failed (a conftest calling os._exit(0)).
+            observations["exit_code"] = 1
+    except ReportError as exc:
+        observations["junit_error"] = observations["coverage_error"] = str(exc)
     # Files no test imports count as 0% covered: measure every Python file outside the omitted ones.
     covered = total = 0
     per_file = {}

@@ -1,7 +1,11 @@
 """Service probe: start the learner's server, send the lab's requests, record what
 came back. Judges nothing.
 
-    python service_probe.py CONFIG.json
+    python -s -E service_probe.py CONFIG.json
+
+The server runs as the learner (uid 1000, probe_common.as_learner); this probe as
+the grader, so nothing the server or its children do can reach this process or
+/grader-out.
 
 CONFIG: {"start": [argv], "port": 8000, "ready_path": "/health", "ready_timeout_s": 20,
          "env": {...}, "requests": [{"name", "method", "path", "json" | "body", "headers"}],
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import httpx
 from learner_files import LearnerFileError, decode_utf8, load_json, read_regular_file
-from probe_common import write_observations
+from probe_common import as_learner, write_observations
 
 OUT = Path(os.environ.get("GRADER_OUT", "/grader-out")) / "observations.json"
 MAX_TEXT = 2000
@@ -127,6 +131,7 @@ def main() -> int:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        **as_learner(),
     )
     observations: dict = {"responses": {}}
     try:

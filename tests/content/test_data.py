@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
 
 COURSE_DIR = Path(__file__).resolve().parents[2] / "content" / "mlops-foundations"
 LABS = (
@@ -73,20 +74,45 @@ def test_hidden_holdout_files_agree_with_each_other(slug):
     assert all(type(v) is int for v in labels)
 
 
-def test_split_is_the_stratified_split_of_the_full_data_set():
+def test_train_csv_is_the_train_part_of_the_stratified_split_bit_for_bit():
     bunch = load_breast_cancer(as_frame=True)
+    frame = bunch.frame.astype({"target": "int64"})
+    expected, _ = train_test_split(frame, test_size=0.2, random_state=42, stratify=frame["target"])
     train = _read("labs/validate-data/starter/data/train.csv")
-    holdout = _read("labs/validate-data/hidden/data/holdout.csv")
-    full = pd.concat([train, holdout], ignore_index=True)
-    # Together the two files are exactly the data set, values read back bit for bit.
-    original = bunch.frame.sort_values(FEATURES).reset_index(drop=True)
-    together = full.sort_values(FEATURES).reset_index(drop=True)
-    pd.testing.assert_frame_equal(together, original, check_exact=True, check_dtype=False)
-    # Stratified: each class is split 80/20 to within one row.
+    pd.testing.assert_frame_equal(train, expected.reset_index(drop=True), check_exact=True, check_dtype=False)
+
+
+# Every hidden holdout a submission could be graded on, as (features file, labels file).
+HIDDEN_HOLDOUTS = [
+    *[
+        (f"labs/{slug}/hidden/data/holdout_features.csv", f"labs/{slug}/hidden/data/holdout_labels.json")
+        for slug in HIDDEN_DATA_LABS
+    ],
+    *[
+        (
+            f"labs/{slug}/hidden/data/{prefix}_holdout_features.csv",
+            f"labs/{slug}/hidden/data/{prefix}_holdout_labels.json",
+        )
+        for slug, prefix in (("serve-model", "serve"), ("audit-trail", "audit"), ("capstone", "capstone"))
+    ],
+]
+
+
+@pytest.mark.parametrize("features_file, labels_file", HIDDEN_HOLDOUTS)
+def test_no_hidden_holdout_row_can_be_looked_up_in_the_public_data_set(features_file, labels_file):
+    # scikit-learn ships the data set inside the lab image: a row found there gives its label away.
+    public = load_breast_cancer(as_frame=True).frame
+    hidden = _read(features_file)
+    labels = json.loads((COURSE_DIR / labels_file).read_text())
+    assert hidden.shape == (114, 30) and list(hidden.columns) == FEATURES
+    assert not set(hidden.itertuples(index=False, name=None)) & set(public[FEATURES].itertuples(index=False, name=None))
+    # Not even rounded to 2 significant digits' worth of any row: each one is moved.
+    scale = public[FEATURES].std().to_numpy()
+    gaps = [min(abs((public[FEATURES].to_numpy() - row) / scale).max(axis=1)) for row in hidden.to_numpy()]
+    assert min(gaps) > 0.01
+    # Still the split's holdout in shape: stratified 80/20, the same classes.
     for cls in (0, 1):
-        total = int((full["target"] == cls).sum())
-        assert abs(int((holdout["target"] == cls).sum()) - total * 0.2) <= 1
-    assert abs(train["target"].mean() - holdout["target"].mean()) < 0.01
+        assert abs(labels.count(cls) - int((public["target"] == cls).sum()) * 0.2) <= 1
 
 
 def test_no_holdout_row_appears_in_any_starter():

@@ -191,14 +191,14 @@ CASES = [
         "honest",
         REPORTED,
         [ran("train", files={"metrics.json": b'{"accuracy": 0.98}'}, observations={"predictions": [1, 0, 1, 1]})],
-        (PASSED, "metrics.json reports accuracy 0.9800; the holdout gives 1.0000 (difference 0.0200, allowed 0.05)"),
+        (PASSED, "metrics.json reports accuracy 0.9800; the holdout gives 0.95–1.00: within 0.05"),
     ),
     (
         "reported_metric",
         "inflated",
         REPORTED,
         [ran("train", files={"metrics.json": b'{"accuracy": 0.5}'}, observations={"predictions": [1, 0, 1, 1]})],
-        (FAILED, "metrics.json reports accuracy 0.5000; the holdout gives 1.0000 (difference 0.5000, allowed 0.05)"),
+        (FAILED, "metrics.json reports accuracy 0.5000; the holdout gives 0.95–1.00: more than 0.05 apart"),
     ),
     (
         "reported_metric",
@@ -252,14 +252,14 @@ CASES = [
         "above the bar",
         ACCURACY,
         [ran("first", observations={"predictions": [1, 0, 1, 1]})],
-        (PASSED, "holdout accuracy 1.0000 (4 of 4 rows); needs ≥ 0.75"),
+        (PASSED, "holdout accuracy in 0.95–1.00 (4 rows); needs ≥ 0.75"),
     ),
     (
         "accuracy",
         "below the bar",
         ACCURACY,
         [ran("first", observations={"predictions": [0, 1, 1, 1]})],
-        (FAILED, "holdout accuracy 0.5000 (2 of 4 rows); needs ≥ 0.75"),
+        (FAILED, "holdout accuracy in 0.50–0.55 (4 rows); needs ≥ 0.75"),
     ),
     (
         "accuracy",
@@ -406,14 +406,14 @@ CASES = [
         "above the bar",
         HTTP_ACCURACY,
         [served(responses={"holdout": {"status": 200, "json": {"predictions": [1, 0, 1, 1]}}})],
-        (PASSED, "holdout accuracy through the API 1.0000; needs ≥ 0.75"),
+        (PASSED, "holdout accuracy through the API in 0.95–1.00; needs ≥ 0.75"),
     ),
     (
         "http_accuracy",
         "below the bar",
         HTTP_ACCURACY,
         [served(responses={"holdout": {"status": 200, "json": {"predictions": [0, 1, 1, 1]}}})],
-        (FAILED, "holdout accuracy through the API 0.5000; needs ≥ 0.75"),
+        (FAILED, "holdout accuracy through the API in 0.50–0.55; needs ≥ 0.75"),
     ),
     (
         "http_accuracy",
@@ -824,3 +824,30 @@ def test_a_check_kind_on_a_stage_without_its_probe_is_refused_naming_the_probe()
         LabSpec.model_validate(
             {**LAB, "checks": [{"name": "same", "points": 1, **AGREEMENT, "a": "train:p", "b": "nowhere:p"}]}
         )
+
+
+@pytest.mark.parametrize(
+    "value, band",
+    [
+        (0.0, "0.00–0.05"),
+        (0.5, "0.50–0.55"),
+        (0.8999, "0.85–0.90"),
+        (0.9, "0.90–0.95"),
+        (0.9473, "0.90–0.95"),
+        (0.95, "0.95–1.00"),
+        (1.0, "0.95–1.00"),
+    ],
+)
+def test_holdout_accuracy_is_shown_as_a_band(value, band):
+    assert judges.base.accuracy_band(value) == band
+
+
+def test_feedback_never_shows_the_exact_holdout_accuracy():
+    # 3 of 4 right is 0.75: neither the figure nor the count of right rows may appear,
+    # or a learner flipping one prediction per submission would read off the labels.
+    predicted = {"predictions": [1, 0, 1, 0]}
+    outcomes = [ran("train", files={"metrics.json": b'{"accuracy": 0.7}'}, observations=predicted)]
+    outcomes.append(ran("first", observations=predicted))
+    for check in (ACCURACY, REPORTED):
+        _, message = judge(check, *outcomes)
+        assert "0.75–0.80" in message and "0.7500" not in message and "3 of 4" not in message

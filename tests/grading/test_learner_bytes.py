@@ -522,66 +522,54 @@ def pytest_probe():
         sys.path.remove(str(PROBES))
 
 
-JUNIT = b"""<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="3">
-<testcase classname="tests.test_a" name="test_ok"/>
-<testcase classname="tests.test_a" name="test_bad"><failure message="assert 1 == 2">...</failure></testcase>
-<testcase classname="tests.test_a" name="test_skip"><skipped message="later"/></testcase>
-</testsuite></testsuites>"""
+RECORD = {
+    "collected": 3,
+    "failed": 1,
+    "errors": 0,
+    "skipped": 1,
+    "passed": 1,
+    "failures": ["tests/test_a.py::test_bad: assert 1 == 2"],
+    "exitstatus": 1,
+    "coverage": {"model.py": [8, 10], "./pkg/../train.py": [0, 4]},
+}
+ONE = (json.dumps(RECORD) + "\n").encode()
 
-BILLION_LAUGHS = b"""<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">
-<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
-<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
-<testsuite><testcase name="&lol3;"/></testsuite>"""
 
-
-def test_the_probe_reads_a_real_junit_report(pytest_probe, tmp_path):
-    (tmp_path / "junit.xml").write_bytes(JUNIT)
-    counts = pytest_probe._junit(tmp_path / "junit.xml")
-    assert counts == {
-        "collected": 3,
-        "failed": 1,
-        "errors": 0,
-        "skipped": 1,
-        "passed": 1,
-        "failures": ["tests.test_a::test_bad: assert 1 == 2"],
-    }
+def test_the_probe_reads_the_plugins_one_record(pytest_probe):
+    record = pytest_probe._record(ONE)
+    assert record["collected"] == 3 and record["failures"] == RECORD["failures"]
+    assert pytest_probe._measured(record) == {"model.py": (8, 10), "train.py": (0, 4)}
 
 
 @pytest.mark.parametrize(
     "data, message",
     [
-        (BILLION_LAUGHS, "JUNIT_DTD"),
-        (b"<a>" * 100_000, "JUNIT_TOO_DEEP"),
-        (b"<testsuite><testcase", None),
+        (b"", "CHANNEL_EMPTY"),
+        (ONE + ONE, "CHANNEL_TAMPERED"),  # a conftest wrote a record of its own too
+        (b'{"coverage": {}}\n' + ONE, "CHANNEL_TAMPERED"),
+        (ONE[:-1], "CHANNEL_TAMPERED"),  # cut before its end
+        (DEEP + b"\n", "CHANNEL_TAMPERED"),
+        (b"[]\n", "CHANNEL_TAMPERED"),
     ],
-    ids=["billion-laughs", "100k-deep", "cut"],
+    ids=["nothing", "two records", "planted first", "cut", "100k-deep", "not an object"],
 )
-def test_a_hostile_junit_report_is_a_recorded_problem_not_a_probe_crash(pytest_probe, tmp_path, data, message):
-    (tmp_path / "junit.xml").write_bytes(data)
+def test_anything_but_one_record_in_the_channel_is_a_recorded_problem(pytest_probe, data, message):
     with pytest.raises(pytest_probe.ReportError) as caught:
-        pytest_probe._junit(tmp_path / "junit.xml")
-    if message:
-        assert str(caught.value) == getattr(pytest_probe, message)
-    else:
-        assert str(caught.value).startswith("the test report is not well-formed XML (")
+        pytest_probe._record(data)
+    assert str(caught.value) == getattr(pytest_probe, message)
 
 
 @pytest.mark.parametrize(
-    "data, message",
+    "coverage, message",
     [
-        (DEEP, TOO_DEEP.format(name="the coverage report", limit=MAX_JSON_DEPTH)),
-        (b"[]", 'the coverage report is not what pytest-cov writes (no "files" object)'),
-        (b'{"files": {"a.py": 3}}', 'the coverage report is not what pytest-cov writes (no "summary" for a.py)'),
-        (
-            b'{"files": {"a.py": {"summary": {"covered_lines": "all"}}}}',
-            "the coverage report is not what pytest-cov writes (a line count is all)",
-        ),
+        ({"a.py": 3}, "the coverage record is not what the grader's plugin writes (no line counts for a.py)"),
+        ({"a.py": ["all", 3]}, "the coverage record is not what the grader's plugin writes (a count is all)"),
+        ({"a.py": [True, 3]}, "the coverage record is not what the grader's plugin writes (a count is True)"),
     ],
 )
-def test_a_hostile_coverage_report_is_a_recorded_problem_not_a_probe_crash(pytest_probe, tmp_path, data, message):
-    (tmp_path / "coverage.json").write_bytes(data)
-    with pytest.raises((pytest_probe.ReportError, LearnerFileError)) as caught:
-        pytest_probe._coverage(tmp_path / "coverage.json")
+def test_a_hostile_coverage_record_is_a_recorded_problem_not_a_probe_crash(pytest_probe, coverage, message):
+    with pytest.raises(pytest_probe.ReportError) as caught:
+        pytest_probe._measured({"coverage": coverage})
     assert str(caught.value) == message
 
 
@@ -591,44 +579,10 @@ def test_a_fifo_named_like_a_python_file_counts_no_statements_instead_of_blockin
 
 
 @FEW
-@given(
-    st.binary(max_size=500)
-    | st.lists(
-        st.sampled_from(
-            [
-                b"<testsuite>",
-                b"<testcase name='x'>",
-                b"</testcase>",
-                b"<failure message='m'/>",
-                b"</testsuite>",
-                b"<!ENTITY",
-                b"&amp;",
-                b"<",
-                b">",
-                b"\xff",
-            ]
-        ),
-        max_size=30,
-    ).map(b"".join)
-)
-def test_any_junit_bytes_give_counts_or_a_recorded_problem(pytest_probe, tmp_path_factory, data):
-    path = tmp_path_factory.mktemp("junit") / "junit.xml"
-    path.write_bytes(data)
+@given(st.binary(max_size=500) | json_values.map(lambda v: (json.dumps({"coverage": v}) + "\n").encode()))
+def test_any_bytes_in_the_channel_give_counts_or_a_recorded_problem(pytest_probe, data):
     try:
-        counts = pytest_probe._junit(path)
-    except (pytest_probe.ReportError, LearnerFileError) as exc:
-        assert str(exc)
-    else:
-        assert counts["collected"] == counts["passed"] + counts["failed"] + counts["errors"] + counts["skipped"]
-
-
-@FEW
-@given(json_values)
-def test_any_coverage_json_gives_counts_or_a_recorded_problem(pytest_probe, tmp_path_factory, value):
-    path = tmp_path_factory.mktemp("coverage") / "coverage.json"
-    path.write_text(json.dumps({"files": value}))
-    try:
-        measured = pytest_probe._coverage(path)
+        measured = pytest_probe._measured(pytest_probe._record(data))
     except (pytest_probe.ReportError, LearnerFileError) as exc:
         assert str(exc)
     else:

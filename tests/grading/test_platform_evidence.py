@@ -26,8 +26,8 @@ def test_a_grader_output_holder_that_died_is_retried_not_charged_to_the_learner(
     had stopped, so the probe wrote into a private tmpfs that vanished with it."""
     fresh_grader_out = Sandbox._fresh_grader_out
 
-    def holder_dies_after_start(self: Sandbox) -> str:
-        volume = fresh_grader_out(self)
+    def holder_dies_after_start(self: Sandbox, **kwargs) -> str:
+        volume = fresh_grader_out(self, **kwargs)
         docker.from_env().containers.get(self._grader_out_holder).kill()
         return volume
 

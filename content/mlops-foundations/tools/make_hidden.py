@@ -6,8 +6,9 @@ Writes, under each lab's hidden/data/ (named with a prefix so they never collide
 with make_data.py's train.csv / holdout.csv; CONTRACTS.md section 2: breast cancer,
 stratified 80/20 split, random_state=42):
 
-- <prefix>_holdout_features.csv  the 114 holdout rows, 30 feature columns, no target
-  (serve-model, audit-trail, capstone)
+- <prefix>_holdout_features.csv  114 hidden rows, 30 feature columns, no target
+  (serve-model, audit-trail, capstone): the holdout rows disguised per lab by
+  make_data.disguised_holdout, so no row can be looked up in scikit-learn's copy
 - <prefix>_holdout_labels.json   their targets, a JSON list of 0/1 (never mounted)
 - shifted_reference.csv          train rows + extra columns (drift-monitor, capstone)
 - shifted_current.csv            holdout rows, some columns shifted
@@ -29,7 +30,10 @@ import pandas as pd
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
-LABS_DIR = Path(__file__).resolve().parent.parent / "labs"
+COURSE_DIR = Path(__file__).resolve().parent.parent
+LABS_DIR = COURSE_DIR / "labs"
+sys.path.insert(0, str(COURSE_DIR))
+from make_data import disguised_holdout, lab_seed, load_table  # noqa: E402
 
 PREFIX = {"serve-model": "serve", "audit-trail": "audit", "capstone": "capstone"}
 DRIFT_LABS = {"drift-monitor", "capstone"}
@@ -40,9 +44,7 @@ def split() -> tuple[pd.DataFrame, pd.DataFrame]:
     data = load_breast_cancer()
     frame = pd.DataFrame(data.data, columns=list(data.feature_names))
     frame["target"] = data.target.astype(int)
-    train, holdout = train_test_split(
-        frame, test_size=0.2, random_state=42, stratify=frame["target"]
-    )
+    train, holdout = train_test_split(frame, test_size=0.2, random_state=42, stratify=frame["target"])
     return train.reset_index(drop=True), holdout.reset_index(drop=True)
 
 
@@ -54,9 +56,7 @@ def shifted(train: pd.DataFrame, holdout: pd.DataFrame) -> tuple[pd.DataFrame, p
     current["mean radius"] = current["mean radius"] + 0.5 * std["mean radius"]
     current["mean texture"] = current["mean texture"] * 1.3
     current["worst area"] = current["worst area"] + 3.0 * std["worst area"]
-    current["mean smoothness"] = current["mean smoothness"] + rng.normal(
-        0, 0.5 * std["mean smoothness"], len(current)
-    )
+    current["mean smoothness"] = current["mean smoothness"] + rng.normal(0, 0.5 * std["mean smoothness"], len(current))
     zeroed = rng.random(len(current)) < 0.25
     current.loc[zeroed, "mean concave points"] = 0.0
     # Columns present in one frame only, non-numeric columns and a tied integer column.
@@ -104,11 +104,13 @@ def _csv(frame: pd.DataFrame) -> str:
 
 def outputs() -> dict[Path, str]:
     train, holdout = split()
+    table = load_table()
     result: dict[Path, str] = {}
     for lab, prefix in PREFIX.items():
         out = LABS_DIR / lab / "hidden" / "data"
-        result[out / f"{prefix}_holdout_features.csv"] = _csv(holdout.drop(columns=["target"]))
-        result[out / f"{prefix}_holdout_labels.json"] = json.dumps([int(y) for y in holdout["target"]]) + "\n"
+        hidden = disguised_holdout(table, holdout, seed=lab_seed(lab))
+        result[out / f"{prefix}_holdout_features.csv"] = _csv(hidden.drop(columns=["target"]))
+        result[out / f"{prefix}_holdout_labels.json"] = json.dumps([int(y) for y in hidden["target"]]) + "\n"
     reference, current = shifted(train, holdout)
     for lab in sorted(DRIFT_LABS):
         out = LABS_DIR / lab / "hidden" / "data"
