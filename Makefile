@@ -61,6 +61,7 @@ bench: venv services engine images
 	$(PY) bench/grading_latency.py
 	$(PY) bench/verify_throughput.py
 	$(PY) bench/capstone_overhead.py
+	$(PY) bench/sandbox_runtimes.py
 
 clean:
 	rm -rf var/test .pytest_cache
