@@ -35,13 +35,17 @@ class Action(enum.StrEnum):
     PREVIEW = "preview"  # see unpublished modules, lessons and labs; study without enrolling
     VIEW_SUBMISSIONS = "view_submissions"  # every learner's submissions, logs and grader output
     REGRADE = "regrade"  # regrade one submission or a whole lab
+    REGRADE_PREVIEW = "regrade_preview"  # run the lab's grader into shadow results and read the diff
+    REGRADE_APPLY = "regrade_apply"  # make a previewed regrade the live results (instructors only)
     EXPORT_GRADES = "export_grades"  # the grades CSV (e-mail addresses and names: personal data)
     MANAGE_STAFF = "manage_staff"  # add and remove the course's staff
 
 
 PERMISSIONS: dict[str, frozenset[Action]] = {
     Role.INSTRUCTOR: frozenset(Action),
-    Role.TA: frozenset({Action.PREVIEW, Action.VIEW_SUBMISSIONS, Action.REGRADE, Action.EXPORT_GRADES}),
+    Role.TA: frozenset(
+        {Action.PREVIEW, Action.VIEW_SUBMISSIONS, Action.REGRADE, Action.REGRADE_PREVIEW, Action.EXPORT_GRADES}
+    ),
     # A reviewer (quality assurance, accreditation) reads; changes nothing, takes no personal data away.
     Role.AUDITOR: frozenset({Action.PREVIEW, Action.VIEW_SUBMISSIONS}),
 }

@@ -30,10 +30,18 @@ class CaseResult:
     max_score: float
     failing: tuple[str, ...]
     problems: tuple[str, ...]
+    # With repeat > 1: the verdict of each run, and each check whose verdict was not
+    # the same in every run, with how many runs gave each status.
+    verdicts: tuple[str, ...] = ()
+    unstable: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def stable(self) -> bool:
+        return not self.unstable
 
 
 PLATFORM_ATTEMPTS = 3
@@ -51,8 +59,27 @@ def _retrying(run):
             time.sleep(2 * attempt)
 
 
-def lab_check(lab: Lab) -> list[CaseResult]:
-    """Grade the reference (expected to pass) and every variant; report mismatches."""
+def _unstable(runs: list[runner.PipelineResult]) -> tuple[tuple[str, tuple[tuple[str, int], ...]], ...]:
+    """Checks whose status was not the same in every run, with a count per status
+    (a check missing from a run counts as "absent")."""
+    names = list(dict.fromkeys(check.name for result in runs for check in result.checks))
+    found = []
+    for name in names:
+        counts: dict[str, int] = {}
+        for result in runs:
+            status = next((c.status for c in result.checks if c.name == name), "absent")
+            counts[status] = counts.get(status, 0) + 1
+        if len(counts) > 1:
+            found.append((name, tuple(sorted(counts.items()))))
+    return tuple(found)
+
+
+def lab_check(lab: Lab, *, repeat: int = 1) -> list[CaseResult]:
+    """Grade the reference (expected to pass) and every variant; report mismatches.
+    With `repeat` > 1 each is graded that many times, and checks whose verdict was
+    not the same in every run are reported as unstable (a flaky grader)."""
+    if repeat < 1:
+        raise ValueError("repeat must be at least 1")
     spec = lab.parsed_spec
     image = spec.image or settings.SHIPWRIGHT_LAB_IMAGE
     digest = image_digest(image)
@@ -86,24 +113,32 @@ def lab_check(lab: Lab) -> list[CaseResult]:
                 snapshot = intake.snapshot_from_directory(source, dest_dir=snapshots, limits=intake_limits())
             else:
                 snapshot = intake.snapshot_from_notebook_file(source, dest_dir=snapshots, limits=intake_limits())
-            result = _retrying(
-                lambda snapshot=snapshot: runner.run_pipeline(
-                    spec=spec,
-                    snapshot=snapshot.path,
-                    assets=assets,
-                    image=image,
-                    run_id=f"labcheck-{uuid.uuid4().hex[:12]}",
-                    reference=reference,
-                    sandbox_factory=sandbox_factory_for(spec),
+            runs = [
+                _retrying(
+                    lambda snapshot=snapshot: runner.run_pipeline(
+                        spec=spec,
+                        snapshot=snapshot.path,
+                        assets=assets,
+                        image=image,
+                        run_id=f"labcheck-{uuid.uuid4().hex[:12]}",
+                        reference=reference,
+                        sandbox_factory=sandbox_factory_for(spec),
+                    )
                 )
-            )
+                for _ in range(repeat)
+            ]
+            result = runs[0]
             failing = tuple(c.name for c in result.checks if c.status == "failed")
-            problems = []
-            if result.status != expected:
-                problems.append(f"expected {expected}, got {result.status} ({result.score:g}/{result.max_score:g})")
-            for name in expected_failing:
-                if name not in failing:
-                    problems.append(f"check {name!r} should fail but did not")
+            problems: list[str] = []
+            for run in runs:
+                run_failing = {c.name for c in run.checks if c.status == "failed"}
+                found = []
+                if run.status != expected:
+                    found.append(f"expected {expected}, got {run.status} ({run.score:g}/{run.max_score:g})")
+                found += [
+                    f"check {name!r} should fail but did not" for name in expected_failing if name not in run_failing
+                ]
+                problems += [problem for problem in found if problem not in problems]
             results.append(
                 CaseResult(
                     path=path,
@@ -114,6 +149,8 @@ def lab_check(lab: Lab) -> list[CaseResult]:
                     max_score=result.max_score,
                     failing=failing,
                     problems=tuple(problems),
+                    verdicts=tuple(run.status for run in runs) if repeat > 1 else (),
+                    unstable=_unstable(runs) if repeat > 1 else (),
                 )
             )
     return results

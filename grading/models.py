@@ -358,3 +358,122 @@ class MetricSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}{{{self.labels}}}={self.value}"
+
+
+class RegradeBatch(models.Model):
+    """A preview regrade: the lab's current grader run on chosen submissions into
+    shadow results (RegradeItem), which change nothing live until an instructor
+    applies them with a policy (grading/regrades.py)."""
+
+    class Scope(models.TextChoices):
+        LATEST = "latest", "The latest graded submission of each learner"
+        ALL = "all", "Every graded submission"
+        SELECTED = "selected", "Selected submissions"
+
+    class Policy(models.TextChoices):
+        REPLACE = "replace", "Replace: every submission gets its new result"
+        KEEP_HIGHER = "keep_higher", "Keep the higher: only results that improve are applied"
+
+    lab = models.ForeignKey("labs.Lab", on_delete=models.CASCADE, related_name="regrade_batches")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    scope = models.CharField(max_length=16, choices=Scope.choices)
+    # The lab content the shadow results were graded against.
+    lab_hash = models.CharField(max_length=64, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    applied_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    policy = models.CharField(max_length=16, choices=Policy.choices, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"regrade preview {self.pk} of {self.lab}"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("grading:regrade-batch", args=[self.pk])
+
+
+class RegradeItem(models.Model):
+    """One submission of a preview: its shadow verdict, checks and stages, graded on
+    the low queue without touching the submission (claimed with a conditional UPDATE
+    of this row, as a submission is)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Graded"
+        ERROR = "error", "Platform error"
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied", "Applied"
+        KEPT = "kept", "Kept the live result"
+        SKIPPED = "skipped", "Skipped"
+
+    batch = models.ForeignKey(RegradeBatch, on_delete=models.CASCADE, related_name="items")
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="regrade_items")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    platform_errors = models.PositiveIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    error_detail = models.TextField(blank=True)
+    shadow_status = models.CharField(max_length=16, blank=True)
+    shadow_score = models.FloatField(null=True, blank=True)
+    shadow_max_score = models.FloatField(null=True, blank=True)
+    # [{"name", "status", "score", "max_score", "required", "output", "hint"}] in the lab's order.
+    shadow_checks = models.JSONField(default=list)
+    # The StageRun fields of each stage, to write on apply.
+    shadow_stages = models.JSONField(default=list)
+    shadow_image = models.CharField(max_length=200, blank=True)
+    shadow_image_digest = models.CharField(max_length=100, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+    outcome_note = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["batch", "pk"]
+        constraints = [models.UniqueConstraint(fields=["batch", "submission"], name="regrade_item_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id}:{self.submission_id} ({self.status})"
+
+    @property
+    def shadow_percent(self) -> float | None:
+        if self.shadow_score is None or not self.shadow_max_score:
+            return None
+        return 100.0 * self.shadow_score / self.shadow_max_score
+
+
+class ResultHistory(models.Model):
+    """The results a submission had before a regrade replaced them: one row per
+    regrade, never changed afterwards. Shown to the learner and the course staff on
+    the submission page ("regraded on <date>: was 60, now 80")."""
+
+    class Kind(models.TextChoices):
+        REGRADE = "regrade", "Regrade"
+        PREVIEW_REPLACE = "replace", "Previewed regrade (replace)"
+        PREVIEW_KEEP_HIGHER = "keep_higher", "Previewed regrade (keep the higher)"
+
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="result_history")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    batch = models.ForeignKey(RegradeBatch, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    regraded_at = models.DateTimeField(default=timezone.now)
+    previous_status = models.CharField(max_length=16)
+    previous_score = models.FloatField(null=True, blank=True)
+    previous_max_score = models.FloatField(null=True, blank=True)
+    # The contract's `tests` entries as they were.
+    previous_checks = models.JSONField(default=list)
+    previous_lab_hash = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16)
+    score = models.FloatField(null=True, blank=True)
+    max_score = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-regraded_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.submission_id} regraded {self.regraded_at:%Y-%m-%d}"

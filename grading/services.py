@@ -45,7 +45,7 @@ from .intake import (
     snapshot_from_path_or_url,
     snapshot_from_upload,
 )
-from .models import CheckResult, StageRun, Submission
+from .models import CheckResult, ResultHistory, StageRun, Submission
 from .sandbox import (
     LABEL_ATTEMPT,
     LABEL_INSTANCE,
@@ -917,48 +917,109 @@ def _notify_staff(submission: Submission, *, reason: str, tries: int) -> bool:
     return True
 
 
+def stage_rows(result: runner.PipelineResult) -> list[dict]:
+    """The StageRun fields of each stage of a pipeline result, in order (stored now,
+    or kept in a preview's shadow results until it is applied)."""
+    return [
+        {
+            "name": outcome.spec.name,
+            "command": " ".join(runner.stage_argv(outcome.spec))[:500],
+            "status": StageRun.Status.SKIPPED if outcome.status == "skipped" else StageRun.Status.RAN,
+            "grader": outcome.spec.grader_owned,
+            "exit_code": outcome.exit_code,
+            "timed_out": outcome.timed_out,
+            "oom_killed": outcome.oom_killed,
+            "pids_limit_hit": outcome.pids_limit_hit,
+            "duration_s": outcome.duration_s,
+            "cpu_s": outcome.cpu_s,
+            "peak_memory_mb": outcome.peak_memory_mb,
+            "time_limit_s": outcome.limits.time_s,
+            "memory_limit_mb": outcome.limits.memory_mb,
+            "output": outcome.output,
+            "output_truncated_bytes": outcome.output_truncated_bytes,
+            "summary": outcome.summary(),
+        }
+        for outcome in result.outcomes
+    ]
+
+
+def check_rows(result: runner.PipelineResult) -> list[dict]:
+    """The CheckResult fields of each check of a pipeline result, in the lab's order."""
+    return [
+        {
+            "name": check.name,
+            "status": check.status,
+            "score": check.score,
+            "max_score": check.max_score,
+            "required": check.required,
+            "output": check.output,
+            "hint_html": render(check.hint) if check.hint else "",
+        }
+        for check in result.checks
+    ]
+
+
+def submission_results_replace(submission: Submission, *, checks: list[dict], stages: list[dict]) -> None:
+    """Make `checks` and `stages` the submission's whole set of check and stage rows
+    (call inside the caller's transaction). A regrade's set replaces the old one
+    entirely, so a check the lab renamed or removed since leaves no stale row behind.
+    Idempotent: running it again with the same rows gives the same rows."""
+    submission.stage_runs.all().delete()
+    submission.check_results.all().delete()
+    StageRun.objects.bulk_create(
+        [StageRun(submission=submission, order=order, **row) for order, row in enumerate(stages)]
+    )
+    CheckResult.objects.bulk_create(
+        [CheckResult(submission=submission, order=order, **row) for order, row in enumerate(checks)]
+    )
+
+
+def result_history_record(
+    submission: Submission, *, kind: str, status: str, score, max_score, batch=None, by=None
+) -> ResultHistory | None:
+    """Keep the results a submission had before a regrade replaces them (from its
+    stored result document); None when it had none yet (a first grading)."""
+    previous = submission.result if isinstance(submission.result, dict) else None
+    if previous is None or previous.get("status") not in (
+        Submission.Status.PASSED,
+        Submission.Status.FAILED,
+        Submission.Status.ERROR,
+    ):
+        return None
+    return ResultHistory.objects.create(
+        submission=submission,
+        kind=kind,
+        batch=batch,
+        by=by,
+        previous_status=previous["status"],
+        previous_score=previous.get("score"),
+        previous_max_score=previous.get("max_score"),
+        previous_checks=[
+            {k: test.get(k) for k in ("name", "status", "score", "max_score", "required")}
+            for test in previous.get("tests", [])
+            if isinstance(test, dict)
+        ],
+        previous_lab_hash=(previous.get("provenance") or {}).get("lab_hash") or "",
+        status=status,
+        score=score,
+        max_score=max_score,
+    )
+
+
 def _store_result(submission: Submission, result: runner.PipelineResult, *, image: str, digest: str) -> None:
-    """Write stage runs, check results and the verdict in one transaction
-    (idempotent: rows are keyed by name), and award a certificate when this
+    """Write stage runs, check results and the verdict in one transaction (the rows
+    replace any earlier set: see submission_results_replace), keep the earlier
+    results of a regraded submission as history, and award a certificate when this
     result completes the course."""
     with transaction.atomic():
-        for order, outcome in enumerate(result.outcomes):
-            StageRun.objects.update_or_create(
-                submission=submission,
-                name=outcome.spec.name,
-                defaults={
-                    "order": order,
-                    "command": " ".join(runner.stage_argv(outcome.spec))[:500],
-                    "status": StageRun.Status.SKIPPED if outcome.status == "skipped" else StageRun.Status.RAN,
-                    "grader": outcome.spec.grader_owned,
-                    "exit_code": outcome.exit_code,
-                    "timed_out": outcome.timed_out,
-                    "oom_killed": outcome.oom_killed,
-                    "pids_limit_hit": outcome.pids_limit_hit,
-                    "duration_s": outcome.duration_s,
-                    "cpu_s": outcome.cpu_s,
-                    "peak_memory_mb": outcome.peak_memory_mb,
-                    "time_limit_s": outcome.limits.time_s,
-                    "memory_limit_mb": outcome.limits.memory_mb,
-                    "output": outcome.output,
-                    "output_truncated_bytes": outcome.output_truncated_bytes,
-                    "summary": outcome.summary(),
-                },
-            )
-        for order, check in enumerate(result.checks):
-            CheckResult.objects.update_or_create(
-                submission=submission,
-                name=check.name,
-                defaults={
-                    "order": order,
-                    "status": check.status,
-                    "score": check.score,
-                    "max_score": check.max_score,
-                    "required": check.required,
-                    "output": check.output,
-                    "hint_html": render(check.hint) if check.hint else "",
-                },
-            )
+        result_history_record(
+            submission,
+            kind=ResultHistory.Kind.REGRADE,
+            status=result.status,
+            score=result.score,
+            max_score=result.max_score,
+        )
+        submission_results_replace(submission, checks=check_rows(result), stages=stage_rows(result))
         now = timezone.now()
         # Fenced by the claim: a superseded attempt's verdict rolls back with its rows.
         if not Submission.objects.filter(
@@ -990,6 +1051,12 @@ def _store_result(submission: Submission, result: runner.PipelineResult, *, imag
 
 
 def _award_certificate(submission: Submission) -> None:
+    submission_award_certificate(submission)
+
+
+def submission_award_certificate(submission: Submission) -> None:
+    """Tell the apps above grading that `submission` passed (inside the caller's
+    transaction): certificates issues one when this completes the course."""
     for hook in hooks.submission_passed:
         hook(submission)
 

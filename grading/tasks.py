@@ -136,3 +136,15 @@ def prune_submissions() -> dict:
         "stage_outputs": report.stage_outputs,
         "stage_output_bytes": report.stage_output_bytes,
     }
+
+
+@shared_task(bind=True, name="grading.preview_regrade_item", acks_late=True, max_retries=None)
+def preview_regrade_item(self, item_id: int) -> None:
+    """Grade one submission of a regrade preview into shadow results (the low queue).
+    Idempotent: a redelivered message finds the item claimed or done and does
+    nothing. Platform errors send it again with a countdown."""
+    from . import regrades
+
+    outcome = regrades.regrade_item_grade(item_id, worker=self.request.hostname or "worker")
+    if isinstance(outcome, services.Retry):
+        regrades.regrade_item_retry(item_id=item_id, countdown_s=outcome.countdown_s)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, views
+from . import api, regrade_views, views
 
 app_name = "grading"
 urlpatterns = [
@@ -18,5 +18,13 @@ urlpatterns = [
         "instructor/labs/<slug:course_slug>/<slug:lab_slug>/submissions/", views.lab_submissions, name="lab-submissions"
     ),
     path("instructor/labs/<slug:course_slug>/<slug:lab_slug>/regrade/", views.lab_regrade_all, name="lab-regrade-all"),
+    path(
+        "instructor/labs/<slug:course_slug>/<slug:lab_slug>/regrades/",
+        regrade_views.regrade_previews,
+        name="regrade-previews",
+    ),
+    path("instructor/regrades/<int:pk>/", regrade_views.regrade_batch, name="regrade-batch"),
+    path("instructor/regrades/<int:pk>/progress/", regrade_views.regrade_batch_progress, name="regrade-batch-progress"),
+    path("instructor/regrades/<int:pk>/apply/", regrade_views.regrade_batch_apply, name="regrade-batch-apply"),
     path("instructor/courses/<slug:course_slug>/grades.csv", views.course_grades_csv, name="course-grades-csv"),
 ]

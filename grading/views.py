@@ -220,6 +220,7 @@ def lab_submissions(request: HttpRequest, course_slug: str, lab_slug: str) -> Ht
             "learner": learner,
             "statuses": Submission.Status.choices,
             "can_regrade": can(request.user, lab.course, Action.REGRADE),
+            "can_preview_regrade": can(request.user, lab.course, Action.REGRADE_PREVIEW),
             "can_export_grades": can(request.user, lab.course, Action.EXPORT_GRADES),
         },
     )

@@ -54,6 +54,8 @@ ALLOWED = {
     Action.PREVIEW: {"instructor", "ta", "auditor", "superuser"},
     Action.VIEW_SUBMISSIONS: {"instructor", "ta", "auditor", "superuser"},
     Action.REGRADE: {"instructor", "ta", "superuser"},
+    Action.REGRADE_PREVIEW: {"instructor", "ta", "superuser"},
+    Action.REGRADE_APPLY: {"instructor", "superuser"},
     Action.EXPORT_GRADES: {"instructor", "ta", "superuser"},
     Action.MANAGE_STAFF: {"instructor", "superuser"},
 }
