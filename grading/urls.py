@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, views
+from . import api, gradebook_views, views
 
 app_name = "grading"
 urlpatterns = [
@@ -19,4 +19,15 @@ urlpatterns = [
     ),
     path("instructor/labs/<slug:course_slug>/<slug:lab_slug>/regrade/", views.lab_regrade_all, name="lab-regrade-all"),
     path("instructor/courses/<slug:course_slug>/grades.csv", views.course_grades_csv, name="course-grades-csv"),
+    path(
+        "instructor/courses/<slug:course_slug>/gradebook/",
+        gradebook_views.course_gradebook_page,
+        name="course-gradebook",
+    ),
+    path(
+        "instructor/courses/<slug:course_slug>/gradebook.json",
+        gradebook_views.course_gradebook_json,
+        name="course-gradebook-json",
+    ),
+    path("instructor/courses/<slug:course_slug>/at-risk/", gradebook_views.course_at_risk_page, name="course-at-risk"),
 ]
