@@ -62,6 +62,7 @@ bench: venv services engine images
 	$(PY) bench/grading_latency.py
 	$(PY) bench/verify_throughput.py
 	$(PY) bench/capstone_overhead.py
+	$(PY) bench/gradebook_page.py
 
 clean:
 	rm -rf var/test .pytest_cache
