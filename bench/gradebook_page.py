@@ -128,6 +128,7 @@ def main() -> int:
     env.pop("SHIPWRIGHT_CACHE_URL", None)
     ensure_database(DATABASE)
     manage(env, "migrate", "--noinput")
+    manage(env, "collectstatic", "--noinput")  # production settings serve hashed names
     django_setup(env)
     seed(args.learners, args.labs)
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, F, FloatField, Max, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Cast, NullIf
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Value
+from django.db.models.functions import NullIf
 from django.utils import timezone
 
 from courses.models import Course, Enrollment, LessonProgress, QuizAttempt
@@ -117,12 +117,11 @@ def public_name(email: str, display_name: str) -> str:
     return (display_name or "").strip() or email.split("@", 1)[0]
 
 
-def _percent():
-    return Cast(F("score"), FloatField()) * Value(100.0) / NullIf(Cast(F("max_score"), FloatField()), 0.0)
-
-
-def cells_by_learner(labs: list[Lab], user_ids: Iterable[int] | None = None) -> dict[int, list[Cell]]:
-    """Each learner's cell for each of `labs`, from one GROUP BY (learner, lab).
+def cells_by_learner(
+    labs: list[Lab], user_ids: Iterable[int] | None = None
+) -> tuple[dict[int, list[Cell]], dict[int, datetime]]:
+    """Each learner's cell for each of `labs` (one GROUP BY learner and lab), and
+    their latest submission's time (one GROUP BY learner).
 
     Attempts count every submission that got past intake (a regrade reruns the same
     row, so it is not a new attempt). The best percentage follows the "best attempt"
@@ -131,38 +130,50 @@ def cells_by_learner(labs: list[Lab], user_ids: Iterable[int] | None = None) -> 
     while one is received, queued or running; else failed if one was graded; else
     not attempted (only rejected sources or platform errors)."""
     graded = Q(status__in=[Submission.Status.PASSED, Submission.Status.FAILED], score__isnull=False)
-    submissions = Submission.objects.filter(lab__in=labs).exclude(status=Submission.Status.REJECTED)
+    percent = F("score") * Value(100.0) / NullIf(F("max_score"), Value(0.0))
+    submissions = Submission.objects.filter(lab__in=labs)
     if user_ids is not None:
         submissions = submissions.filter(user_id__in=user_ids)
-    groups = submissions.values("user_id", "lab_id").annotate(
-        attempts=Count("pk"),
-        passed=Count("pk", filter=Q(status=Submission.Status.PASSED)),
-        active=Count("pk", filter=Q(status__in=Submission.ACTIVE)),
-        graded=Count("pk", filter=graded),
-        best_passed=Max(_percent(), filter=Q(status=Submission.Status.PASSED, score__isnull=False)),
-        best_graded=Max(_percent(), filter=graded),
+    groups = (
+        submissions.values("user_id", "lab_id")
+        .annotate(
+            attempts=Count("pk", filter=~Q(status=Submission.Status.REJECTED)),
+            passed=Count("pk", filter=Q(status=Submission.Status.PASSED)),
+            active=Count("pk", filter=Q(status__in=Submission.ACTIVE)),
+            graded=Count("pk", filter=graded),
+            best_passed=Max(percent, filter=Q(status=Submission.Status.PASSED, score__isnull=False)),
+            best_graded=Max(percent, filter=graded),
+        )
+        .order_by()
+        .values_list("user_id", "lab_id", "attempts", "passed", "active", "graded", "best_passed", "best_graded")
     )
     column = {lab.pk: index for index, lab in enumerate(labs)}
-    result: dict[int, list[Cell]] = {}
-    for group in groups.order_by():
-        if group["passed"]:
+    cells: dict[int, list[Cell]] = {}
+    for user_id, lab_id, attempts, passed, active, graded_, best_passed, best_graded in groups:
+        if passed:
             status = CellStatus.PASSED
-        elif group["active"]:
+        elif active:
             status = CellStatus.IN_PROGRESS
-        elif group["graded"]:
+        elif graded_:
             status = CellStatus.FAILED
         else:
             status = CellStatus.NOT_ATTEMPTED
-        best = group["best_passed"] if group["best_passed"] is not None else group["best_graded"]
-        cells = result.setdefault(group["user_id"], [_EMPTY] * len(labs))
-        cells[column[group["lab_id"]]] = Cell(status, group["attempts"], best)
-    return result
+        row = cells.get(user_id)
+        if row is None:
+            row = cells[user_id] = [_EMPTY] * len(labs)
+        row[column[lab_id]] = Cell(status, attempts, best_passed if best_passed is not None else best_graded)
+    # Per learner, not per cell: a datetime per row is most of the cost of reading rows.
+    latest = dict(
+        submissions.values("user_id").annotate(last=Max("created_at")).order_by().values_list("user_id", "last")
+    )
+    return cells, latest
 
 
-def _last_activity(course: Course, labs: list[Lab]) -> dict[int, datetime]:
-    """Each enrolled learner's latest sign of progress: a submission, a knowledge
-    check attempt, a lesson read, or enrolling. One grouped query per kind."""
-    latest: dict[int, datetime] = {}
+def _last_activity(course: Course, submitted: dict[int, datetime]) -> dict[int, datetime]:
+    """Each enrolled learner's latest sign of progress: a submission (`submitted`,
+    from cells_by_learner), a knowledge check attempt, a lesson read, or enrolling.
+    One grouped query per kind."""
+    latest: dict[int, datetime] = dict(submitted)
 
     def merge(rows):
         for user_id, when in rows:
@@ -170,13 +181,6 @@ def _last_activity(course: Course, labs: list[Lab]) -> dict[int, datetime]:
                 latest[user_id] = when
 
     merge(Enrollment.objects.filter(course=course).values_list("user_id", "created_at"))
-    merge(
-        Submission.objects.filter(lab__in=labs)
-        .values("user_id")
-        .annotate(last=Max("created_at"))
-        .order_by()
-        .values_list("user_id", "last")
-    )
     merge(
         QuizAttempt.objects.filter(module__course=course)
         .values("user_id")
@@ -252,8 +256,8 @@ def course_gradebook(
     if text:
         enrollments = enrollments.filter(Q(user__email__icontains=text) | Q(user__display_name__icontains=text))
     learners = list(enrollments.values_list("user_id", "user__email", "user__display_name"))
-    cells = cells_by_learner(labs)
-    activity = _last_activity(course, labs)
+    cells, submitted = cells_by_learner(labs)
+    activity = _last_activity(course, submitted)
     empty = [_EMPTY] * len(labs)
     rows = [
         Row(user_id, email, public_name(email, name), cells.get(user_id, empty), activity.get(user_id))
@@ -284,9 +288,11 @@ def course_gradebook(
         scored.sort(key=lambda row: row.cells[column].best_percent, reverse=descending)
         rows = scored + unscored
 
-    counts = {
-        lab_.slug: {s: sum(row.cells[i].status == s for row in rows) for s in CellStatus} for i, lab_ in enumerate(labs)
-    }
+    tally = [dict.fromkeys(CellStatus, 0) for _ in labs]
+    for row in rows:
+        for index, cell in enumerate(row.cells):
+            tally[index][cell.status] += 1
+    counts = {lab_.slug: tally[index] for index, lab_ in enumerate(labs)}
     return Gradebook(course=course, labs=labs, rows=rows, enrolled=enrolled, counts=counts)
 
 
@@ -312,19 +318,17 @@ def course_at_risk(course: Course, *, days: int = 7, failures: int = 3, now: dat
     days or more, or `failures` or more failed attempts at the same check of a lab
     they have not passed since. Learners who passed every published lab are not at
     risk. Each comes with their last failing check and when; the longest idle first.
-    A fixed number of queries: one per kind of activity, one for repeated failures,
-    one for the passed labs and one for the last failing check of each."""
+    A fixed number of queries: the gradebook's cells, one per other kind of
+    activity, one for repeated failures and two for the last failing check of each."""
     now = now or timezone.now()
     labs = gradebook_labs(course)
     lab_slugs = {lab.pk: lab.slug for lab in labs}
-    activity = _last_activity(course, labs)
-    passed_labs: dict[int, set[int]] = {}
-    for user_id, lab_id in (
-        Submission.objects.filter(lab__in=labs, status=Submission.Status.PASSED)
-        .values_list("user_id", "lab_id")
-        .distinct()
-    ):
-        passed_labs.setdefault(user_id, set()).add(lab_id)
+    cells, submitted = cells_by_learner(labs)
+    activity = _last_activity(course, submitted)
+    passed_labs = {
+        user_id: {lab.pk for lab, cell in zip(labs, row, strict=True) if cell.status == CellStatus.PASSED}
+        for user_id, row in cells.items()
+    }
 
     repeated: dict[int, tuple[str, int, int]] = {}
     rows = (
