@@ -136,6 +136,7 @@ class _Seeder:
         status, score, max_score = verdict(spec=spec, checks=outcomes)
         duration = rng.uniform(8, 40)
         notebook = lab.kind == Lab.Kind.NOTEBOOK
+        started = when + timedelta(seconds=rng.uniform(1, 20))
         submission = Submission.objects.create(
             user=user,
             lab=lab,
@@ -147,9 +148,9 @@ class _Seeder:
             max_score=max_score,
             attempts=1,
             lab_hash=lab.content_hash,
-            started_at=when + timedelta(seconds=rng.uniform(1, 20)),
+            started_at=started,
         )
-        submission.finished_at = submission.started_at + timedelta(seconds=duration)
+        submission.finished_at = started + timedelta(seconds=duration)
         stage_time = duration / max(len(spec.stages), 1)
         crashed = {c.stage for c in spec.checks if c.kind == "exit_code" and c.name in failing}
         for order, stage in enumerate(spec.stages):
@@ -265,13 +266,14 @@ class _Seeder:
         when = start
         for position, (lab, failing) in enumerate(plan):
             when = start + step * (position + rng.uniform(0.3, 1.0))
-            if lab.module_id and lab.module_id not in seen_modules:
-                seen_modules.add(lab.module_id)
+            module = lab.module
+            if module is not None and module.pk not in seen_modules:
+                seen_modules.add(module.pk)
                 LessonProgress.objects.bulk_create(
-                    [LessonProgress(user=user, lesson=lesson) for lesson in lab.module.lessons.filter(published=True)],
+                    [LessonProgress(user=user, lesson=lesson) for lesson in module.lessons.filter(published=True)],
                     ignore_conflicts=True,
                 )
-                self._quiz(user=user, module=lab.module, when=when - step / 3, rng=rng)
+                self._quiz(user=user, module=module, when=when - step / 3, rng=rng)
             self._attempt(user=user, lab=lab, spec=lab.parsed_spec, when=when, failing=failing or set(), rng=rng)
         LessonProgress.objects.filter(user=user).update(completed_at=start + (when - start) / 2)
         Enrollment.objects.filter(pk=enrollment.pk).update(last_activity_at=when)

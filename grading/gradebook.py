@@ -285,7 +285,7 @@ def course_gradebook(
         # Unattempted cells go last in either direction: they have no score to compare.
         scored = [row for row in rows if row.cells[column].best_percent is not None]
         unscored = [row for row in rows if row.cells[column].best_percent is None]
-        scored.sort(key=lambda row: row.cells[column].best_percent, reverse=descending)
+        scored.sort(key=lambda row: row.cells[column].best_percent or 0.0, reverse=descending)
         rows = scored + unscored
 
     tally = [dict.fromkeys(CellStatus, 0) for _ in labs]
@@ -360,7 +360,7 @@ def course_at_risk(course: Course, *, days: int = 7, failures: int = 3, now: dat
     last_failed = _last_failed_checks([c[0] for c in candidates], labs)
     result = []
     for user_id, email, name, last, idle in candidates:
-        check, lab_id, count = repeated.get(user_id, ("", None, 0))
+        check, lab_id, count = repeated.get(user_id, ("", 0, 0))
         failed = last_failed.get(user_id)
         result.append(
             AtRisk(
