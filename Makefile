@@ -44,6 +44,7 @@ run: venv engine images
 	DJANGO_DEBUG=1 $(PY) manage.py import_content content/
 	DJANGO_DEBUG=1 $(PY) manage.py generate_signing_key --if-missing
 	DJANGO_DEBUG=1 $(PY) manage.py create_demo_users
+	DJANGO_DEBUG=1 $(PY) manage.py seed_demo
 	@DJANGO_DEBUG=1 bash docker/run-dev.sh $(PY)
 
 test: venv services engine images
@@ -62,6 +63,7 @@ bench: venv services engine images
 	$(PY) bench/verify_throughput.py
 	$(PY) bench/capstone_overhead.py
 	$(PY) bench/sandbox_runtimes.py
+	$(PY) bench/gradebook_page.py
 
 clean:
 	rm -rf var/test .pytest_cache

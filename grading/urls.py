@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, regrade_views, views
+from . import api, gradebook_views, regrade_views, views
 
 app_name = "grading"
 urlpatterns = [
@@ -27,4 +27,15 @@ urlpatterns = [
     path("instructor/regrades/<int:pk>/progress/", regrade_views.regrade_batch_progress, name="regrade-batch-progress"),
     path("instructor/regrades/<int:pk>/apply/", regrade_views.regrade_batch_apply, name="regrade-batch-apply"),
     path("instructor/courses/<slug:course_slug>/grades.csv", views.course_grades_csv, name="course-grades-csv"),
+    path(
+        "instructor/courses/<slug:course_slug>/gradebook/",
+        gradebook_views.course_gradebook_page,
+        name="course-gradebook",
+    ),
+    path(
+        "instructor/courses/<slug:course_slug>/gradebook.json",
+        gradebook_views.course_gradebook_json,
+        name="course-gradebook-json",
+    ),
+    path("instructor/courses/<slug:course_slug>/at-risk/", gradebook_views.course_at_risk_page, name="course-at-risk"),
 ]

@@ -22,6 +22,7 @@ from labs.models import Lab
 
 from . import services
 from .forms import SubmissionForm
+from .gradebook import GradebookQueryError, course_gradebook, gradebook_filters
 from .models import CheckResult, Submission
 from .queue_estimate import queue_estimate
 from .uploads import UPLOAD_TOO_LARGE, CappedUploadHandler
@@ -256,29 +257,23 @@ def lab_regrade_all(request: HttpRequest, course_slug: str, lab_slug: str) -> Ht
 
 @login_required
 def course_grades_csv(request: HttpRequest, course_slug: str) -> HttpResponse:
-    """One row per enrolled learner: the best score of each lab."""
+    """One row per enrolled learner: the best score of each lab. Takes the
+    gradebook's filters and sort (grading/gradebook_views.py); by e-mail without."""
     course = course_for_staff(request, course_slug, Action.EXPORT_GRADES)
-    labs = list(Lab.objects.filter(course=course, published=True).order_by("order"))
+    try:
+        book = course_gradebook(course, **gradebook_filters(request.GET, default_sort="email"))
+    except GradebookQueryError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{course.slug}-grades.csv"'
     writer = csv.writer(response)
     writer.writerow(
-        [csv_cell(cell) for cell in ["email", "display_name", *[f"{lab.slug} (best %)" for lab in labs], "labs_passed"]]
+        [
+            csv_cell(cell)
+            for cell in ["email", "display_name", *[f"{lab.slug} (best %)" for lab in book.labs], "labs_passed"]
+        ]
     )
-    best: dict[tuple[int, int], tuple[bool, float]] = {}
-    # Best first, so the first row seen for a learner and lab is the one that counts.
-    for s in Submission.objects.filter(lab__in=labs).exclude(max_score=0).graded().best_first().iterator():
-        best.setdefault(
-            (s.user_id, s.lab_id),
-            (s.status == Submission.Status.PASSED, 100.0 * (s.score or 0.0) / (s.max_score or 1.0)),
-        )
-    for enrollment in course.enrollments.select_related("user").order_by("user__email"):
-        user = enrollment.user
-        row = [csv_cell(user.email), csv_cell(user.public_name)]
-        passed = 0
-        for lab in labs:
-            value = best.get((user.pk, lab.pk))
-            row.append(f"{value[1]:.1f}" if value else "")
-            passed += bool(value and value[0])
-        writer.writerow([*row, passed])
+    for row in book.rows:
+        cells = [f"{cell.best_percent:.1f}" if cell.best_percent is not None else "" for cell in row.cells]
+        writer.writerow([csv_cell(row.email), csv_cell(row.name), *cells, row.labs_passed])
     return response
