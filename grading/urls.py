@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, views
+from . import analytics_views, api, views
 
 app_name = "grading"
 urlpatterns = [
@@ -19,4 +19,20 @@ urlpatterns = [
     ),
     path("instructor/labs/<slug:course_slug>/<slug:lab_slug>/regrade/", views.lab_regrade_all, name="lab-regrade-all"),
     path("instructor/courses/<slug:course_slug>/grades.csv", views.course_grades_csv, name="course-grades-csv"),
+    path(
+        "instructor/labs/<slug:course_slug>/<slug:lab_slug>/analytics/",
+        analytics_views.lab_analytics,
+        name="lab-analytics",
+    ),
+    path(
+        "instructor/labs/<slug:course_slug>/<slug:lab_slug>/similar/",
+        analytics_views.lab_similarity,
+        name="lab-similarity",
+    ),
+    path(
+        "instructor/labs/<slug:course_slug>/<slug:lab_slug>/similar/compare/",
+        analytics_views.similarity_compare,
+        name="lab-similarity-compare",
+    ),
+    path("instructor/courses/<slug:course_slug>/analytics/", analytics_views.course_analytics, name="course-analytics"),
 ]
