@@ -21,6 +21,7 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.utils import timezone
 
@@ -120,13 +121,14 @@ def lab_analytics(lab: Lab, *, now: datetime | None = None) -> LabAnalytics:
     """Every per-lab statistic, from the learners' graded submissions (course staff's
     own test runs left out). Reads only."""
     staff = _staff_ids(lab.course)
-    rows = list(
-        Submission.objects.filter(lab=lab, status__in=_GRADED, score__isnull=False)
+    rows: list[dict[str, Any]] = [
+        dict(row)
+        for row in Submission.objects.filter(lab=lab, status__in=_GRADED, score__isnull=False)
         .exclude(user_id__in=staff)
         .order_by("created_at")
         .values("pk", "user_id", "status", "score", "max_score", "created_at", "snapshot_sha256", "lab_hash")
-    )
-    by_learner: dict[int, list[dict]] = defaultdict(list)
+    ]
+    by_learner: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         by_learner[row["user_id"]].append(row)
 
@@ -156,7 +158,7 @@ def lab_analytics(lab: Lab, *, now: datetime | None = None) -> LabAnalytics:
     width = 100 // SCORE_BINS
     score_bins = [(f"{i * width}–{i * width + width}%", count) for i, count in enumerate(bins)]
 
-    time_buckets = Counter()
+    time_buckets: Counter[str] = Counter()
     for seconds in durations:
         time_buckets[next(name for name, limit in TIME_TO_PASS_BUCKETS if seconds < limit)] += 1
 
@@ -176,7 +178,7 @@ def lab_analytics(lab: Lab, *, now: datetime | None = None) -> LabAnalytics:
     )
 
 
-def _check_stats(lab: Lab, rows: list[dict], attempt_of: dict) -> list[CheckStats]:
+def _check_stats(lab: Lab, rows: list[dict[str, Any]], attempt_of: dict) -> list[CheckStats]:
     """Per check: how often it fails, on which attempt, how often it is the first
     failing check of an attempt, and its flip rate on unchanged snapshots."""
     order = [check.get("name", "") for check in lab.spec.get("checks", [])]
@@ -229,6 +231,8 @@ def _days(lab: Lab, staff: set[int], *, now: datetime) -> list[DayTimes]:
     waits: dict[date, list[float]] = defaultdict(list)
     runs: dict[date, list[float]] = defaultdict(list)
     for created, started, finished in rows.iterator():
+        if started is None:  # filtered out above; for the type checker
+            continue
         day = timezone.localdate(created)
         waits[day].append(max(0.0, (started - created).total_seconds()))
         if finished is not None:

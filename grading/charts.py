@@ -100,6 +100,11 @@ def nice_max(value: float) -> float:
     return float(10 ** (exponent + 1))
 
 
+def count_axis_top(value: float) -> float:
+    """An axis top whose four gridlines fall on whole numbers (bars that count people)."""
+    return 4 * max(1.0, nice_max(value / 4))
+
+
 def _render(svg: ET.Element) -> SafeString:
     return mark_safe(ET.tostring(svg, encoding="unicode"))  # noqa: S308 (built and escaped by ElementTree)
 
@@ -124,11 +129,12 @@ def bar_chart(
     colour: str = BRAND,
     value_labels: Sequence[str] | None = None,
 ) -> SafeString:
-    """Vertical bars, one per label (a histogram when the labels are bins)."""
+    """Vertical bars, one per label (a histogram when the labels are bins). Without
+    `y_max` the values are counts and the axis is whole numbers."""
     height = 300
     left, right, top, bottom = 56.0, WIDTH - 16.0, 16.0, height - 56.0
     svg = _svg(title, desc, WIDTH, height)
-    top_value = y_max if y_max is not None else nice_max(max(values, default=0))
+    top_value = y_max if y_max is not None else count_axis_top(max(values, default=0))
     _y_axis(svg, left=left, right=right, top=top, bottom=bottom, y_max=top_value, unit=unit)
     slot = (right - left) / max(len(labels), 1)
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):

@@ -214,6 +214,7 @@ def test_hostile_labels_are_text_not_markup():
 
 def test_nice_axis_tops():
     assert [charts.nice_max(v) for v in (0, 0.3, 7, 12, 100, 101)] == [1, 0.5, 10, 20, 100, 200]
+    assert [charts.count_axis_top(v) for v in (0, 3, 5, 13, 40)] == [4, 4, 8, 20, 40]
 
 
 # --- The pages -------------------------------------------------------------------------
