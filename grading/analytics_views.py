@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -162,7 +163,18 @@ def lab_similarity(request: HttpRequest, course_slug: str, lab_slug: str) -> Htt
     threshold, threshold_error = _threshold(request)
     compared = similarity.compared_submissions(lab)
     by_id = {str(s.pk): s for s in compared}
-    pairs = [p for p in similarity.similar_pairs(lab, compared) if p.similarity >= threshold]
+    found = similarity.cached_pairs(lab, compared)
+    computing = False
+    if found is None and len(compared) <= similarity.SYNC_LIMIT:
+        found = similarity.similar_pairs(lab, compared)
+    elif found is None:
+        # Too many files to tokenise within a request: the low queue computes them.
+        from .tasks import lab_similarity as compute
+
+        if similarity.computing_start(lab):
+            compute.apply_async(args=[lab.pk], queue=settings.SHIPWRIGHT_LOW_QUEUE)
+        computing = True
+    pairs = [p for p in found or [] if p.similarity >= threshold]
     rows = [(p, by_id[p.a], by_id[p.b]) for p in pairs[:MAX_PAIRS_SHOWN] if p.a in by_id and p.b in by_id]
     return render(
         request,
@@ -173,6 +185,7 @@ def lab_similarity(request: HttpRequest, course_slug: str, lab_slug: str) -> Htt
             "rows": rows,
             "more": max(0, len(pairs) - MAX_PAIRS_SHOWN),
             "compared": len(compared),
+            "computing": computing,
             "threshold": threshold,
             "threshold_error": threshold_error,
             "floor": similarity.FLOOR,

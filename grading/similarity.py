@@ -9,11 +9,13 @@ Two signals:
   and their fingerprints are removed from every file as boilerplate, so code that
   everyone was given does not make learners look alike.
 
-Computed on demand in the request and cached (the cache key names the lab's content
-hash and every compared snapshot, so a new submission or a changed starter computes
-afresh). Candidate pairs come from an inverted index of fingerprints, so only files
-that share fingerprints are compared: a few hundred learners take seconds once, then
-nothing until something changes.
+Computed on demand and cached (the cache key names the lab's content hash and every
+compared snapshot, so a new submission or a changed starter computes afresh; each
+file's fingerprints are cached by its content, so only new files are tokenised). A lab
+with up to SYNC_LIMIT learners is computed in the request; a larger one by the
+`grading.lab_similarity` task on the low queue while the page says so. Candidate pairs
+come from an inverted index of fingerprints, so only files that share fingerprints are
+compared in full.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import PurePosixPath
+from typing import Any
 
 from django.core.cache import cache
 
@@ -53,6 +56,9 @@ MAX_FILE_BYTES = 256 * 1024
 SOURCE_SUFFIXES = {".py", ".ipynb", ".sh", ".yml", ".yaml", ".toml", ".cfg"}
 SOURCE_NAMES = {"Dockerfile", "Makefile"}
 CACHE_S = 24 * 3600
+# Learners compared in the request; past this the low queue computes (tokenising takes
+# about 10-50 ms per file on a busy 2-core machine).
+SYNC_LIMIT = 30
 # A fingerprint held by more files than this (or a quarter of the learners, if more)
 # is left out of candidate generation.
 UBIQUITOUS_MIN = 8
@@ -144,6 +150,36 @@ def fingerprint(path: str, text: str, boilerplate: list[int] | None = None):
     return CodeFingerprint(_lexer_name(path), NOISE, WINDOW, boilerplate=boilerplate or [], fp=io.StringIO(text))
 
 
+@dataclass(frozen=True)
+class _Print:
+    hashes: frozenset[int]
+    coverage: int
+
+
+def _prints(sources: list[SourceFile], boilerplate: list[int]) -> list[_Print]:
+    """Each file's fingerprints, cached by its content (and the boilerplate removed):
+    tokenising is most of the work, and a file seen once is not tokenised again when
+    other learners submit."""
+    salt = hashlib.sha256(repr(boilerplate).encode()).hexdigest()[:16]
+    keys = [
+        f"similarity:print:v1:{salt}:{hashlib.sha256((s.path + chr(0) + s.text).encode()).hexdigest()}" for s in sources
+    ]
+    cached = cache.get_many(keys)
+    fresh = {}
+    out = []
+    for key, source in zip(keys, sources, strict=True):
+        if key in cached:
+            hashes, coverage = cached[key]
+        else:
+            print_ = fingerprint(source.path, source.text, boilerplate)
+            hashes, coverage = sorted(int(h) for h in print_.hashes), int(print_.token_coverage)
+            fresh[key] = (hashes, coverage)
+        out.append(_Print(frozenset(hashes), coverage))
+    if fresh:
+        cache.set_many(fresh, CACHE_S * 7)
+    return out
+
+
 def boilerplate_hashes(lab: Lab) -> list[int]:
     hashes: set[int] = set()
     for path, text in starter_sources(lab).items():
@@ -217,6 +253,12 @@ def _cache_key(lab: Lab, submissions: list[Submission]) -> str:
     return f"similarity:v1:{lab.pk}:{digest.hexdigest()}"
 
 
+def cached_pairs(lab: Lab, submissions: list[Submission]) -> list[SimilarPair] | None:
+    """The pairs if they are computed for exactly these submissions, else None."""
+    cached = cache.get(_cache_key(lab, submissions))
+    return None if cached is None else [SimilarPair(**pair) for pair in cached]
+
+
 def similar_pairs(lab: Lab, submissions: list[Submission] | None = None) -> list[SimilarPair]:
     """Pairs of source files of different learners at or above FLOOR, most similar
     first. Cached per lab content and set of snapshots compared; reads only."""
@@ -231,18 +273,25 @@ def similar_pairs(lab: Lab, submissions: list[Submission] | None = None) -> list
 
 
 def _compute_pairs(lab: Lab, submissions: list[Submission]) -> list[SimilarPair]:
+    sources = [
+        SourceFile(str(submission.pk), submission.user_id, path, text)
+        for submission in submissions
+        for path, text in sorted(snapshot_sources(submission).items())
+    ]
+    return pairs_among(sources, boilerplate_hashes(lab))
+
+
+def pairs_among(sources: list[SourceFile], boilerplate: list[int]) -> list[SimilarPair]:
+    """Pairs of `sources` of different learners at or above FLOOR, most similar first."""
     from copydetect import compare_files
 
-    boilerplate = boilerplate_hashes(lab)
     files: list[SourceFile] = []
-    prints = []
-    for submission in submissions:
-        for path, text in sorted(snapshot_sources(submission).items()):
-            print_ = fingerprint(path, text, boilerplate)
-            if print_.token_coverage < MIN_COVERAGE or not print_.hashes:
-                continue
-            files.append(SourceFile(str(submission.pk), submission.user_id, path, text))
-            prints.append(print_)
+    prints: list[_Print] = []
+    for source, print_ in zip(sources, _prints(sources, boilerplate), strict=True):
+        if print_.coverage < MIN_COVERAGE or not print_.hashes:
+            continue
+        files.append(source)
+        prints.append(print_)
     # Candidates: files of different learners that share fingerprints, with a count
     # of how many. A fingerprint found in many learners' files is an idiom of the
     # task, not a sign of copying, and would make every file a candidate of every
@@ -259,12 +308,19 @@ def _compute_pairs(lab: Lab, submissions: list[Submission]) -> list[SimilarPair]
         for i, j in combinations(holders, 2):
             if files[i].user_id != files[j].user_id:
                 shared[(i, j)] += 1
+    fulls: dict[int, Any] = {}
+
+    def full(i: int):
+        if i not in fulls:
+            fulls[i] = fingerprint(files[i].path, files[i].text, boilerplate)
+        return fulls[i]
+
     pairs = []
     for (i, j), count in shared.items():
         # A cheap bound first: the share of the smaller file's fingerprints in common.
         if count / min(len(prints[i].hashes), len(prints[j].hashes)) < FLOOR / 2:
             continue
-        overlap, (sim_a, sim_b), _ = compare_files(prints[i], prints[j])
+        overlap, (sim_a, sim_b), _ = compare_files(full(i), full(j))
         if max(sim_a, sim_b) >= FLOOR:
             pairs.append(
                 SimilarPair(
@@ -321,3 +377,17 @@ def side_by_side(
         fingerprint(a_path, text_a, boilerplate), fingerprint(b_path, text_b, boilerplate)
     )
     return _segments(text_a, slices_a), _segments(text_b, slices_b), float(sim_a), float(sim_b)
+
+
+def _computing_key(lab: Lab) -> str:
+    return f"similarity:computing:{lab.pk}"
+
+
+def computing_start(lab: Lab) -> bool:
+    """Mark the lab's pairs as being computed; False when they already are (so one
+    page load sends one task, not one per refresh)."""
+    return bool(cache.add(_computing_key(lab), True, 15 * 60))
+
+
+def computing_done(lab: Lab) -> None:
+    cache.delete(_computing_key(lab))

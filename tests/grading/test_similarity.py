@@ -304,3 +304,20 @@ def test_the_side_by_side_view_marks_the_shared_code_for_staff_only(client, staf
     assert staff_client.get(other_lab).status_code == 404
     client.force_login(people["bo"])
     assert client.get(url).status_code == 404
+
+
+def test_a_large_lab_is_compared_on_the_low_queue_and_shown_once_ready(staff_client, cohort, monkeypatch, settings):
+    from grading import tasks
+
+    lab, _, subs = cohort
+    monkeypatch.setattr(similarity, "SYNC_LIMIT", 2)
+    sent = []
+    monkeypatch.setattr(tasks.lab_similarity, "apply_async", lambda **kw: sent.append(kw))
+    url = "/instructor/labs/tiny-course/tiny/similar/"
+    page = staff_client.get(url).content.decode()
+    assert "in the background" in page and "src/model.py" not in page
+    staff_client.get(url)  # a reload while it runs sends no second task
+    assert sent == [{"args": [lab.pk], "queue": settings.SHIPWRIGHT_LOW_QUEUE}]
+    assert tasks.lab_similarity(lab.pk) >= 3  # what the worker runs
+    page = staff_client.get(url).content.decode()
+    assert "in the background" not in page and "src/model.py" in page
