@@ -112,6 +112,15 @@ def _course_complete(*, user, course) -> bool:
     return services.certificate_pending(user=user, course=course)
 
 
+def _certified_user_ids(course) -> set:
+    """Holders of a current, unrevoked certificate of `course` (the analytics funnel)."""
+    return set(
+        Certificate.objects.filter(course=course, current=True, user__isnull=False)
+        .exclude(status=Certificate.Status.REVOKED)
+        .values_list("user_id", flat=True)
+    )
+
+
 def register() -> None:
     from accounts import hooks as account_hooks
     from courses import progress as course_progress
@@ -120,6 +129,7 @@ def register() -> None:
     grading_hooks.result_certificate.append(_result_certificate)
     grading_hooks.kept_submission_ids.append(_evidence_submission_ids)
     grading_hooks.maintenance.append(_issue_pending)
+    grading_hooks.course_certified_user_ids.append(_certified_user_ids)
     account_hooks.account_exporters.append(_export)
     account_hooks.account_erasers.append(_erase)
     account_hooks.display_name_saved.append(_issue_pending_for)

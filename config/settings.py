@@ -327,6 +327,7 @@ CELERY_TASK_ROUTES = {
     "grading.intake_submission": {"queue": SHIPWRIGHT_INTAKE_QUEUE},
     "grading.reap_stale_submissions": {"queue": SHIPWRIGHT_MAINTENANCE_QUEUE},
     "grading.regrade_lab": {"queue": SHIPWRIGHT_LOW_QUEUE},
+    "grading.lab_similarity": {"queue": SHIPWRIGHT_LOW_QUEUE},
     "grading.prune_submissions": {"queue": SHIPWRIGHT_LOW_QUEUE},
     "certificates.issue_certificate": {"queue": SHIPWRIGHT_CERTIFICATES_QUEUE},
     "certificates.issue_pending": {"queue": SHIPWRIGHT_CERTIFICATES_QUEUE},

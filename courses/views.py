@@ -62,6 +62,7 @@ def course_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "preview": preview,
             "can_manage_staff": can(request.user, course, Action.MANAGE_STAFF),
             "can_export_grades": can(request.user, course, Action.EXPORT_GRADES),
+            "can_view_submissions": can(request.user, course, Action.VIEW_SUBMISSIONS),
         },
     )
 

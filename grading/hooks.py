@@ -29,3 +29,5 @@ result_certificate: list[Callable[[Submission], dict[str, Any] | None]] = []
 kept_submission_ids: list[Callable[[], set]] = []
 # Called by the maintenance task on every tick (e.g. issue certificates pending a key).
 maintenance: list[Callable[[], None]] = []
+# Each returns the ids of users holding a certificate of a course (for the funnel).
+course_certified_user_ids: list[Callable[[Any], set]] = []

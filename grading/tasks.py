@@ -117,6 +117,23 @@ def regrade_lab(lab_id: int) -> int:
     return services.submissions_regrade(lab=lab)
 
 
+@shared_task(name="grading.lab_similarity")
+def lab_similarity(lab_id: int) -> int:
+    """Compute and cache the similar-submission pairs of a lab too large to compare in
+    the request (grading/similarity.py). Reads only; a rerun finds them cached."""
+    from labs.models import Lab
+
+    from . import similarity
+
+    lab = Lab.objects.filter(pk=lab_id).select_related("course").first()
+    if lab is None:
+        return 0
+    try:
+        return len(similarity.similar_pairs(lab))
+    finally:
+        similarity.computing_done(lab)
+
+
 @shared_task(name="grading.prune_submissions")
 def prune_submissions() -> dict:
     """Apply the retention policy (SHIPWRIGHT_RETENTION_DAYS; 0 leaves everything).

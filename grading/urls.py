@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, gradebook_views, regrade_views, views
+from . import analytics_views, api, gradebook_views, regrade_views, views
 
 app_name = "grading"
 urlpatterns = [
@@ -38,4 +38,20 @@ urlpatterns = [
         name="course-gradebook-json",
     ),
     path("instructor/courses/<slug:course_slug>/at-risk/", gradebook_views.course_at_risk_page, name="course-at-risk"),
+    path(
+        "instructor/labs/<slug:course_slug>/<slug:lab_slug>/analytics/",
+        analytics_views.lab_analytics,
+        name="lab-analytics",
+    ),
+    path(
+        "instructor/labs/<slug:course_slug>/<slug:lab_slug>/similar/",
+        analytics_views.lab_similarity,
+        name="lab-similarity",
+    ),
+    path(
+        "instructor/labs/<slug:course_slug>/<slug:lab_slug>/similar/compare/",
+        analytics_views.similarity_compare,
+        name="lab-similarity-compare",
+    ),
+    path("instructor/courses/<slug:course_slug>/analytics/", analytics_views.course_analytics, name="course-analytics"),
 ]
