@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from courses.course_spec import SLUG
 
 STAGE_NAME = r"^[a-z][a-z0-9_]*$"
+# `lesson:` of a check: MODULE/LESSON, optionally #SECTION (a heading's anchor in the lesson).
+LESSON_REF = r"^[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*(?:#[A-Za-z0-9_-]+)?$"
+MAX_HINTS = 5
 
 
 class _Strict(BaseModel):
@@ -129,6 +132,10 @@ class _CheckBase(_Strict):
     points: float = Field(ge=0)
     required: bool = False
     hint: str = ""
+    # More specific hints for later attempts: a learner's Nth failing attempt shows the
+    # first N of them (after `hint`). The importer checks `lesson` against the course.
+    hints: list[Annotated[str, Field(min_length=1)]] = Field(default=[], max_length=MAX_HINTS)
+    lesson: str | None = Field(None, pattern=LESSON_REF)
 
     probe: ClassVar[str | None] = None  # "service", "collect" or "pytest"
     uses_reference: ClassVar[bool] = False
@@ -387,6 +394,9 @@ class LabSpec(_Strict):
         if self.checks and sum(check.points for check in self.checks) <= 0:
             raise ValueError("checks must award some points")
         return self
+
+    def check(self, name: str) -> CheckSpec | None:
+        return next((check for check in self.checks if check.name == name), None)
 
     def stage(self, name: str) -> StageSpec:
         for stage in self.stages:

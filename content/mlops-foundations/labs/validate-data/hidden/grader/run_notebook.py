@@ -10,6 +10,10 @@
    data/train.csv, each with its own timeout.
 4. Writes GRADER_OUT/observations.json (always; a placeholder is written first so a
    stage killed by its time limit still leaves one) and exits 0.
+5. Keeps GRADER_OUT/executed.ipynb: the learner's cells with their outputs, saved
+   before and after each cell, so a notebook stopped by the stage's time limit still
+   shows the cells that ran (metadata.shipwright.running_cell names the one cut off).
+   The probe cells never enter it: they carry hidden inputs.
 
 No verdict is computed here: the host compares these observations with the
 reference notebook's. GRADER_DIR and GRADER_OUT default to /grader and /grader-out
@@ -36,6 +40,7 @@ CELL_TIMEOUT_S = 60
 NOTEBOOK_BUDGET_S = 110
 PROBE_TIMEOUT_S = 12
 MAX_TEXT = 1500
+EXECUTED = "executed.ipynb"
 
 GROUPS = ("defines", "clean", "schema", "split")
 KEYS = {
@@ -80,6 +85,22 @@ def write_observations(obs: dict) -> None:
     tmp.replace(GRADER_OUT / "observations.json")
 
 
+def save_executed(nb, cell_count: int, **state) -> None:
+    """The learner's first `cell_count` cells as they stand, with `state` (running_cell,
+    failed_cell, finished) in metadata.shipwright; the host strips and renders it."""
+    import nbformat
+
+    try:
+        copy = nbformat.from_dict({**nb, "cells": list(nb.cells[:cell_count])})
+        copy.metadata["shipwright"] = state
+        GRADER_OUT.mkdir(parents=True, exist_ok=True)
+        tmp = GRADER_OUT / (EXECUTED + ".tmp")
+        tmp.write_text(json.dumps(copy, indent=1))
+        tmp.replace(GRADER_OUT / EXECUTED)
+    except Exception:  # noqa: BLE001 - the view is for the learner; grading goes on without it
+        pass
+
+
 def placeholder(reason: str) -> dict:
     obs: dict = {"notebook": reason}
     for group in GROUPS:
@@ -114,27 +135,34 @@ def run_notebook(client, nb) -> str | bool:
     """Execute every code cell; True, or the text of the first failure."""
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+    cells = len(nb.cells)
     deadline = time.monotonic() + NOTEBOOK_BUDGET_S
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or not cell.source.strip():
             continue
         remaining = deadline - time.monotonic()
         if remaining < 1:
+            save_executed(nb, cells, finished=False, stopped_before=index)
             return (
                 f"the notebook did not finish within {NOTEBOOK_BUDGET_S} s (stopped before {describe_cell(nb, index)})"
             )
         limit = int(min(CELL_TIMEOUT_S, remaining))
         client.timeout = limit
+        save_executed(nb, cells, finished=False, running_cell=index)
         try:
             client.execute_cell(cell, index)
         except CellExecutionError as exc:
+            save_executed(nb, cells, finished=False, failed_cell=index)
             if exc.ename == "ShipwrightTimeout":
                 return f"{describe_cell(nb, index)} did not finish within {limit} s"
             return _short(f"{describe_cell(nb, index)} raised {exc.ename}: {exc.evalue}\n{_traceback(cell)}")
         except CellTimeoutError:
+            save_executed(nb, cells, finished=False, failed_cell=index)
             return f"{describe_cell(nb, index)} did not finish within {limit} s"
         except DeadKernelError:
+            save_executed(nb, cells, finished=False, failed_cell=index)
             return f"the kernel died while running {describe_cell(nb, index)} (out of memory, or the code exited the process)"
+    save_executed(nb, cells, finished=True)
     return True
 
 
