@@ -13,6 +13,7 @@ with bounds and never trusted, only shown back to its owner and the course staff
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import warnings
@@ -151,30 +152,38 @@ def strip_hidden(nb: Any) -> tuple[Any, bool, int | None, str]:
     return nb, finished, (flagged_index + 1 if flagged_index is not None else None), flag
 
 
-def _render(nb: Any, flagged: int | None, flag: str) -> str:
+@functools.cache
+def _exporter():
+    # Building one loads and compiles the templates: once per process.
     from nbconvert import HTMLExporter
 
-    view = nbformat.from_dict(json.loads(json.dumps(nb)))
-    for cell in view.cells:
-        number = cell.pop("_number")
-        cell.metadata["shipwright_view"] = {"number": number, "flag": flag if number == flagged else ""}
-    exporter = HTMLExporter(
+    return HTMLExporter(
         extra_template_basedirs=[str(TEMPLATES)],
         template_name="shipwright",
         exclude_anchor_links=True,
     )
+
+
+def _render(nb: Any, flagged: int | None, flag: str) -> str:
+    view = nbformat.from_dict(json.loads(json.dumps(nb)))
+    for cell in view.cells:
+        number = cell.pop("_number")
+        cell.metadata["shipwright_view"] = {"number": number, "flag": flag if number == flagged else ""}
     with warnings.catch_warnings():
         # "IPython3 lexer unavailable": Pygments' Python lexer is used instead, as intended.
         warnings.simplefilter("ignore", UserWarning)
-        body, _ = exporter.from_notebook_node(view)
+        body, _ = _exporter().from_notebook_node(view)
     return sanitize_notebook_html(body)
 
 
 def notebook_prepare(raw: bytes) -> PreparedNotebook:
     """Parse, strip and render an executed notebook; raises NotebookUnreadable."""
     try:
-        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
-    except (UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError) as exc:
+        document = json.loads(raw.decode("utf-8"))
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")
+        nb = nbformat.reads(json.dumps(document), as_version=4)
+    except Exception as exc:  # noqa: BLE001 - any malformed file is the same note
         raise NotebookUnreadable(NOT_A_NOTEBOOK.format(problem=type(exc).__name__)) from exc
     if not isinstance(nb.get("cells"), list) or len(nb.cells) > MAX_CELLS:
         raise NotebookUnreadable(NOT_A_NOTEBOOK.format(problem=f"no cells, or more than {MAX_CELLS}"))
