@@ -246,7 +246,7 @@ def test_each_failing_attempt_shows_one_more_hint_and_the_lesson_link(sample_cou
     ladder = feedback.hint_ladder(lab.parsed_spec.check(name))
     assert len(ladder) == 3
     shown = []
-    for attempt in (1, 2, 3, 4):
+    for _ in range(4):
         submission = _graded(lab, learner, {name: "failed"}, score=10)
         checks = list(submission.check_results.all())
         feedback.annotate_checks(submission, checks, None)
