@@ -65,18 +65,21 @@ def annotate_checks(submission: Submission, checks: list[CheckResult], notebook:
         cells = {int(n) for n in notebook_view.rendered_cell_numbers(notebook.html)}
     for check in checks:
         check_spec = specs[check.name]
-        check.lesson_url, check.lesson_title = links.get(check_spec.lesson or "", ("", "")) if check_spec else ("", "")
-        check.hints_html = []
-        check.cell_number = None
-        if check.status not in FAILING:
-            continue
-        if check_spec is not None:
-            if attempt is None:
-                attempt = attempt_number(submission)
-            # The first rung is the stored hint_html, shown as before; later ones are new.
-            check.hints_html = [render(text) for text in hint_ladder(check_spec)[1:attempt]]
-        if cells:
-            check.cell_number = notebook_view.cell_anchor_for(check.output, cells=cells, flagged=notebook.flagged_cell)
+        lesson_url, lesson_title = links.get(check_spec.lesson or "", ("", "")) if check_spec else ("", "")
+        hints_html: list[str] = []
+        cell_number = None
+        if check.status in FAILING:
+            if check_spec is not None:
+                if attempt is None:
+                    attempt = attempt_number(submission)
+                # The first rung is the stored hint_html, shown as before; later ones are new.
+                hints_html = [render(text) for text in hint_ladder(check_spec)[1:attempt]]
+            if notebook is not None and cells:
+                cell_number = notebook_view.cell_anchor_for(check.output, cells=cells, flagged=notebook.flagged_cell)
+        # Display-only attributes for the template, beside the stored fields.
+        vars(check).update(
+            lesson_url=lesson_url, lesson_title=lesson_title, hints_html=hints_html, cell_number=cell_number
+        )
 
 
 @dataclass
