@@ -28,9 +28,11 @@ def attempt_number(submission: Submission) -> int:
     return earlier + 1
 
 
-def hint_ladder(check_spec) -> list[str]:
-    """`hint` then `hints`: attempt N shows the first N rungs."""
-    return [text for text in (check_spec.hint, *check_spec.hints) if text]
+def hints_for_attempt(check_spec, attempt: int) -> list[str]:
+    """The `hints:` a failing check shows on a learner's attempt N, beside its general
+    `hint`: the first N, each more specific than the one before (attempt 1 shows the
+    first, attempt 2 adds the second, and so on until they run out)."""
+    return [text for text in check_spec.hints[: max(attempt, 0)] if text]
 
 
 def _lesson_links(lab, refs: set[str]) -> dict[str, tuple[str, str]]:
@@ -72,8 +74,8 @@ def annotate_checks(submission: Submission, checks: list[CheckResult], notebook:
             if check_spec is not None:
                 if attempt is None:
                     attempt = attempt_number(submission)
-                # The first rung is the stored hint_html, shown as before; later ones are new.
-                hints_html = [render(text) for text in hint_ladder(check_spec)[1:attempt]]
+                # The general `hint` is the stored hint_html, shown as before.
+                hints_html = [render(text) for text in hints_for_attempt(check_spec, attempt)]
             if notebook is not None and cells:
                 cell_number = notebook_view.cell_anchor_for(check.output, cells=cells, flagged=notebook.flagged_cell)
         # Display-only attributes for the template, beside the stored fields.

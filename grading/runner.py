@@ -38,9 +38,10 @@ MAX_OBSERVATIONS_BYTES = 5 * 1024 * 1024
 GRADER_OUTPUT_NOTE = "(output of a grader-owned stage is not shown: it could reveal hidden tests)"
 OBSERVATIONS_UNREADABLE = "the observations could not be read ({problem})"
 OBSERVATIONS_NOT_OBJECT = "observations.json does not hold a JSON object"
-# A notebook lab's grader stage may leave the executed notebook beside its observations
-# (content/<course>/labs/validate-data/hidden/grader/run_notebook.py): shown to the
-# learner, never evidence. Bounded: it is stored with the submission.
+# A notebook lab's learner-facing stage (`executed_notebook:` in lab.yaml, never a
+# grader stage) leaves the executed notebook in the workspace
+# (content/<course>/labs/validate-data/hidden/grader/run_notebook.py --keep): shown to
+# the learner, never evidence. Bounded: it is stored with the submission.
 EXECUTED_NOTEBOOK = "executed.ipynb"
 MAX_EXECUTED_NOTEBOOK_BYTES = 4 * 1024 * 1024
 
@@ -321,11 +322,13 @@ def run_pipeline(
                     # A 2 GB sparse file costs nothing to write: say what it was.
                     outcome.files[path] = None
                     outcome.file_errors[path] = TOO_LARGE.format(name=path, size=exc.size, limit=exc.max_bytes)
-            if stage.grader_owned and spec.kind == "notebook":
-                # Read whatever the stage ended like: a notebook cut off by the time
-                # limit still shows the cells that ran.
+            if stage.executed_notebook:
+                # The learner-facing run (never grader-owned, before every grader stage:
+                # see LabSpec): read at once, before a later stage's learner code can
+                # touch the workspace. Whatever the stage ended like: a notebook cut off
+                # by the time limit still shows the cells that ran.
                 try:
-                    notebook = sandbox.read_grader_out(EXECUTED_NOTEBOOK, max_bytes=MAX_EXECUTED_NOTEBOOK_BYTES)
+                    notebook = sandbox.read_file(stage.executed_notebook, max_bytes=MAX_EXECUTED_NOTEBOOK_BYTES)
                 except FileTooLarge as exc:
                     executed_notebook_note = TOO_LARGE.format(
                         name=EXECUTED_NOTEBOOK, size=exc.size, limit=exc.max_bytes

@@ -29,3 +29,47 @@ def failing_notebook(folder: Path) -> Path:
     path = folder / "failing.ipynb"
     nbformat.write(nb, path)
     return path
+
+
+PROBE_CASES = REFERENCE.parents[1] / "data/probe_cases/frames.json"
+READS_GRADER = "READS-GRADER"  # printed by the hostile cell, so the test sees it ran
+
+
+def hostile_notebook(folder: Path) -> Path:
+    """The reference solution plus cells that print every file under /grader and raise
+    an exception carrying them (in its message and in its class name)."""
+    nb = nbformat.read(REFERENCE, as_version=4)
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "import os\n"
+            "leak = []\n"
+            "for root, dirs, files in sorted(os.walk('/grader'), key=lambda w: 'probe_cases' not in w[0]):\n"
+            "    for name in files:\n"
+            "        path = os.path.join(root, name)\n"
+            "        try:\n"
+            "            text = open(path, errors='replace').read()\n"
+            "        except OSError as exc:\n"
+            "            text = repr(exc)\n"
+            "        leak.append(text)\n"
+            "        print('==', path)\n"
+            "        print(text)\n"
+            f"print('{READS_GRADER}', len(leak), 'files')\n"
+        )
+    )
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            "secret = '\\n'.join(leak)\nraise type((secret or 'NothingMounted')[:300], (Exception,), {})(secret[:20000])"
+        )
+    )
+    path = folder / "hostile.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def probe_case_markers() -> list[str]:
+    """Pieces of the hidden probe cases that appear nowhere a learner may look (the
+    runner script, which the learner-facing run mounts, names none of them)."""
+    text = PROBE_CASES.read_text()
+    # Quote-free, so HTML and JSON escaping cannot hide a leak from the test.
+    rows = [line.strip().rstrip(",") for line in text.splitlines() if line.strip().startswith("[") and '"' not in line]
+    return ["Hand-made probe inputs", *rows[:6]]

@@ -11,7 +11,15 @@ import pytest
 
 from courses.models import CourseStaff
 from grading.models import ExecutedNotebook, Submission
-from tests.grading.notebook_submission import FAILING_CELL, HIDDEN_MARK, PRINTED, failing_notebook
+from tests.grading.notebook_submission import (
+    FAILING_CELL,
+    HIDDEN_MARK,
+    PRINTED,
+    READS_GRADER,
+    failing_notebook,
+    hostile_notebook,
+    probe_case_markers,
+)
 from tests.grading.test_grade_command import by_name, grade
 
 NOTEBOOK_CHECK = "the notebook runs top to bottom"
@@ -87,3 +95,33 @@ def test_only_the_learner_and_course_staff_download_the_executed_notebook(
     assert client.get(url).status_code == 404
     CourseStaff.objects.create(user=instructor, course=submission.lab.course, role=CourseStaff.Role.TA)
     assert client.get(url).status_code == 200
+
+
+def test_a_cell_printing_everything_under_grader_shows_no_hidden_probe_case(
+    sample_course, learner, tmp_path, client
+):
+    """The learner sees the run that had only the runner script mounted; the grader's
+    run (probe cases mounted) keeps no cell output, and its feedback quotes no
+    learner-controlled text (error message or exception class name)."""
+    code, document, err = grade(
+        "mlops-foundations/validate-data", str(hostile_notebook(tmp_path)), "--json", "--user", learner.email
+    )
+    assert code == 0, err
+    submission = Submission.objects.get(pk=document["submission"])
+    stored = ExecutedNotebook.objects.get(submission=submission)
+    assert READS_GRADER in stored.html  # the hostile cell did run, in the notebook shown
+    assert "run_notebook.py" in stored.html  # the one file that run had under /grader
+    tests = by_name(document)
+    assert tests[NOTEBOOK_CHECK]["status"] == "failed"
+    assert "raised an exception: your executed notebook shows the error" in tests[NOTEBOOK_CHECK]["output"]
+    assert tests["clean() drops rows with nulls"]["status"] == "passed"  # the probes still ran
+
+    client.force_login(learner)
+    page = client.get(submission.get_absolute_url()).content.decode()
+    download = client.get(f"/submissions/{submission.pk}/notebook.ipynb").content.decode()
+    attempts = client.get(submission.lab.get_absolute_url()).content.decode()
+    assert READS_GRADER in page and READS_GRADER in download
+    seen = {"page": page, "download": download, "lab page": attempts, "--json": json.dumps(document)}
+    for marker in probe_case_markers():
+        for where, text in seen.items():
+            assert marker not in text, f"{marker!r} from the hidden probe cases is in the {where}"

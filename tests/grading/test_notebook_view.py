@@ -210,6 +210,52 @@ def test_a_lesson_link_to_nothing_is_refused_at_import_and_nothing_is_written(db
     assert not Lab.objects.exists()
 
 
+# --- the executed notebook comes from a run without hidden data ---------------------------
+
+
+def _validate_data_spec() -> dict:
+    import yaml
+
+    return yaml.safe_load((CONTENT / "mlops-foundations/labs/validate-data/lab.yaml").read_text())
+
+
+def test_the_sample_notebook_lab_shows_a_run_that_had_only_the_runner_script():
+    from labs.lab_spec import LabSpec
+
+    spec = LabSpec.model_validate(_validate_data_spec())
+    shown = next(stage for stage in spec.stages if stage.executed_notebook)
+    assert not shown.grader_owned and shown.assets == ["grader/run_notebook.py"]
+    assert spec.stages.index(shown) == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda stages: stages[1].update(executed_notebook="out.ipynb") or stages.pop(0),
+            "stage 'notebook' keeps the executed notebook shown to learners, so it must not be grader-owned",
+        ),
+        (
+            lambda stages: stages.reverse(),
+            "stage 'run' keeps the executed notebook, so it must run before grader-owned stage 'notebook'",
+        ),
+        (
+            lambda stages: stages[1].update(executed_notebook="again.ipynb", grader=False),
+            "at most one stage may keep an executed_notebook",
+        ),
+    ],
+)
+def test_an_executed_notebook_from_a_grader_stage_is_refused(change, message):
+    from pydantic import ValidationError
+
+    from labs.lab_spec import LabSpec
+
+    document = _validate_data_spec()
+    change(document["stages"])
+    with pytest.raises(ValidationError, match=message):
+        LabSpec.model_validate(document)
+
+
 def test_the_sample_course_links_checks_to_lessons_and_escalates_hints(sample_course):
     from labs.models import Lab
 
@@ -237,15 +283,18 @@ def _graded(lab, user, statuses: dict[str, str], *, score: float):
     return submission
 
 
-def test_each_failing_attempt_shows_one_more_hint_and_the_lesson_link(sample_course, learner):
+def test_each_failing_attempt_shows_one_more_hint_and_the_lesson_link(sample_course, learner, client):
     from grading import feedback
     from labs.models import Lab
 
     lab = Lab.objects.get(course=sample_course, slug="validate-data")
     name = "clean() drops rows with nulls"
-    ladder = feedback.hint_ladder(lab.parsed_spec.check(name))
-    assert len(ladder) == 3
-    shown = []
+    spec = lab.parsed_spec.check(name)
+    assert len(spec.hints) == 2
+    first, second = ("`df.dropna()` with its defaults", "Check a frame where every row has one null")
+    assert spec.hints[0].startswith(first) and spec.hints[1].startswith(second)
+    shown, pages = [], []
+    client.force_login(learner)
     for _ in range(4):
         submission = _graded(lab, learner, {name: "failed"}, score=10)
         checks = list(submission.check_results.all())
@@ -255,8 +304,13 @@ def test_each_failing_attempt_shows_one_more_hint_and_the_lesson_link(sample_cou
             "/courses/mlops-foundations/data-validation/cleaning-nulls-duplicates/#missing-values-drop-impute-or-refuse"
         )
         assert checks[0].lesson_title.startswith("Cleaning")
-    # The stored hint is the first rung; attempts 2 and 3 add one each; then no more.
-    assert shown == [0, 1, 2, 2]
+        pages.append(client.get(submission.get_absolute_url()).content.decode())
+    # Attempt 1 already adds the first of `hints` to the general hint; attempt 2 adds
+    # the second, more specific one; then they have run out.
+    assert shown == [1, 2, 2, 2]
+    assert "<code>df.dropna()</code> with its defaults" in pages[0] and second not in pages[0]
+    assert "A more specific hint:" in pages[0] and "An even more specific hint" not in pages[0]
+    assert second in pages[1] and "An even more specific hint, from attempt 2 on:" in pages[1]
 
 
 def test_a_passing_check_gets_no_extra_hints(sample_course, learner):
