@@ -43,22 +43,26 @@ def hostile_notebook(folder: Path) -> Path:
         nbformat.v4.new_code_cell(
             "import os\n"
             "leak = []\n"
-            "for root, dirs, files in sorted(os.walk('/grader'), key=lambda w: 'probe_cases' not in w[0]):\n"
+            "for root, dirs, files in sorted(os.walk('/grader'), key=lambda w: 'probe_cases' in w[0]):\n"
             "    for name in files:\n"
             "        path = os.path.join(root, name)\n"
             "        try:\n"
             "            text = open(path, errors='replace').read()\n"
             "        except OSError as exc:\n"
             "            text = repr(exc)\n"
-            "        leak.append(text)\n"
+            "        leak.append((path, text))\n"
             "        print('==', path)\n"
             "        print(text)\n"
             f"print('{READS_GRADER}', len(leak), 'files')\n"
         )
     )
+    # The probe cases go last (the tail of a long message is what feedback keeps) and
+    # into the exception's class name, squeezed onto one line.
     nb.cells.append(
         nbformat.v4.new_code_cell(
-            "secret = '\\n'.join(leak)\nraise type((secret or 'NothingMounted')[:300], (Exception,), {})(secret[:20000])"
+            "probe = ' '.join(' '.join(t for p, t in leak if 'probe_cases' in p).split())\n"
+            "secret = '\\n'.join(t for p, t in leak)\n"
+            "raise type((probe or 'NothingMounted')[:300], (Exception,), {})(secret[-20000:])"
         )
     )
     path = folder / "hostile.ipynb"
