@@ -361,7 +361,8 @@ class MetricSample(models.Model):
 
 
 class ExecutedNotebook(models.Model):
-    """A notebook lab's executed notebook, as its grading run left it: hidden cells
+    """A notebook lab's executed notebook, as its learner-facing run left it (the stage
+    with `executed_notebook:`, which never has hidden data mounted): hidden cells
     stripped (`ipynb`, the download) and rendered and sanitised (`html`), both bounded
     by grading.runner.MAX_EXECUTED_NOTEBOOK_BYTES. Shown to the owner and course staff."""
 

@@ -1,7 +1,9 @@
 """The executed notebook of a notebook lab, as the learner may see it.
 
-The grader stage leaves `executed.ipynb` (the learner's cells and their outputs,
-saved cell by cell); `notebook_prepare` turns those bytes into what is stored with
+A notebook lab's learner-facing stage (`executed_notebook:` in lab.yaml: not
+grader-owned, run before any grader stage, so no hidden data was mounted) leaves the
+executed notebook (the learner's cells and their outputs, saved cell by cell);
+`notebook_prepare` turns those bytes into what is stored with
 the submission: the notebook without hidden or grader-owned cells (the download),
 and its HTML rendered by nbconvert (the `basic` template: no page, no scripts) and
 sanitised with an allow-list, so nothing in it can run in a browser: no script, no

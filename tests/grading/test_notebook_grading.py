@@ -97,9 +97,7 @@ def test_only_the_learner_and_course_staff_download_the_executed_notebook(
     assert client.get(url).status_code == 200
 
 
-def test_a_cell_printing_everything_under_grader_shows_no_hidden_probe_case(
-    sample_course, learner, tmp_path, client
-):
+def test_a_cell_printing_everything_under_grader_shows_no_hidden_probe_case(sample_course, learner, tmp_path, client):
     """The learner sees the run that had only the runner script mounted; the grader's
     run (probe cases mounted) keeps no cell output, and its feedback quotes no
     learner-controlled text (error message or exception class name)."""

@@ -179,9 +179,7 @@ def test_result_documents_from_before_storing_output_once_are_compacted(tiny_lab
     assert "result documents compacted: 0" in prune_command()
 
 
-def test_a_superseded_attempt_loses_its_executed_notebook_and_the_best_keeps_it(
-    tiny_lab, learner, snapshots, client
-):
+def test_a_superseded_attempt_loses_its_executed_notebook_and_the_best_keeps_it(tiny_lab, learner, snapshots, client):
     from grading.models import ExecutedNotebook
 
     superseded = attempt(learner, tiny_lab, snapshot(snapshots, b"old"), score=20, days_ago=100)
