@@ -341,6 +341,34 @@ def _check_manifest(reader: ContentReader, course_dir: Path, spec: CourseSpec) -
             reader.problem(manifest_path, relative, "data file does not match the manifest (run make_data.py)")
 
 
+LESSON_LINK_MODULE = "no module with slug {module!r} in this course"
+LESSON_LINK_LESSON = "module {module!r} has no lesson {lesson!r}"
+LESSON_LINK_SECTION = "lesson {module}/{lesson} has no section #{section} (a heading's anchor)"
+
+
+def _check_lesson_links(reader: ContentReader, labs_dir: Path, labs: list[Any], modules: list[ModuleData]) -> None:
+    """Each check's `lesson: MODULE/LESSON#SECTION` must name a lesson of this course,
+    and a heading of it: a broken link on a failing check is worse than none."""
+    lessons = {module.slug: {lesson.slug: lesson for lesson in module.lessons} for module in modules}
+    for lab in labs:
+        for index, check in enumerate(getattr(lab.spec, "checks", [])):
+            ref = getattr(check, "lesson", None)
+            if not ref:
+                continue
+            path, _, section = ref.partition("#")
+            module, _, lesson = path.partition("/")
+            field_name = f"checks.{index}.lesson"
+            spec_path = labs_dir / lab.spec.slug / "lab.yaml"
+            if module not in lessons:
+                reader.problem(spec_path, field_name, LESSON_LINK_MODULE.format(module=module))
+            elif lesson not in lessons[module]:
+                reader.problem(spec_path, field_name, LESSON_LINK_LESSON.format(module=module, lesson=lesson))
+            elif section and f'id="{section}"' not in lessons[module][lesson].body_html:
+                reader.problem(
+                    spec_path, field_name, LESSON_LINK_SECTION.format(module=module, lesson=lesson, section=section)
+                )
+
+
 def _load_course(reader: ContentReader, course_dir: Path) -> CourseData | None:
     spec_path = course_dir / "course.yaml"
     spec = reader.model(spec_path, CourseSpec)
@@ -394,6 +422,7 @@ def _load_course(reader: ContentReader, course_dir: Path) -> CourseData | None:
                 "module",
                 f"no module with slug {lab.spec.module!r} in this course",
             )
+    _check_lesson_links(reader, labs_dir, labs, modules)
     for module_spec in module_specs.values():
         if module_spec.lab and module_spec.lab not in lab_slugs and (labs_dir / module_spec.lab).is_dir() is False:
             reader.problem(course_dir / "modules", module_spec.slug, f"lab {module_spec.lab!r} does not exist")

@@ -477,3 +477,23 @@ class ResultHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.submission_id} regraded {self.regraded_at:%Y-%m-%d}"
+class ExecutedNotebook(models.Model):
+    """A notebook lab's executed notebook, as its learner-facing run left it (the stage
+    with `executed_notebook:`, which never has hidden data mounted): hidden cells
+    stripped (`ipynb`, the download) and rendered and sanitised (`html`), both bounded
+    by grading.runner.MAX_EXECUTED_NOTEBOOK_BYTES. Shown to the owner and course staff."""
+
+    submission = models.OneToOneField(
+        Submission, on_delete=models.CASCADE, primary_key=True, related_name="executed_notebook"
+    )
+    ipynb = models.TextField(blank=True)
+    html = models.TextField(blank=True)
+    finished = models.BooleanField(default=False)
+    # 1-based, as the grader's messages count cells ("cell 3 raised ...").
+    flagged_cell = models.PositiveIntegerField(null=True, blank=True)
+    flag = models.CharField(max_length=200, blank=True)
+    # Why there is nothing to show (too large, unreadable), in words for the learner.
+    note = models.CharField(max_length=300, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.submission_id}:notebook"

@@ -2,7 +2,7 @@
 
 A superseded attempt (finished longer ago than the retention period, not the
 learner's best for its lab and not backing a certificate) loses its source
-snapshot and its stages' output; its row, scores and check feedback stay, so
+snapshot, its stages' output and (a notebook lab's) its executed notebook; its row, scores and check feedback stay, so
 progress pages, grade exports and certificates are unchanged. Run daily by Celery
 beat (`grading.prune_submissions`) and by `manage.py prune_submissions`.
 
@@ -23,11 +23,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import hooks, storage
-from .models import StageRun, Submission
+from .models import ExecutedNotebook, StageRun, Submission
 
 log = logging.getLogger(__name__)
 
 PRUNED_OUTPUT = "(output removed by the retention policy: this attempt was superseded)"
+PRUNED_NOTEBOOK = "The executed notebook was removed by the retention policy: this attempt was superseded."
 # A snapshot file written or touched this recently is never deleted: it may belong to
 # an upload whose submission row is being created right now (intake reuses an
 # existing file with the same content before the row exists).
@@ -41,6 +42,8 @@ class PruneReport:
     snapshot_bytes: int = 0
     stage_outputs: int = 0
     stage_output_bytes: int = 0
+    notebooks: int = 0
+    notebook_bytes: int = 0
     kept: int = 0
     results_compacted: int = 0
     snapshot_names: set[str] = field(default_factory=set)
@@ -51,6 +54,7 @@ class PruneReport:
             f"superseded attempts: {self.submissions} (kept: {self.kept} best or certificate-backing attempts)",
             f"snapshots {verb}: {self.snapshots} ({self.snapshot_bytes} bytes)",
             f"stage outputs {verb}: {self.stage_outputs} ({self.stage_output_bytes} bytes)",
+            f"executed notebooks {verb}: {self.notebooks} ({self.notebook_bytes} bytes)",
             f"result documents {'to compact' if dry_run else 'compacted'}: {self.results_compacted} "
             "(written before stage output was stored once)",
         ]
@@ -85,12 +89,14 @@ def kept_submission_ids() -> set:
 
 def superseded(*, older_than_days: int, now=None) -> tuple[list, int]:
     """Ids of the finished attempts older than the period that are not kept and still
-    hold a snapshot or stage output; and how many old attempts were kept."""
+    hold a snapshot, stage output or an executed notebook; and how many old attempts
+    were kept."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=older_than_days)
     kept = kept_submission_ids()
     old = Submission.objects.filter(status__in=Submission.FINISHED, finished_at__lt=cutoff)
     with_output = set(_live_outputs().filter(submission__in=old).values_list("submission_id", flat=True).distinct())
+    with_output.update(_live_notebooks().filter(submission__in=old).values_list("submission_id", flat=True))
     candidates, kept_count = [], 0
     for pk, path in old.values_list("pk", "snapshot_path").iterator(chunk_size=2000):
         if pk in kept:
@@ -102,6 +108,10 @@ def superseded(*, older_than_days: int, now=None) -> tuple[list, int]:
 
 def _live_outputs():
     return StageRun.objects.exclude(output="").exclude(output=PRUNED_OUTPUT)
+
+
+def _live_notebooks():
+    return ExecutedNotebook.objects.exclude(ipynb="", html="")
 
 
 def compact_result_documents(*, dry_run: bool = False) -> int:
@@ -129,7 +139,7 @@ def _delete(name: str) -> None:
 
 
 def prune(*, older_than_days: int, dry_run: bool = False, now=None) -> PruneReport:
-    """Remove the snapshots and stage output of superseded attempts (see the module
+    """Remove the snapshots, stage output and executed notebooks of superseded attempts (see the module
     docstring). With dry_run, changes nothing and reports what it would delete."""
     if older_than_days <= 0:
         raise ValueError("older_than_days must be positive")
@@ -143,12 +153,19 @@ def prune(*, older_than_days: int, dry_run: bool = False, now=None) -> PruneRepo
         ):
             report.stage_outputs += 1
             report.stage_output_bytes += len(output.encode())
+        for ipynb, html in _live_notebooks().filter(submission_id__in=chunk).values_list("ipynb", "html"):
+            report.notebooks += 1
+            report.notebook_bytes += len(ipynb.encode()) + len(html.encode())
         names = set(
             Submission.objects.filter(pk__in=chunk).exclude(snapshot_path="").values_list("snapshot_path", flat=True)
         )
         if not dry_run:
             with transaction.atomic():
                 _live_outputs().filter(submission_id__in=chunk).update(output=PRUNED_OUTPUT, output_truncated_bytes=0)
+                # The row stays with a note, so the page says why there is no notebook.
+                _live_notebooks().filter(submission_id__in=chunk).update(
+                    ipynb="", html="", flagged_cell=None, flag="", note=PRUNED_NOTEBOOK
+                )
                 # The row keeps snapshot_sha256 (provenance); an empty path says the
                 # bytes are gone, so the attempt can no longer be regraded.
                 Submission.objects.filter(pk__in=chunk).update(snapshot_path="")

@@ -38,6 +38,12 @@ MAX_OBSERVATIONS_BYTES = 5 * 1024 * 1024
 GRADER_OUTPUT_NOTE = "(output of a grader-owned stage is not shown: it could reveal hidden tests)"
 OBSERVATIONS_UNREADABLE = "the observations could not be read ({problem})"
 OBSERVATIONS_NOT_OBJECT = "observations.json does not hold a JSON object"
+# A notebook lab's learner-facing stage (`executed_notebook:` in lab.yaml, never a
+# grader stage) leaves the executed notebook in the workspace
+# (content/<course>/labs/validate-data/hidden/grader/run_notebook.py --keep): shown to
+# the learner, never evidence. Bounded: it is stored with the submission.
+EXECUTED_NOTEBOOK = "executed.ipynb"
+MAX_EXECUTED_NOTEBOOK_BYTES = 4 * 1024 * 1024
 
 
 class JudgingError(Exception):
@@ -62,6 +68,10 @@ class PipelineResult:
     score: float
     max_score: float
     timings: dict[str, float] = field(default_factory=dict)
+    # The executed notebook as the grader stage left it (None if it left none), or why
+    # it could not be kept.
+    executed_notebook: bytes | None = None
+    executed_notebook_note: str = ""
 
     def observations(self) -> dict[str, dict[str, Any]]:
         return {o.spec.name: o.observations for o in self.outcomes if o.observations is not None}
@@ -259,6 +269,8 @@ def run_pipeline(
     files = official_files(spec, assets)
     outcomes: dict[str, StageOutcome] = {}
     timings: dict[str, float] = {}
+    executed_notebook: bytes | None = None
+    executed_notebook_note = ""
     started = time.monotonic()
     sandbox = sandbox_factory(
         run_id=run_id,
@@ -321,6 +333,20 @@ def run_pipeline(
                     # A 2 GB sparse file costs nothing to write: say what it was.
                     outcome.files[path] = None
                     outcome.file_errors[path] = TOO_LARGE.format(name=path, size=exc.size, limit=exc.max_bytes)
+            if stage.executed_notebook:
+                # The learner-facing run (never grader-owned, before every grader stage:
+                # see LabSpec): read at once, before a later stage's learner code can
+                # touch the workspace. Whatever the stage ended like: a notebook cut off
+                # by the time limit still shows the cells that ran.
+                try:
+                    notebook = sandbox.read_file(stage.executed_notebook, max_bytes=MAX_EXECUTED_NOTEBOOK_BYTES)
+                except FileTooLarge as exc:
+                    executed_notebook_note = TOO_LARGE.format(
+                        name=EXECUTED_NOTEBOOK, size=exc.size, limit=exc.max_bytes
+                    )
+                else:
+                    if notebook is not None:
+                        executed_notebook, executed_notebook_note = notebook, ""
             if stage.grader_owned:
                 if not outcome.succeeded:
                     # Only a probe that ran to its end vouches for its observations;
@@ -381,6 +407,8 @@ def run_pipeline(
         score=score,
         max_score=max_score,
         timings=timings,
+        executed_notebook=executed_notebook,
+        executed_notebook_note=executed_notebook_note,
     )
 
 

@@ -35,7 +35,7 @@ from courses.markdown import render
 from courses.models import Enrollment
 from labs.models import Lab
 
-from . import budget, hooks, intake, metrics, runner, storage
+from . import budget, hooks, intake, metrics, notebook_view, runner, storage
 from .intake import (
     NOTEBOOK_LAB_NEEDS_NOTEBOOK,
     IntakeError,
@@ -45,7 +45,7 @@ from .intake import (
     snapshot_from_path_or_url,
     snapshot_from_upload,
 )
-from .models import CheckResult, ResultHistory, StageRun, Submission
+from .models import CheckResult, ExecutedNotebook, ResultHistory, StageRun, Submission
 from .sandbox import (
     LABEL_ATTEMPT,
     LABEL_INSTANCE,
@@ -1006,12 +1006,41 @@ def result_history_record(
     )
 
 
+NOTEBOOK_NOT_SAVED = "The grader kept no executed notebook: it stopped before the first cell ran."
+
+
+def executed_notebook_fields(result: runner.PipelineResult, *, kind: str) -> dict | None:
+    """ExecutedNotebook's fields for a notebook lab's run (None for other labs): the
+    notebook stripped and rendered, or a note saying why there is none."""
+    if kind != "notebook":
+        return None
+    if result.executed_notebook is None:
+        note = result.executed_notebook_note or NOTEBOOK_NOT_SAVED
+        return {"ipynb": "", "html": "", "finished": False, "flagged_cell": None, "flag": "", "note": note}
+    try:
+        prepared = notebook_view.notebook_prepare(result.executed_notebook)
+    except notebook_view.NotebookUnreadable as exc:
+        return {"ipynb": "", "html": "", "finished": False, "flagged_cell": None, "flag": "", "note": str(exc)}
+    return {
+        "ipynb": prepared.ipynb,
+        "html": prepared.html,
+        "finished": prepared.finished,
+        "flagged_cell": prepared.flagged_cell,
+        "flag": prepared.flag,
+        "note": "",
+    }
+
+
 def _store_result(submission: Submission, result: runner.PipelineResult, *, image: str, digest: str) -> None:
     """Write stage runs, check results and the verdict in one transaction (the rows
     replace any earlier set: see submission_results_replace), keep the earlier
     results of a regraded submission as history, and award a certificate when this
     result completes the course."""
+    # Rendered before the transaction: nbconvert on a large notebook takes a while.
+    notebook = executed_notebook_fields(result, kind=submission.lab.kind)
     with transaction.atomic():
+        if notebook is not None:
+            ExecutedNotebook.objects.update_or_create(submission=submission, defaults=notebook)
         result_history_record(
             submission,
             kind=ResultHistory.Kind.REGRADE,

@@ -13,6 +13,9 @@ urlpatterns = [
     path("labs/<slug:course_slug>/<slug:lab_slug>/submit/", views.submission_create, name="submission-create"),
     path("submissions/<uuid:pk>/", views.submission_detail, name="submission-detail"),
     path("submissions/<uuid:pk>/status/", views.submission_status, name="submission-status"),
+    path(
+        "submissions/<uuid:pk>/notebook.ipynb", views.submission_notebook_download, name="submission-notebook-download"
+    ),
     path("submissions/<uuid:pk>/regrade/", views.submission_regrade, name="submission-regrade"),
     path(
         "instructor/labs/<slug:course_slug>/<slug:lab_slug>/submissions/", views.lab_submissions, name="lab-submissions"

@@ -20,10 +20,10 @@ from courses.access import Action, can, course_for_staff
 from courses.models import Course
 from labs.models import Lab
 
-from . import services
+from . import feedback, services
 from .forms import SubmissionForm
 from .gradebook import GradebookQueryError, course_gradebook, gradebook_filters
-from .models import CheckResult, Submission
+from .models import CheckResult, ExecutedNotebook, Submission
 from .queue_estimate import queue_estimate
 from .uploads import UPLOAD_TOO_LARGE, CappedUploadHandler
 
@@ -80,7 +80,8 @@ def lab_submission_context(request: HttpRequest, lab: Lab) -> dict:
     attempts = list(Submission.objects.for_user(request.user).filter(lab=lab).order_by("-created_at")[:50])
     best = Submission.objects.for_user(request.user).best_for_lab(lab)
     form = SubmissionForm(lab=lab)
-    context = {"lab": lab, "form": form, "attempts": attempts, "best": best}
+    timeline = feedback.attempts_timeline(attempts)
+    context = {"lab": lab, "form": form, "attempts": attempts, "best": best, "timeline": timeline}
     return {
         "submit_form_html": render_to_string("grading/_submit_form.html", context, request=request),
         "attempts_html": render_to_string("grading/_attempts.html", context, request=request),
@@ -167,6 +168,10 @@ def _grading_percent(submission: Submission) -> int:
 def _detail_context(request: HttpRequest, submission: Submission) -> dict:
     stages = list(submission.stage_runs.all())
     checks = sorted(submission.check_results.all(), key=lambda check: (_CHECK_GROUP.get(check.status, 2), check.order))
+    notebook = None
+    if submission.finished:
+        notebook = ExecutedNotebook.objects.filter(submission=submission).first()
+        feedback.annotate_checks(submission, checks, notebook)
     elapsed = None
     if submission.status == Submission.Status.RUNNING and submission.stage_started_at:
         elapsed = max(0.0, (timezone.now() - submission.stage_started_at).total_seconds())
@@ -181,6 +186,7 @@ def _detail_context(request: HttpRequest, submission: Submission) -> dict:
         "is_staff": can(request.user, submission.lab.course, Action.VIEW_SUBMISSIONS),
         "can_regrade": can(request.user, submission.lab.course, Action.REGRADE),
         "grader_note": "The output of this grader-owned stage is not shown, because it could reveal hidden tests.",
+        "notebook": notebook,
         **_queue_context(submission),
     }
 
@@ -188,6 +194,18 @@ def _detail_context(request: HttpRequest, submission: Submission) -> dict:
 def submission_detail(request: HttpRequest, pk) -> HttpResponse:
     submission = _submission_for_user(request, pk)
     return render(request, "grading/submission_detail.html", _detail_context(request, submission))
+
+
+def submission_notebook_download(request: HttpRequest, pk) -> HttpResponse:
+    """The executed notebook, hidden cells stripped: its learner and course staff only."""
+    submission = _submission_for_user(request, pk)
+    notebook = ExecutedNotebook.objects.filter(submission=submission).exclude(ipynb="").first()
+    if notebook is None:
+        raise Http404
+    response = HttpResponse(notebook.ipynb, content_type="application/x-ipynb+json; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{submission.lab.slug}-executed.ipynb"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def submission_status(request: HttpRequest, pk) -> HttpResponse:

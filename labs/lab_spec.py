@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from courses.course_spec import SLUG
 
 STAGE_NAME = r"^[a-z][a-z0-9_]*$"
+# `lesson:` of a check: MODULE/LESSON, optionally #SECTION (a heading's anchor in the lesson).
+LESSON_REF = r"^[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*(?:#[A-Za-z0-9_-]+)?$"
+MAX_HINTS = 5
 
 
 class _Strict(BaseModel):
@@ -77,6 +80,11 @@ class StageSpec(_Strict):
     needs: list[str] = []
     assets: list[str] = []
     grader: bool = False
+    # A notebook lab's learner-facing run: the workspace path where this stage leaves
+    # the executed notebook shown on the submission page. Only a stage that is not
+    # grader-owned and runs before every grader-owned stage may keep one, so what
+    # the learner sees never ran with hidden tests or data mounted.
+    executed_notebook: str | None = Field(None, min_length=1, max_length=200)
     time_s: float | None = Field(None, gt=0, le=3600)
     memory_mb: int | None = Field(None, ge=64, le=16384)
     cpus: float | None = Field(None, gt=0, le=8)
@@ -89,6 +97,13 @@ class StageSpec(_Strict):
         for path in value:
             if path.startswith("/") or ".." in path.split("/") or not path.strip("/"):
                 raise ValueError(f"asset {path!r} must be a relative path under hidden/")
+        return value
+
+    @field_validator("executed_notebook")
+    @classmethod
+    def _executed_notebook_path(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("/") or ".." in value.split("/") or not value.endswith(".ipynb")):
+            raise ValueError(f"executed_notebook {value!r} must be a relative .ipynb path in the workspace")
         return value
 
     @model_validator(mode="after")
@@ -129,6 +144,10 @@ class _CheckBase(_Strict):
     points: float = Field(ge=0)
     required: bool = False
     hint: str = ""
+    # More specific hints for later attempts: a learner's Nth failing attempt shows the
+    # first N of them (after `hint`). The importer checks `lesson` against the course.
+    hints: list[Annotated[str, Field(min_length=1)]] = Field(default=[], max_length=MAX_HINTS)
+    lesson: str | None = Field(None, pattern=LESSON_REF)
 
     probe: ClassVar[str | None] = None  # "service", "collect" or "pytest"
     uses_reference: ClassVar[bool] = False
@@ -372,6 +391,7 @@ class LabSpec(_Strict):
                 if need not in seen:
                     raise ValueError(f"stage {stage.name!r} needs {need!r}, which is not an earlier stage")
             seen.add(stage.name)
+        self._check_executed_notebook()
         check_names = [check.name for check in self.checks]
         if len(set(check_names)) != len(check_names):
             raise ValueError("check names must be unique")
@@ -390,6 +410,30 @@ class LabSpec(_Strict):
         if self.checks and sum(check.points for check in self.checks) <= 0:
             raise ValueError("checks must award some points")
         return self
+
+    def _check_executed_notebook(self) -> None:
+        keepers = [stage for stage in self.stages if stage.executed_notebook]
+        if not keepers:
+            return
+        if self.kind != "notebook":
+            raise ValueError("only a notebook lab's stage may keep an executed_notebook")
+        if len(keepers) > 1:
+            raise ValueError("at most one stage may keep an executed_notebook")
+        stage = keepers[0]
+        if stage.grader_owned:
+            raise ValueError(
+                f"stage {stage.name!r} keeps the executed notebook shown to learners, so it must not be "
+                "grader-owned: hidden tests and data must never be mounted while it runs"
+            )
+        for earlier in self.stages[: self.stages.index(stage)]:
+            if earlier.grader_owned:
+                raise ValueError(
+                    f"stage {stage.name!r} keeps the executed notebook, so it must run before grader-owned "
+                    f"stage {earlier.name!r} (learner code there may leave hidden data in the workspace)"
+                )
+
+    def check(self, name: str) -> CheckSpec | None:
+        return next((check for check in self.checks if check.name == name), None)
 
     def stage(self, name: str) -> StageSpec:
         for stage in self.stages:

@@ -177,3 +177,30 @@ def test_result_documents_from_before_storing_output_once_are_compacted(tiny_lab
     submission.refresh_from_db()
     assert submission.result == {"status": "passed", "stages": [{"name": "run", "exit_code": 0}]}
     assert "result documents compacted: 0" in prune_command()
+
+
+def test_a_superseded_attempt_loses_its_executed_notebook_and_the_best_keeps_it(tiny_lab, learner, snapshots, client):
+    from grading.models import ExecutedNotebook
+
+    superseded = attempt(learner, tiny_lab, snapshot(snapshots, b"old"), score=20, days_ago=100)
+    best = attempt(learner, tiny_lab, snapshot(snapshots, b"best"), score=100, days_ago=90)
+    for submission in (superseded, best):
+        ExecutedNotebook.objects.create(
+            submission=submission, ipynb='{"cells": []}', html="<p>NOTEBOOK-OUTPUT</p>", finished=True
+        )
+
+    report = prune_command("--dry-run", "--days", "30")
+    assert "executed notebooks would delete: 1 (35 bytes)" in report
+    assert ExecutedNotebook.objects.get(submission=superseded).html
+
+    report = prune_command("--days", "30")
+    assert "superseded attempts: 1" in report and "executed notebooks deleted: 1 (35 bytes)" in report
+    gone = ExecutedNotebook.objects.get(submission=superseded)
+    assert gone.ipynb == "" and gone.html == "" and gone.note == retention.PRUNED_NOTEBOOK
+    assert ExecutedNotebook.objects.get(submission=best).html == "<p>NOTEBOOK-OUTPUT</p>"
+
+    client.force_login(learner)
+    page = client.get(superseded.get_absolute_url()).content.decode()
+    assert retention.PRUNED_NOTEBOOK in page and "NOTEBOOK-OUTPUT" not in page
+    assert client.get(f"/submissions/{superseded.pk}/notebook.ipynb").status_code == 404
+    assert "executed notebooks deleted: 0" in prune_command("--days", "30")

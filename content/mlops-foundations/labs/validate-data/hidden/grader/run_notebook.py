@@ -1,6 +1,13 @@
-"""Grader stage of the validate-data lab: run the learner's notebook, then probe it.
+"""The validate-data lab's two runs of the learner's notebook.
 
+    python /grader/grader/run_notebook.py --keep executed.ipynb submission.ipynb
     python /grader/grader/run_notebook.py submission.ipynb     (cwd: the workspace)
+
+The first (`--keep`, the `run` stage: not grader-owned, only this script mounted, no
+hidden data) executes the notebook and saves it, outputs and all, to the workspace
+path given: that is the executed notebook the learner sees. It writes no observations.
+
+The second (the grader stage, hidden inputs mounted) runs it again and probes it:
 
 1. Reads and validates the notebook with nbformat (exit 1 only if that fails).
 2. Executes its code cells top to bottom in a fresh ``python3`` kernel (nbclient),
@@ -10,6 +17,13 @@
    data/train.csv, each with its own timeout.
 4. Writes GRADER_OUT/observations.json (always; a placeholder is written first so a
    stage killed by its time limit still leaves one) and exits 0.
+   Its cell outputs are never kept: a cell here can read the hidden inputs. The
+   `notebook` observation names the failing cell and, for a built-in exception, its
+   type, never the learner-controlled message (the kept run shows the error).
+
+The kept notebook is saved before and after each cell, so a notebook stopped by the
+stage's time limit still shows the cells that ran (metadata.shipwright.running_cell
+names the one cut off).
 
 No verdict is computed here: the host compares these observations with the
 reference notebook's. GRADER_DIR and GRADER_OUT default to /grader and /grader-out
@@ -36,6 +50,8 @@ CELL_TIMEOUT_S = 60
 NOTEBOOK_BUDGET_S = 110
 PROBE_TIMEOUT_S = 12
 MAX_TEXT = 1500
+# Set by --keep: where the learner-facing run saves the executed notebook.
+KEEP: Path | None = None
 
 GROUPS = ("defines", "clean", "schema", "split")
 KEYS = {
@@ -80,6 +96,24 @@ def write_observations(obs: dict) -> None:
     tmp.replace(GRADER_OUT / "observations.json")
 
 
+def save_executed(nb, cell_count: int, **state) -> None:
+    """The learner's first `cell_count` cells as they stand, with `state` (running_cell,
+    failed_cell, finished) in metadata.shipwright; the host strips and renders it."""
+    import nbformat
+
+    if KEEP is None:  # the grader's run: its outputs may hold hidden data
+        return
+    try:
+        copy = nbformat.from_dict({**nb, "cells": list(nb.cells[:cell_count])})
+        copy.metadata["shipwright"] = state
+        KEEP.parent.mkdir(parents=True, exist_ok=True)
+        tmp = KEEP.with_name(KEEP.name + ".tmp")
+        tmp.write_text(json.dumps(copy, indent=1))
+        tmp.replace(KEEP)
+    except Exception:  # noqa: BLE001 - the view is for the learner; grading goes on without it
+        pass
+
+
 def placeholder(reason: str) -> dict:
     obs: dict = {"notebook": reason}
     for group in GROUPS:
@@ -114,28 +148,51 @@ def run_notebook(client, nb) -> str | bool:
     """Execute every code cell; True, or the text of the first failure."""
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+    cells = len(nb.cells)
     deadline = time.monotonic() + NOTEBOOK_BUDGET_S
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or not cell.source.strip():
             continue
         remaining = deadline - time.monotonic()
         if remaining < 1:
+            save_executed(nb, cells, finished=False, stopped_before=index)
             return (
                 f"the notebook did not finish within {NOTEBOOK_BUDGET_S} s (stopped before {describe_cell(nb, index)})"
             )
         limit = int(min(CELL_TIMEOUT_S, remaining))
         client.timeout = limit
+        save_executed(nb, cells, finished=False, running_cell=index)
         try:
             client.execute_cell(cell, index)
         except CellExecutionError as exc:
+            save_executed(nb, cells, finished=False, failed_cell=index)
             if exc.ename == "ShipwrightTimeout":
                 return f"{describe_cell(nb, index)} did not finish within {limit} s"
-            return _short(f"{describe_cell(nb, index)} raised {exc.ename}: {exc.evalue}\n{_traceback(cell)}")
+            if KEEP is not None:
+                return _short(f"{describe_cell(nb, index)} raised {exc.ename}: {exc.evalue}\n{_traceback(cell)}")
+            return f"{describe_cell(nb, index)} raised {_safe_ename(exc.ename)}: {SEE_EXECUTED}"
         except CellTimeoutError:
+            save_executed(nb, cells, finished=False, failed_cell=index)
             return f"{describe_cell(nb, index)} did not finish within {limit} s"
         except DeadKernelError:
+            save_executed(nb, cells, finished=False, failed_cell=index)
             return f"the kernel died while running {describe_cell(nb, index)} (out of memory, or the code exited the process)"
+    save_executed(nb, cells, finished=True)
     return True
+
+
+SEE_EXECUTED = "your executed notebook shows the error"
+
+
+def _safe_ename(ename: str) -> str:
+    """The exception's type if it is a built-in one; the name of a class of the
+    learner's own could carry hidden data out."""
+    import builtins
+
+    found = getattr(builtins, ename, None) if isinstance(ename, str) and ename.isidentifier() else None
+    if isinstance(found, type) and issubclass(found, BaseException):
+        return ename
+    return "an exception"
 
 
 def _traceback(cell) -> str:
@@ -206,13 +263,26 @@ def run_probe(client, group: str, workspace: Path) -> dict:
     return failed(f"calling {who} produced no result (did the notebook replace sys.stdout?)")
 
 
+def keep_run(client, nb) -> int:
+    """The learner-facing run: execute, keep the notebook, say how it went."""
+    with client.setup_kernel():
+        result = run_notebook(client, nb)
+    print("notebook: ran top to bottom" if result is True else f"notebook: {result}", flush=True)
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: run_notebook.py NOTEBOOK.ipynb", file=sys.stderr)
-        return 2
+    global KEEP
     workspace = Path.cwd()
+    if len(argv) == 4 and argv[1] == "--keep":
+        KEEP = workspace / argv[2]
+        argv = [argv[0], argv[3]]
+    if len(argv) != 2:
+        print("usage: run_notebook.py [--keep EXECUTED.ipynb] NOTEBOOK.ipynb", file=sys.stderr)
+        return 2
     path = workspace / argv[1]
-    write_observations(placeholder("grading stopped before the notebook finished (stage time limit?)"))
+    if KEEP is None:
+        write_observations(placeholder("grading stopped before the notebook finished (stage time limit?)"))
 
     import nbformat
 
@@ -220,7 +290,11 @@ def main(argv: list[str]) -> int:
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
     except Exception as exc:  # noqa: BLE001 - any unreadable upload is the same failure
-        write_observations(placeholder(_short(f"could not read {argv[1]} as a Jupyter notebook: {exc}", 600)))
+        reason = _short(f"could not read {argv[1]} as a Jupyter notebook: {exc}", 600)
+        if KEEP is not None:
+            print(reason, flush=True)
+            return 0  # the grader stage reports it
+        write_observations(placeholder(reason))
         return 1
 
     kernel_environment()
@@ -238,6 +312,8 @@ def main(argv: list[str]) -> int:
         extra_arguments=["--HistoryManager.enabled=False"],
         resources={"metadata": {"path": str(workspace)}},
     )
+    if KEEP is not None:
+        return keep_run(client, nb)
     obs: dict = {}
     try:
         with client.setup_kernel():
