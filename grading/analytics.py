@@ -29,7 +29,7 @@ from courses.models import CourseStaff, Enrollment, Module, QuizAttempt
 from labs.models import Lab
 
 from . import hooks
-from .models import CheckResult, Submission
+from .models import CheckResult, ResultHistory, Submission
 
 ATTEMPT_BUCKETS = 8  # attempts 8, 9, ... are shown together as "8+"
 SCORE_BINS = 10
@@ -206,6 +206,22 @@ def _check_stats(lab: Lab, rows: list[dict[str, Any]], attempt_of: dict) -> list
         if snapshot[0] and status != CheckResult.Status.SKIPPED:
             verdicts[(name, snapshot)].add(status == CheckResult.Status.PASSED)
             gradings[(name, snapshot)] += 1
+    # The verdicts a regrade replaced (ResultHistory) are gradings of the same snapshot
+    # too, under the lab version they were graded by.
+    history = ResultHistory.objects.filter(submission_id__in=list(snapshot_of)).values_list(
+        "submission_id", "previous_checks", "previous_lab_hash"
+    )
+    for submission_id, previous_checks, previous_lab_hash in history.iterator(chunk_size=500):
+        sha = snapshot_of[submission_id][0]
+        if not sha or not previous_lab_hash:
+            continue
+        for entry in previous_checks or []:
+            name, status = entry.get("name"), entry.get("status")
+            if not name or status in (None, CheckResult.Status.SKIPPED):
+                continue
+            stats.setdefault(name, CheckStats(name))
+            verdicts[(name, (sha, previous_lab_hash))].add(status == CheckResult.Status.PASSED)
+            gradings[(name, (sha, previous_lab_hash))] += 1
     for _, name in first_fail.values():
         stats[name].fails_first += 1
     for key, count in gradings.items():

@@ -119,6 +119,38 @@ def test_flip_rate_counts_checks_that_changed_verdict_on_the_same_snapshot(tiny_
     assert checks[HONEST].flip_rate is None
 
 
+def test_flip_rate_counts_the_verdicts_a_regrade_replaced(tiny_lab):
+    from grading.models import ResultHistory
+
+    ada, bo = UserFactory(), UserFactory()
+    # Graded once (accuracy passed), then regraded by the same grader: it now fails.
+    flipped = _attempt(ada, tiny_lab, FAILED, snapshot_sha256="c" * 64, checks={EXITS: PASSED, ACCURATE: FAILED})
+    lab_hash = flipped.lab_hash
+    ResultHistory.objects.create(
+        submission=flipped,
+        kind=ResultHistory.Kind.REGRADE,
+        previous_status=PASSED,
+        previous_checks=[{"name": EXITS, "status": PASSED}, {"name": ACCURATE, "status": PASSED}],
+        previous_lab_hash=lab_hash,
+        status=FAILED,
+    )
+    # A regrade after the lab changed may change a verdict: not a flip.
+    changed = _attempt(bo, tiny_lab, FAILED, snapshot_sha256="d" * 64, checks={EXITS: PASSED, ACCURATE: FAILED})
+    ResultHistory.objects.create(
+        submission=changed,
+        kind=ResultHistory.Kind.REGRADE,
+        previous_status=PASSED,
+        previous_checks=[{"name": ACCURATE, "status": PASSED}],
+        previous_lab_hash="an older version",
+        status=FAILED,
+    )
+
+    checks = {c.name: c for c in analytics.lab_analytics(tiny_lab).checks}
+
+    assert (checks[ACCURATE].snapshots_regraded, checks[ACCURATE].snapshots_flipped) == (1, 1)
+    assert (checks[EXITS].snapshots_regraded, checks[EXITS].snapshots_flipped) == (1, 0)
+
+
 def test_queue_wait_and_run_time_are_medians_per_day(tiny_lab):
     now = timezone.now()
     learner = UserFactory()

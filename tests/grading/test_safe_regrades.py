@@ -223,7 +223,11 @@ def test_apply_with_replace_makes_the_preview_live_and_keeps_history(
         80.0,
     )
     assert OLD_CHECK in [c["name"] for c in history.previous_checks]
-    # A pass -> fail regrade revokes nothing; the learner who now passes earns theirs.
+    # A pass -> fail regrade revokes nothing; the learner who now passes is owed theirs,
+    # which the signing worker issues.
+    from certificates import services as certificate_services
+
+    certificate_services.certificates_issue_pending()
     after = set(Certificate.objects.values_list("user__email", "status"))
     assert certificates_before <= after
     assert ("half@example.com", "valid") in after
