@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "labs",
     "grading",
     "certificates",
+    "lti",
 ]
 
 MIDDLEWARE = [
@@ -323,6 +324,9 @@ CELERY_TASK_ROUTES = {
     "grading.intake_submission": {"queue": SHIPWRIGHT_INTAKE_QUEUE},
     "grading.reap_stale_submissions": {"queue": SHIPWRIGHT_MAINTENANCE_QUEUE},
     "grading.regrade_lab": {"queue": SHIPWRIGHT_LOW_QUEUE},
+    # LMS calls are network work without Docker, like intake.
+    "lti.grade_sync_send": {"queue": SHIPWRIGHT_INTAKE_QUEUE},
+    "lti.roster_sync": {"queue": SHIPWRIGHT_INTAKE_QUEUE},
     "grading.prune_submissions": {"queue": SHIPWRIGHT_LOW_QUEUE},
 }
 CELERY_BEAT_SCHEDULE = {
@@ -405,6 +409,8 @@ SHIPWRIGHT_VERIFY_RATE_LIMIT = (
     _env_int("SHIPWRIGHT_VERIFY_RATE_LIMIT", 120),
     _env_int("SHIPWRIGHT_VERIFY_RATE_WINDOW_S", 60),
 )
+# The LTI tool's RSA key (lti/keys.py), apart from the certificate key.
+SHIPWRIGHT_LTI_KEY_DIR = Path(_env_str("SHIPWRIGHT_LTI_KEY_DIR") or str(VAR_DIR / "lti-keys"))
 SHIPWRIGHT_SIGNING_KEY_DIR = Path(_env_str("SHIPWRIGHT_SIGNING_KEY_DIR") or str(VAR_DIR / "signing-keys"))
 
 # Every log record carries the submission it belongs to (config/logcontext.py);

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 # Called with a submission the moment it passed (inside the grading transaction).
 submission_passed: list[Callable[[Submission], None]] = []
+# Called with a submission the moment it got a verdict, passed or failed (inside the
+# grading transaction; enqueue follow-up work on commit), e.g. LTI grade passback.
+submission_graded: list[Callable[[Submission], None]] = []
 # Each returns the result document's "certificate" entry for a submission, or None.
 result_certificate: list[Callable[[Submission], dict[str, Any] | None]] = []
 # Each returns submission ids that retention must never prune (e.g. a certificate's evidence).

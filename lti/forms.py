@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from django import forms
+
+from .models import Platform
+
+
+class PlatformForm(forms.ModelForm):
+    deployment_ids = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One deployment id per line, as the LMS shows them.",
+    )
+
+    class Meta:
+        model = Platform
+        fields = [
+            "name",
+            "issuer",
+            "client_id",
+            "deployment_ids",
+            "auth_login_url",
+            "auth_token_url",
+            "key_set_url",
+            "auth_audience",
+            "active",
+        ]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.is_bound:
+            self.initial["deployment_ids"] = "\n".join(self.instance.deployment_ids)
+
+    def clean_deployment_ids(self) -> list[str]:
+        ids = [line.strip() for line in self.cleaned_data["deployment_ids"].splitlines() if line.strip()]
+        if not ids:
+            raise forms.ValidationError("Give at least one deployment id.")
+        return list(dict.fromkeys(ids))
