@@ -1,8 +1,15 @@
 from __future__ import annotations
 
 from django import forms
+from django.db import models
 
 from .models import Platform
+
+
+def _formfield(field: models.Field, **kwargs):
+    if isinstance(field, models.URLField):
+        kwargs["assume_scheme"] = "https"
+    return field.formfield(**kwargs)
 
 
 class PlatformForm(forms.ModelForm):
@@ -13,6 +20,7 @@ class PlatformForm(forms.ModelForm):
 
     class Meta:
         model = Platform
+        formfield_callback = _formfield
         fields = [
             "name",
             "issuer",
