@@ -121,6 +121,9 @@ class LineItem(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["context", "lab"], name="lti_lineitem_unique")]
 
+    def __str__(self) -> str:
+        return self.url
+
 
 class GradeSync(models.Model):
     """Where a learner's best score for a lab stands in one LMS gradebook."""
@@ -145,6 +148,9 @@ class GradeSync(models.Model):
         ordering = ["lab__order", "user__email"]
         constraints = [models.UniqueConstraint(fields=["context", "user", "lab"], name="lti_gradesync_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.context}: {self.user_id} {self.lab_id} {self.status}"
+
 
 class UsedNonce(models.Model):
     """Nonces of accepted launches: a replayed id_token finds its nonce here."""
@@ -155,3 +161,6 @@ class UsedNonce(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["platform", "nonce"], name="lti_nonce_unique")]
+
+    def __str__(self) -> str:
+        return self.nonce

@@ -207,11 +207,7 @@ def line_item_ensure(*, context: Context, lab: Lab, ags: AssignmentsGradesServic
     if row is not None:
         return row.url
     wanted = (
-        LtiLineItem()
-        .set_label(lab.title)
-        .set_score_maximum(100)
-        .set_resource_id(lab.full_slug)
-        .set_tag("shipwright")
+        LtiLineItem().set_label(lab.title).set_score_maximum(100).set_resource_id(lab.full_slug).set_tag("shipwright")
     )
     found = ags.find_or_create_lineitem(wanted, find_by="resource_id")
     url = found.get_id()

@@ -235,9 +235,7 @@ def course_lms(request: HttpRequest, slug: str) -> HttpResponse:
         for member in members:
             cells = []
             for lab in labs:
-                best = (
-                    Submission.objects.for_user(member.user).best_for_lab(lab) if member.user_id else None
-                )
+                best = Submission.objects.for_user(member.user).best_for_lab(lab) if member.user_id else None
                 cells.append({"lab": lab, "best": best, "sync": syncs.get((member.user_id, lab.pk))})
             people.append({"member": member, "role": services.lms_role(member.roles), "cells": cells})
         rows.append({"context": context, "people": people, "syncs": list(syncs.values())})

@@ -63,9 +63,7 @@ def launch(client, lms, *, user_id: str, roles: list[str], secure: bool = False,
     _, params = oidc_login(client, lms, user_id=user_id, deep_link=claims.get("deep_link", False), secure=secure)
     form = lms.authorize(params, user_id=user_id, roles=roles, **claims)
     id_token = tamper(form["id_token"]) if tamper else form["id_token"]
-    response = client.post(
-        local(form["launch_url"]), {"id_token": id_token, "state": form["state"]}, secure=secure
-    )
+    response = client.post(local(form["launch_url"]), {"id_token": id_token, "state": form["state"]}, secure=secure)
     response.form = form
     return response
 

@@ -41,9 +41,11 @@ def _rsa_pair() -> tuple[str, str]:
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -280,7 +282,6 @@ class TestPlatform:
         latest: dict[str, dict[str, Any]] = {}
         for score in self.scores.get(item_url, []):
             latest[score["userId"]] = score
-        item = self.line_items[item_url]
         return [
             {
                 "id": f"{item_url}/results/{user_id}",

@@ -113,7 +113,9 @@ def test_a_replayed_launch_is_refused(client, lms, tiny_lab):
     first = launch(client, lms, user_id="lms-user-1", roles=[LEARNER], email="g@uni.example", custom=LAB)
     assert first.status_code == 302
     client.logout()
-    again = client.post(local(first.form["launch_url"]), {"id_token": first.form["id_token"], "state": first.form["state"]})
+    again = client.post(
+        local(first.form["launch_url"]), {"id_token": first.form["id_token"], "state": first.form["state"]}
+    )
     assert again.status_code == 400
     assert LAUNCH_REPLAYED in text_of(again)
     assert "_auth_user_id" not in client.session
@@ -137,7 +139,11 @@ def test_an_unknown_deployment_is_refused(client, lms, tiny_lab):
 
 def test_a_link_to_a_missing_lab_says_so(client, lms, tiny_lab):
     response = launch(
-        client, lms, user_id="u1", roles=[LEARNER], custom={"shipwright_course": "tiny-course", "shipwright_lab": "nope"}
+        client,
+        lms,
+        user_id="u1",
+        roles=[LEARNER],
+        custom={"shipwright_course": "tiny-course", "shipwright_lab": "nope"},
     )
     assert response.status_code == 400
     assert "not available on Shipwright" in text_of(response)

@@ -24,8 +24,14 @@ LAB = {"shipwright_course": "tiny-course", "shipwright_lab": "tiny"}
 def graded(user, lab, status: str, score: float) -> Submission:
     """A finished grading as the grading service writes it, with its hook."""
     submission = Submission.objects.create(
-        user=user, lab=lab, source_kind="archive", snapshot_path="x.tar.gz", snapshot_sha256="0" * 64,
-        status=status, score=score, max_score=100.0,
+        user=user,
+        lab=lab,
+        source_kind="archive",
+        snapshot_path="x.tar.gz",
+        snapshot_sha256="0" * 64,
+        status=status,
+        score=score,
+        max_score=100.0,
     )
     from grading import hooks
 
@@ -45,7 +51,9 @@ def platform_grades(lms, context: Context) -> list[dict]:
     return ags.get_grades(LtiLineItem({"id": LineItem.objects.get(context=context).url}))
 
 
-def test_a_graded_submission_sends_the_best_score_from_a_task(client, lms, tiny_lab, django_capture_on_commit_callbacks):
+def test_a_graded_submission_sends_the_best_score_from_a_task(
+    client, lms, tiny_lab, django_capture_on_commit_callbacks
+):
     launch(client, lms, user_id="lms-grace", roles=[LEARNER], email="grace@uni.example", custom=LAB)
     user = Membership.objects.get(sub="lms-grace").user
     with django_capture_on_commit_callbacks() as callbacks:
@@ -185,7 +193,9 @@ def test_a_learner_launched_from_the_lms_submits_and_the_score_reaches_the_grade
     celery_app.conf.task_always_eager = True
     try:
         with django_capture_on_commit_callbacks(execute=True):
-            call_command("grade", "tiny-course/tiny", str(make_solution(tmp_path, "correct")), "--user", "grace@uni.example")
+            call_command(
+                "grade", "tiny-course/tiny", str(make_solution(tmp_path, "correct")), "--user", "grace@uni.example"
+            )
     finally:
         celery_app.conf.task_always_eager = False
     (item,) = lms.line_items.values()
