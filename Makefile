@@ -43,6 +43,7 @@ run: venv engine images
 	DJANGO_DEBUG=1 $(PY) manage.py migrate --noinput
 	DJANGO_DEBUG=1 $(PY) manage.py import_content content/
 	DJANGO_DEBUG=1 $(PY) manage.py generate_signing_key --if-missing
+	DJANGO_DEBUG=1 $(PY) manage.py generate_lti_key --if-missing
 	DJANGO_DEBUG=1 $(PY) manage.py create_demo_users
 	@DJANGO_DEBUG=1 bash docker/run-dev.sh $(PY)
 

@@ -12,8 +12,12 @@ def _formfield(field: models.Field, **kwargs):
     return field.formfield(**kwargs)
 
 
+NO_DEPLOYMENT = "Give at least one deployment id."
+
+
 class PlatformForm(forms.ModelForm):
     deployment_ids = forms.CharField(
+        error_messages={"required": NO_DEPLOYMENT},
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="One deployment id per line, as the LMS shows them.",
     )
@@ -41,5 +45,5 @@ class PlatformForm(forms.ModelForm):
     def clean_deployment_ids(self) -> list[str]:
         ids = [line.strip() for line in self.cleaned_data["deployment_ids"].splitlines() if line.strip()]
         if not ids:
-            raise forms.ValidationError("Give at least one deployment id.")
+            raise forms.ValidationError(NO_DEPLOYMENT)
         return list(dict.fromkeys(ids))
