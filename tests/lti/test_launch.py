@@ -149,7 +149,11 @@ def test_a_link_to_a_missing_lab_says_so(client, lms, tiny_lab):
     assert "not available on Shipwright" in text_of(response)
 
 
-def test_over_https_only_the_launch_flow_cookies_are_samesite_none(client, lms, tiny_lab):
+def test_over_https_only_the_launch_flow_cookies_are_samesite_none(client, settings, lms, tiny_lab):
+    # What production turns on when DJANGO_DEBUG is off (config/settings.py).
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SESSION_COOKIE_SECURE = True
+    settings.CSRF_COOKIE_SECURE = True
     login_response, _ = oidc_login(client, lms, user_id="u1", secure=True)
     lti_cookies = [c for name, c in login_response.cookies.items() if name.startswith("lti1p3")]
     assert lti_cookies, "the login initiation sets the state and launch-session cookies"
@@ -157,5 +161,7 @@ def test_over_https_only_the_launch_flow_cookies_are_samesite_none(client, lms, 
         assert cookie["samesite"] == "None" and cookie["secure"] and cookie["httponly"]
     response = launch(client, lms, user_id="u1", roles=[LEARNER], custom=LAB, secure=True, email="u1@uni.example")
     assert response.status_code == 302
+    assert response["Location"] == tiny_lab.get_absolute_url()
     session_cookie = response.cookies["sessionid"]
-    assert session_cookie["samesite"] == "Lax"
+    assert session_cookie["samesite"] == "Lax" and session_cookie["secure"]
+    assert client.get(response["Location"], secure=True).status_code == 200

@@ -4,6 +4,7 @@ and the instructor's page that shows them."""
 
 from __future__ import annotations
 
+import pytest
 import requests
 from django.core.management import call_command
 from pylti1p3.assignments_grades import AssignmentsGradesService
@@ -123,12 +124,18 @@ def test_a_learner_cannot_open_the_lms_page_or_resend(client, lms, tiny_lab):
     assert client.post(f"/lti/syncs/{sync.pk}/resend/").status_code == 404
 
 
-def test_deep_linking_round_trip_adds_a_lab_that_then_launches(client, lms, tiny_lab):
-    response = launch(client, lms, user_id="prof", roles=[INSTRUCTOR], deep_link=True, with_services=False)
+@pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
+def test_deep_linking_round_trip_adds_a_lab_that_then_launches(client, settings, lms, tiny_lab, https):
+    if https:
+        settings.SECURE_SSL_REDIRECT = True
+        settings.SESSION_COOKIE_SECURE = True
+    response = launch(
+        client, lms, user_id="prof", roles=[INSTRUCTOR], deep_link=True, with_services=False, secure=https
+    )
     assert response.status_code == 302 and response["Location"] == "/lti/deep-link/pick/"
-    picker = client.get("/lti/deep-link/pick/")
+    picker = client.get("/lti/deep-link/pick/", secure=https)
     assert "Tiny course" in text_of(picker) and "Add lab: Tiny lab" in text_of(picker)
-    answer = client.post("/lti/deep-link/pick/", {"course": "tiny-course", "lab": "tiny"})
+    answer = client.post("/lti/deep-link/pick/", {"course": "tiny-course", "lab": "tiny"}, secure=https)
     assert answer.status_code == 200
     assert lms.base in answer["Content-Security-Policy"]  # the form may post to the LMS
     html = answer.content.decode()
@@ -141,10 +148,12 @@ def test_deep_linking_round_trip_adds_a_lab_that_then_launches(client, lms, tiny
     assert item["custom"] == LAB
     # The LMS now launches that content item for a student.
     client.logout()
-    student = launch(client, lms, user_id="stu", roles=[LEARNER], email="stu@uni.example", custom=item["custom"])
+    student = launch(
+        client, lms, user_id="stu", roles=[LEARNER], email="stu@uni.example", custom=item["custom"], secure=https
+    )
     assert student["Location"] == tiny_lab.get_absolute_url()
     # A used selection cannot be replayed.
-    assert client.get("/lti/deep-link/pick/").status_code == 400
+    assert client.get("/lti/deep-link/pick/", secure=https).status_code == 400
 
 
 def test_deep_linking_is_for_lms_instructors_only(client, lms, tiny_lab):
