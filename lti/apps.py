@@ -12,3 +12,4 @@ class LtiConfig(AppConfig):
         from . import services
 
         hooks.submission_graded.append(services.grade_sync_schedule)
+        hooks.maintenance.append(services.used_nonces_prune)

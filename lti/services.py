@@ -264,6 +264,18 @@ def grade_sync_failed(*, sync_id: int, error: str, final: bool) -> None:
     )
 
 
+def used_nonces_prune() -> int:
+    """grading.hooks.maintenance: forget nonces of launches older than two days. Their
+    id_tokens expired long before, and pylti1p3's record of issuing the nonce (one
+    day) is gone too, so a replay is refused without this row."""
+    from datetime import timedelta
+
+    from .models import UsedNonce
+
+    deleted, _ = UsedNonce.objects.filter(created_at__lt=timezone.now() - timedelta(days=2)).delete()
+    return deleted
+
+
 # --- Names and Role Provisioning Services --------------------------------------------
 
 

@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -129,12 +130,14 @@ def launch(request: HttpRequest) -> HttpResponse:
     if not message_launch.is_resource_launch():
         return _refused(request, "Shipwright only understands resource links and deep linking.")
     try:
-        user = services.identity_resolve(platform=platform, claims=claims, current_user=request.user)
-        if user is None:
-            request.session[PENDING_LINK] = {"platform": platform.pk, "claims": claims}
-            messages.info(request, services.EMAIL_TAKEN)
-            return redirect("lti:account-link")
-        target = services.launch_accept(platform=platform, claims=claims, user=user)
+        # One transaction: a launch refused half-way (a lab that is gone) leaves no account.
+        with transaction.atomic():
+            user = services.identity_resolve(platform=platform, claims=claims, current_user=request.user)
+            if user is None:
+                request.session[PENDING_LINK] = {"platform": platform.pk, "claims": claims}
+                messages.info(request, services.EMAIL_TAKEN)
+                return redirect("lti:account-link")
+            target = services.launch_accept(platform=platform, claims=claims, user=user)
     except services.LaunchRefused as exc:
         return _refused(request, str(exc))
     login(request, user, backend=BACKEND)

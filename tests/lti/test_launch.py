@@ -147,6 +147,29 @@ def test_a_link_to_a_missing_lab_says_so(client, lms, tiny_lab):
     )
     assert response.status_code == 400
     assert "not available on Shipwright" in text_of(response)
+    assert not User.objects.exists() and not Identity.objects.exists()
+
+
+def test_a_post_without_an_id_token_gets_the_error_page(client, lms):
+    response = client.post("/lti/launch/", {"state": "state-x"})
+    assert response.status_code == 400
+    assert "Your LMS's launch could not be accepted" in text_of(response)
+
+
+def test_old_nonces_are_forgotten_by_maintenance(client, lms, tiny_lab):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from grading import hooks
+    from lti import services
+    from lti.models import UsedNonce
+
+    launch(client, lms, user_id="u1", roles=[LEARNER], custom=LAB)
+    UsedNonce.objects.update(created_at=timezone.now() - timedelta(days=3))
+    assert services.used_nonces_prune in hooks.maintenance  # the reaper's tick runs it
+    assert services.used_nonces_prune() == 1
+    assert not UsedNonce.objects.exists()
 
 
 def test_over_https_only_the_launch_flow_cookies_are_samesite_none(client, settings, lms, tiny_lab):
