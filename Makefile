@@ -50,7 +50,7 @@ run: venv engine images
 test: venv services engine images
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	DJANGO_DEBUG=1 $(VENV)/bin/mypy grading certificates labs
+	DJANGO_DEBUG=1 $(VENV)/bin/mypy grading certificates labs lti
 	promtool check config --syntax-only docker/prometheus/prometheus.yml
 	promtool check rules docker/prometheus/alerts.yml
 	promtool test rules docker/prometheus/alerts.test.yml

@@ -227,7 +227,7 @@ def grade_sync_send(sync_id: int) -> GradeSync | None:
     context = sync.context
     identity = Identity.objects.filter(platform=context.platform, user=sync.user).first()
     best = Submission.objects.for_user(sync.user).best_for_lab(sync.lab)
-    if identity is None or best is None or not best.max_score:
+    if identity is None or best is None or best.score is None or not best.max_score:
         GradeSync.objects.filter(pk=sync.pk).update(
             status=GradeSync.Status.FAILED, last_error="no linked LMS user or no graded attempt"
         )
@@ -264,7 +264,7 @@ def grade_sync_failed(*, sync_id: int, error: str, final: bool) -> None:
     )
 
 
-def used_nonces_prune() -> int:
+def used_nonces_prune() -> None:
     """grading.hooks.maintenance: forget nonces of launches older than two days. Their
     id_tokens expired long before, and pylti1p3's record of issuing the nonce (one
     day) is gone too, so a replay is refused without this row."""
@@ -272,8 +272,7 @@ def used_nonces_prune() -> int:
 
     from .models import UsedNonce
 
-    deleted, _ = UsedNonce.objects.filter(created_at__lt=timezone.now() - timedelta(days=2)).delete()
-    return deleted
+    UsedNonce.objects.filter(created_at__lt=timezone.now() - timedelta(days=2)).delete()
 
 
 # --- Names and Role Provisioning Services --------------------------------------------

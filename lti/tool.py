@@ -105,4 +105,5 @@ def message_launch(request) -> MessageLaunch:
 
 
 def message_launch_from_cache(launch_id: str, request) -> MessageLaunch:
-    return MessageLaunch.from_cache(launch_id, request, ToolConf(), launch_data_storage=launch_storage())
+    launch = MessageLaunch.from_cache(launch_id, request, ToolConf(), launch_data_storage=launch_storage())
+    return launch  # type: ignore[return-value]

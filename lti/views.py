@@ -4,6 +4,7 @@ staff's LMS page (grade sync state, roster)."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -114,7 +115,7 @@ def launch(request: HttpRequest) -> HttpResponse:
     expiry, audience, registration, deployment, message) and our one-use nonce."""
     message_launch = tool.message_launch(request)
     try:
-        claims = message_launch.get_launch_data()
+        claims: dict[str, Any] = dict(message_launch.get_launch_data())
     except (LtiException, OIDCException) as exc:
         return _refused(request, str(exc))
     except (KeyError, ValueError, TypeError) as exc:
@@ -231,7 +232,7 @@ def course_lms(request: HttpRequest, slug: str) -> HttpResponse:
     rows = []
     for context in contexts:
         members = list(Membership.objects.filter(context=context).select_related("user"))
-        syncs = {
+        syncs: dict[tuple[int | None, int], GradeSync] = {
             (s.user_id, s.lab_id): s for s in GradeSync.objects.filter(context=context).select_related("lab", "user")
         }
         people = []

@@ -168,7 +168,7 @@ def test_old_nonces_are_forgotten_by_maintenance(client, lms, tiny_lab):
     launch(client, lms, user_id="u1", roles=[LEARNER], custom=LAB)
     UsedNonce.objects.update(created_at=timezone.now() - timedelta(days=3))
     assert services.used_nonces_prune in hooks.maintenance  # the reaper's tick runs it
-    assert services.used_nonces_prune() == 1
+    services.used_nonces_prune()
     assert not UsedNonce.objects.exists()
 
 
