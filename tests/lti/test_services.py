@@ -185,6 +185,8 @@ def test_the_roster_makes_lms_staff_course_staff_and_shows_beside_progress(clien
     assert CourseStaff.objects.get(user=prof, course=tiny_lab.course).role == "instructor"
     assert not CourseStaff.objects.filter(user=stu).exists()
     client.force_login(prof)
+    course_page = client.get(tiny_lab.course.get_absolute_url())
+    assert f'href="/lti/courses/{tiny_lab.course.slug}/"' in course_page.content.decode()
     page = text_of(client.get(f"/lti/courses/{tiny_lab.course.slug}/"))
     assert "Stu Dent" in page and "Passed 75/100" in page
     assert "Nev Er" in page and "not linked yet" in page
