@@ -34,6 +34,7 @@ from .models import Context, GradeSync, Membership, Platform
 LAUNCH_FAILED = "Your LMS's launch could not be accepted"
 DEEP_LINK_EXPIRED = "This selection has expired. Start again from your LMS."
 DEEP_LINK_NOT_ALLOWED = "Only the LMS course's instructors can add Shipwright content."
+NO_KEY = "Shipwright has no LTI key yet; ask the site's administrator."
 PENDING_LINK = "lti_pending_link"
 DEEP_LINK_SESSION = "lti_deep_link"
 BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -105,7 +106,7 @@ def login_initiate(request: HttpRequest) -> HttpResponse:
     except (OIDCException, LtiException) as exc:
         return _refused(request, str(exc))
     except keys.ToolKeyUnavailable:
-        return _refused(request, "Shipwright has no LTI key yet; ask the site's administrator.", status=503)
+        return _refused(request, NO_KEY, status=503)
 
 
 @csrf_exempt
@@ -118,6 +119,8 @@ def launch(request: HttpRequest) -> HttpResponse:
         claims: dict[str, Any] = dict(message_launch.get_launch_data())
     except (LtiException, OIDCException) as exc:
         return _refused(request, str(exc))
+    except keys.ToolKeyUnavailable:
+        return _refused(request, NO_KEY, status=503)
     except (KeyError, ValueError, TypeError) as exc:
         return _refused(request, f"malformed launch ({type(exc).__name__})")
     platform = tool.find_platform(message_launch.get_iss(), message_launch.get_client_id())
@@ -246,7 +249,14 @@ def course_lms(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "lti/course_lms.html",
-        {"course": course, "labs": labs, "rows": rows, "can_resend": can(request.user, course, Action.REGRADE)},
+        {
+            "course": course,
+            "labs": labs,
+            "rows": rows,
+            "can_resend": can(request.user, course, Action.REGRADE),
+            # E-mail addresses are personal data: the roles that may export grades see them.
+            "show_emails": can(request.user, course, Action.EXPORT_GRADES),
+        },
     )
 
 
@@ -266,7 +276,7 @@ def grade_sync_resend(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def roster_refresh(request: HttpRequest, pk: int) -> HttpResponse:
     context = get_object_or_404(Context.objects.select_related("course"), pk=pk)
-    if context.course is None or not can(request.user, context.course, Action.VIEW_SUBMISSIONS):
+    if context.course is None or not can(request.user, context.course, Action.REGRADE):
         return _refused(request, "No such LMS course.", status=404)
     tasks.roster_sync.delay_on_commit(context.pk)
     messages.info(request, "The roster is being read from the LMS; reload in a moment.")

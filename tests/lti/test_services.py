@@ -16,6 +16,7 @@ from grading.models import Submission
 from lti import services, tasks
 from lti.models import Context, GradeSync, LineItem, Membership
 from lti.tool import registration_for
+from tests.factories import UserFactory
 from tests.lti.conftest import launch, text_of
 from tests.lti.platform import INSTRUCTOR, LEARNER, TA
 
@@ -162,7 +163,9 @@ def test_deep_linking_is_for_lms_instructors_only(client, lms, tiny_lab):
     assert "Only the LMS course's instructors" in text_of(response)
 
 
-def test_the_roster_makes_lms_staff_course_staff_and_shows_beside_progress(client, lms, tiny_lab):
+def test_the_roster_makes_lms_staff_course_staff_and_shows_beside_progress(
+    client, lms, tiny_lab, django_capture_on_commit_callbacks
+):
     launch(client, lms, user_id="prof", roles=[INSTRUCTOR], email="prof@uni.example", custom=LAB)
     prof = Membership.objects.get(sub="prof").user
     client.logout()
@@ -178,7 +181,12 @@ def test_the_roster_makes_lms_staff_course_staff_and_shows_beside_progress(clien
         {"user_id": "never", "name": "Nev Er", "roles": [LEARNER], "status": "Active"},
     ]
     context = Context.objects.get()
-    assert services.roster_sync(context.pk) == 4
+    client.force_login(prof)
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert client.post(f"/lti/contexts/{context.pk}/roster/").status_code == 302
+    assert len(callbacks) == 1  # read by a task, not by the request
+    tasks.roster_sync.apply(args=[context.pk])
+    assert services.roster_sync(context.pk) == 4  # a second read changes nothing
     assert ("GET", "/contexts/ctx-1/memberships") in lms.requests
     ta = Membership.objects.get(sub="ta-1").user
     assert CourseStaff.objects.get(user=ta, course=tiny_lab.course).role == "ta"
@@ -191,6 +199,25 @@ def test_the_roster_makes_lms_staff_course_staff_and_shows_beside_progress(clien
     assert "Stu Dent" in page and "Passed 75/100" in page
     assert "Nev Er" in page and "not linked yet" in page
     assert "Tim TA" in page and "Teaching assistant" in page
+    assert "stu@uni.example" in page
+
+
+def test_an_auditor_sees_the_lms_page_without_e_mails_or_buttons(client, lms, tiny_lab):
+    launch(client, lms, user_id="stu", roles=[LEARNER], email="stu@uni.example", custom=LAB)
+    stu = Membership.objects.get(sub="stu").user
+    graded(stu, tiny_lab, "passed", 75)
+    auditor = CourseStaff.objects.create(
+        user=UserFactory(email="qa@example.com"), course=tiny_lab.course, role="auditor"
+    ).user
+    client.force_login(auditor)
+    page = client.get(f"/lti/courses/{tiny_lab.course.slug}/")
+    assert page.status_code == 200
+    assert "Passed 75/100" in text_of(page)
+    assert "stu@uni.example" not in text_of(page)
+    assert "Resend" not in text_of(page) and "Read the roster" not in text_of(page)
+    sync = GradeSync.objects.get()
+    assert client.post(f"/lti/syncs/{sync.pk}/resend/").status_code == 404
+    assert client.post(f"/lti/contexts/{sync.context_id}/roster/").status_code == 404
 
 
 def test_a_learner_launched_from_the_lms_submits_and_the_score_reaches_the_gradebook(
