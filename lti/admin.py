@@ -22,7 +22,7 @@ class IdentityAdmin(admin.ModelAdmin):
 
 @admin.register(Context)
 class ContextAdmin(admin.ModelAdmin):
-    list_display = ["platform", "context_id", "title", "course"]
+    list_display = ["platform", "context_id", "title"]
 
 
 @admin.register(Membership)

@@ -65,14 +65,15 @@ class Identity(models.Model):
 
 
 class Context(models.Model):
-    """An LMS course (the launch's context claim) and the Shipwright course it shows,
+    """An LMS course (the launch's context claim) and the Shipwright courses it shows,
     with its service endpoints (AGS line items, NRPS memberships)."""
 
     platform = models.ForeignKey(Platform, on_delete=models.CASCADE, related_name="contexts")
     context_id = models.CharField(max_length=255)
     title = models.CharField(max_length=255, blank=True)
     deployment_id = models.CharField(max_length=255, blank=True)
-    course = models.ForeignKey("courses.Course", null=True, on_delete=models.SET_NULL, related_name="lti_contexts")
+    # Every Shipwright course the LMS course links to (one LMS course may show labs of several).
+    courses = models.ManyToManyField("courses.Course", blank=True, related_name="lti_contexts")
     lineitems_url = models.URLField(max_length=500, blank=True)
     ags_scopes = models.JSONField(default=list)
     memberships_url = models.URLField(max_length=500, blank=True)

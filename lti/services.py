@@ -68,8 +68,9 @@ def target_resolve(custom: dict[str, Any], context: Context | None) -> LaunchTar
     course_slug = str(custom.get("shipwright_course") or "")
     lab_slug = str(custom.get("shipwright_lab") or "")
     if not course_slug:
-        if context is not None and context.course is not None:
-            return LaunchTarget(course=context.course, lab=None)
+        linked = list(context.courses.all()[:2]) if context is not None else []
+        if len(linked) == 1:
+            return LaunchTarget(course=linked[0], lab=None)
         raise LaunchRefused(NO_TARGET)
     course = Course.objects.filter(slug=course_slug, published=True).first()
     if course is None:
@@ -141,13 +142,13 @@ def launch_accept(*, platform: Platform, claims: dict[str, Any], user) -> Launch
         nrps = claims.get(NRPS_CLAIM) or {}
         context.title = str(context_claim.get("title") or context_claim.get("label") or "")[:255]
         context.deployment_id = str(claims.get(CLAIM + "deployment_id") or "")
-        context.course = target.course
         if ags.get("lineitems"):
             context.lineitems_url = ags["lineitems"]
             context.ags_scopes = list(ags.get("scope") or [])
         if nrps.get("context_memberships_url"):
             context.memberships_url = nrps["context_memberships_url"]
         context.save()
+        context.courses.add(target.course)
         Membership.objects.update_or_create(
             context=context,
             sub=str(claims["sub"]),
@@ -176,7 +177,7 @@ def grade_sync_schedule(submission: Submission) -> None:
     from . import tasks
 
     memberships = Membership.objects.filter(
-        user_id=submission.user_id, context__course_id=submission.lab.course_id
+        user_id=submission.user_id, context__courses=submission.lab.course_id
     ).exclude(context__lineitems_url="")
     for membership in memberships:
         sync, _ = GradeSync.objects.update_or_create(
@@ -281,7 +282,8 @@ def used_nonces_prune() -> None:
 def roster_sync(context_id: int) -> int:
     """Read the LMS course's roster (NRPS), record every member, and give linked
     LMS instructors and TAs their course role. Returns the number of members."""
-    context = Context.objects.select_related("platform", "course").get(pk=context_id)
+    context = Context.objects.select_related("platform").get(pk=context_id)
+    courses = list(context.courses.all())
     if not context.memberships_url:
         raise LaunchRefused("This LMS course did not offer its roster (Names and Role Provisioning).")
     service = NamesRolesProvisioningService(
@@ -307,7 +309,7 @@ def roster_sync(context_id: int) -> int:
                     **({"user_id": user_id} if user_id else {}),
                 },
             )
-            if user_id and context.course is not None:
-                _course_role_grant(user=get_user_model()(pk=user_id), course=context.course, role=lms_role(roles))
+            for course in courses if user_id else []:
+                _course_role_grant(user=get_user_model()(pk=user_id), course=course, role=lms_role(roles))
         Context.objects.filter(pk=context.pk).update(roster_synced_at=timezone.now())
     return len(members)

@@ -229,14 +229,15 @@ def deep_link_pick(request: HttpRequest) -> HttpResponse:
 def course_lms(request: HttpRequest, slug: str) -> HttpResponse:
     course = course_for_staff(request, slug, Action.VIEW_SUBMISSIONS)
     contexts = list(
-        Context.objects.filter(course=course).select_related("platform").order_by("platform__name", "title")
+        Context.objects.filter(courses=course).select_related("platform").order_by("platform__name", "title")
     )
     labs = list(Lab.objects.filter(course=course).order_by("order"))
     rows = []
     for context in contexts:
         members = list(Membership.objects.filter(context=context).select_related("user"))
         syncs: dict[tuple[int | None, int], GradeSync] = {
-            (s.user_id, s.lab_id): s for s in GradeSync.objects.filter(context=context).select_related("lab", "user")
+            (s.user_id, s.lab_id): s
+            for s in GradeSync.objects.filter(context=context, lab__course=course).select_related("lab", "user")
         }
         people = []
         for member in members:
@@ -263,9 +264,9 @@ def course_lms(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def grade_sync_resend(request: HttpRequest, pk: int) -> HttpResponse:
-    sync = get_object_or_404(GradeSync.objects.select_related("context__course", "user", "lab"), pk=pk)
-    course = sync.context.course
-    if course is None or not can(request.user, course, Action.REGRADE):
+    sync = get_object_or_404(GradeSync.objects.select_related("lab__course", "user"), pk=pk)
+    course = sync.lab.course
+    if not can(request.user, course, Action.REGRADE):
         return _refused(request, "No such grade sync.", status=404)
     services.grade_sync_resend(sync=sync)
     messages.success(request, f"The score of {sync.user.public_name} for {sync.lab.title} will be sent again.")
@@ -275,9 +276,10 @@ def grade_sync_resend(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def roster_refresh(request: HttpRequest, pk: int) -> HttpResponse:
-    context = get_object_or_404(Context.objects.select_related("course"), pk=pk)
-    if context.course is None or not can(request.user, context.course, Action.REGRADE):
+    course = get_object_or_404(Course, slug=request.POST.get("course", ""))
+    context = Context.objects.filter(pk=pk, courses=course).first()
+    if context is None or not can(request.user, course, Action.REGRADE):
         return _refused(request, "No such LMS course.", status=404)
     tasks.roster_sync.delay_on_commit(context.pk)
     messages.info(request, "The roster is being read from the LMS; reload in a moment.")
-    return redirect("lti:course-lms", slug=context.course.slug)
+    return redirect("lti:course-lms", slug=course.slug)

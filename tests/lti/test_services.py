@@ -183,7 +183,7 @@ def test_the_roster_makes_lms_staff_course_staff_and_shows_beside_progress(
     context = Context.objects.get()
     client.force_login(prof)
     with django_capture_on_commit_callbacks() as callbacks:
-        assert client.post(f"/lti/contexts/{context.pk}/roster/").status_code == 302
+        assert client.post(f"/lti/contexts/{context.pk}/roster/", {"course": "tiny-course"}).status_code == 302
     assert len(callbacks) == 1  # read by a task, not by the request
     tasks.roster_sync.apply(args=[context.pk])
     assert services.roster_sync(context.pk) == 4  # a second read changes nothing
@@ -217,7 +217,7 @@ def test_an_auditor_sees_the_lms_page_without_e_mails_or_buttons(client, lms, ti
     assert "Resend" not in text_of(page) and "Read the roster" not in text_of(page)
     sync = GradeSync.objects.get()
     assert client.post(f"/lti/syncs/{sync.pk}/resend/").status_code == 404
-    assert client.post(f"/lti/contexts/{sync.context_id}/roster/").status_code == 404
+    assert client.post(f"/lti/contexts/{sync.context_id}/roster/", {"course": "tiny-course"}).status_code == 404
 
 
 def test_a_learner_launched_from_the_lms_submits_and_the_score_reaches_the_gradebook(
@@ -240,3 +240,25 @@ def test_a_learner_launched_from_the_lms_submits_and_the_score_reaches_the_grade
     (score,) = lms.scores[item["id"]]
     assert score["userId"] == "lms-grace" and score["scoreGiven"] == 100.0
     assert GradeSync.objects.get().status == "sent"
+
+
+def test_an_lms_course_showing_labs_of_two_courses_syncs_both(client, lms, tiny_lab, sample_course):
+    from labs.models import Lab
+
+    other_lab = Lab.objects.get(course=sample_course, slug="train-model")
+    launch(client, lms, user_id="lms-grace", roles=[LEARNER], email="grace@uni.example", custom=LAB)
+    client.logout()
+    launch(
+        client,
+        lms,
+        user_id="lms-grace",
+        roles=[LEARNER],
+        custom={"shipwright_course": sample_course.slug, "shipwright_lab": "train-model"},
+    )
+    user = Membership.objects.get(sub="lms-grace").user
+    graded(user, tiny_lab, "passed", 70)
+    graded(user, other_lab, "failed", 40)
+    for sync in GradeSync.objects.all():
+        tasks.grade_sync_send.apply(args=[sync.pk])
+    sent = {item["resourceId"]: lms.scores[item_id][-1]["scoreGiven"] for item_id, item in lms.line_items.items()}
+    assert sent == {"tiny-course/tiny": 70.0, "mlops-foundations/train-model": 40.0}
