@@ -34,6 +34,7 @@ from .models import Context, GradeSync, Membership, Platform
 LAUNCH_FAILED = "Your LMS's launch could not be accepted"
 DEEP_LINK_EXPIRED = "This selection has expired. Start again from your LMS."
 DEEP_LINK_NOT_ALLOWED = "Only the LMS course's instructors can add Shipwright content."
+OPEN_FROM_LMS = "This address is for your LMS's launches: open the activity from your LMS."
 NO_KEY = "Shipwright has no LTI key yet; ask the site's administrator."
 PENDING_LINK = "lti_pending_link"
 DEEP_LINK_SESSION = "lti_deep_link"
@@ -110,10 +111,11 @@ def login_initiate(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
-@require_POST
 def launch(request: HttpRequest) -> HttpResponse:
     """The LMS's form post with the id_token: validated by pylti1p3 (state, signature,
     expiry, audience, registration, deployment, message) and our one-use nonce."""
+    if request.method != "POST":
+        return _refused(request, OPEN_FROM_LMS, status=405)
     message_launch = tool.message_launch(request)
     try:
         claims: dict[str, Any] = dict(message_launch.get_launch_data())

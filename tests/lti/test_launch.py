@@ -128,6 +128,23 @@ def test_an_unknown_issuer_is_refused_at_login(client, lms):
     assert "Could not find registration details" in text_of(response)
 
 
+def test_an_id_token_from_an_issuer_no_longer_registered_is_refused(client, lms, tiny_lab):
+    _, params = oidc_login(client, lms, user_id="u1")
+    form = lms.authorize(params, user_id="u1", roles=[LEARNER], custom=LAB)
+    lms.row.active = False
+    lms.row.save()
+    response = client.post(local(form["launch_url"]), {"id_token": form["id_token"], "state": form["state"]})
+    assert response.status_code == 400
+    assert "Registration not found" in text_of(response)
+    assert not User.objects.exists()
+
+
+def test_opening_the_launch_url_directly_explains_itself(client):
+    response = client.get("/lti/launch/")
+    assert response.status_code == 405
+    assert "open the activity from your LMS" in text_of(response)
+
+
 def test_an_unknown_deployment_is_refused(client, lms, tiny_lab):
     lms.row.deployment_ids = ["another-deployment"]
     lms.row.save()
