@@ -11,6 +11,7 @@ endpoint, posting the id_token back) is driven by the test through Django's clie
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import threading
@@ -100,6 +101,8 @@ class TestPlatform:
         self.deep_link_items: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
         self.refuse_scores = False
+        # The claims /auth signs for the next browser launch (the LMS's idea of who clicked).
+        self.next_launch: dict[str, Any] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -204,6 +207,14 @@ class TestPlatform:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _html(self, text: str) -> None:
+                data = f"<!DOCTYPE html><html><body>{text}</body></html>".encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def _body(self) -> bytes:
                 return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
@@ -221,6 +232,16 @@ class TestPlatform:
                 platform.requests.append(("GET", path))
                 if path == "/jwks":
                     return self._send(200, {"keys": platform.registration.get_jwks()})
+                if path == "/auth":
+                    # The authorization endpoint as a browser meets it: an auto-posting form.
+                    params = dict(parse_qsl(urlsplit(self.path).query))
+                    form = platform.authorize(params, **platform.next_launch)
+                    return self._html(
+                        f'<form id="f" method="post" action="{html.escape(form["launch_url"])}">'
+                        f'<input type="hidden" name="id_token" value="{form["id_token"]}">'
+                        f'<input type="hidden" name="state" value="{html.escape(form["state"])}"></form>'
+                        '<script>document.getElementById("f").submit()</script>'
+                    )
                 if path.endswith("/memberships"):
                     if not self._authorized(NRPS_SCOPE):
                         return self._send(401, {"error": "unauthorized"})
@@ -254,7 +275,8 @@ class TestPlatform:
                     form = dict(parse_qsl(body.decode()))
                     items = platform.conf.validate_deeplinking_resp(form)
                     platform.deep_link_items.extend(items)
-                    return self._send(200, {"ok": True})
+                    titles = ", ".join(html.escape(str(item.get("title"))) for item in items)
+                    return self._html(f"<h1>Added to the LMS course: {titles}</h1>")
                 if path.endswith("/lineitems"):
                     if not self._authorized(LINEITEM_SCOPE):
                         return self._send(401, {"error": "unauthorized"})
