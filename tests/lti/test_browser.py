@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import browser, page  # noqa: F401  (Chromium fixtures)
 from tests.lti.platform import INSTRUCTOR, LEARNER, TestPlatform
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
