@@ -161,8 +161,9 @@ def account_link(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         claims = pending["claims"]
         try:
-            services.identity_link(platform=platform, sub=str(claims["sub"]), user=request.user)
-            target = services.launch_accept(platform=platform, claims=claims, user=request.user)
+            with transaction.atomic():
+                services.identity_link(platform=platform, sub=str(claims["sub"]), user=request.user)
+                target = services.launch_accept(platform=platform, claims=claims, user=request.user)
         except services.LaunchRefused as exc:
             return _refused(request, str(exc))
         del request.session[PENDING_LINK]
