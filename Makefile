@@ -43,6 +43,7 @@ run: venv engine images
 	DJANGO_DEBUG=1 $(PY) manage.py migrate --noinput
 	DJANGO_DEBUG=1 $(PY) manage.py import_content content/
 	DJANGO_DEBUG=1 $(PY) manage.py generate_signing_key --if-missing
+	DJANGO_DEBUG=1 $(PY) manage.py generate_lti_key --if-missing
 	DJANGO_DEBUG=1 $(PY) manage.py create_demo_users
 	DJANGO_DEBUG=1 $(PY) manage.py seed_demo
 	@DJANGO_DEBUG=1 bash docker/run-dev.sh $(PY)
@@ -50,7 +51,7 @@ run: venv engine images
 test: venv services engine images
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	DJANGO_DEBUG=1 $(VENV)/bin/mypy grading certificates labs
+	DJANGO_DEBUG=1 $(VENV)/bin/mypy grading certificates labs lti
 	promtool check config --syntax-only docker/prometheus/prometheus.yml
 	promtool check rules docker/prometheus/alerts.yml
 	promtool test rules docker/prometheus/alerts.test.yml

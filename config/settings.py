@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "labs",
     "grading",
     "certificates",
+    "lti",
 ]
 
 MIDDLEWARE = [
@@ -328,6 +329,9 @@ CELERY_TASK_ROUTES = {
     "grading.reap_stale_submissions": {"queue": SHIPWRIGHT_MAINTENANCE_QUEUE},
     "grading.regrade_lab": {"queue": SHIPWRIGHT_LOW_QUEUE},
     "grading.lab_similarity": {"queue": SHIPWRIGHT_LOW_QUEUE},
+    # LMS calls are network work without Docker, like intake.
+    "lti.grade_sync_send": {"queue": SHIPWRIGHT_INTAKE_QUEUE},
+    "lti.roster_sync": {"queue": SHIPWRIGHT_INTAKE_QUEUE},
     "grading.prune_submissions": {"queue": SHIPWRIGHT_LOW_QUEUE},
     "certificates.issue_certificate": {"queue": SHIPWRIGHT_CERTIFICATES_QUEUE},
     "certificates.issue_pending": {"queue": SHIPWRIGHT_CERTIFICATES_QUEUE},
@@ -421,6 +425,8 @@ SHIPWRIGHT_VERIFY_RATE_LIMIT = (
     _env_int("SHIPWRIGHT_VERIFY_RATE_LIMIT", 120),
     _env_int("SHIPWRIGHT_VERIFY_RATE_WINDOW_S", 60),
 )
+# The LTI tool's RSA key (lti/keys.py), apart from the certificate key.
+SHIPWRIGHT_LTI_KEY_DIR = Path(_env_str("SHIPWRIGHT_LTI_KEY_DIR") or str(VAR_DIR / "lti-keys"))
 SHIPWRIGHT_SIGNING_KEY_DIR = Path(_env_str("SHIPWRIGHT_SIGNING_KEY_DIR") or str(VAR_DIR / "signing-keys"))
 # Whether this process signs (web, the signer, `make run`, manage.py): the signing-key
 # system check applies only where it does. The image's grading, intake, maintenance

@@ -8,6 +8,7 @@ urlpatterns = [
     path("labs/", include("labs.urls")),
     path("", include("grading.urls")),
     path("", include("certificates.urls")),
+    path("lti/", include("lti.urls")),
     path("accounts/", include("allauth.urls")),
     path("profile/", include("accounts.urls")),
     path("admin/", admin.site.urls),

@@ -113,7 +113,7 @@ step "app image $APP_IMAGE"
 base_id="$("$DOCKER" image inspect --format '{{.Id}}' "$BASE_IMAGE")"
 # Everything the build context holds (.dockerignore), by content.
 input_hash="$( { cd "$ROOT" && git ls-files -co --exclude-standard -- manage.py requirements.lock config accounts \
-    courses labs grading certificates content docker/app .dockerignore | sort | xargs -d '\n' sha256sum 2>/dev/null; \
+    courses labs grading certificates lti content docker/app .dockerignore | sort | xargs -d '\n' sha256sum 2>/dev/null; \
     cat "$WHEELHOUSE/.stamp"; echo "$base_id"; } | sha256sum | cut -d' ' -f1)"
 if [ "$(label "$APP_IMAGE")" = "$input_hash" ] && [ -z "${SHIPWRIGHT_FORCE:-}" ]; then
     done_step "input hash ${input_hash:0:12} unchanged, skipped"

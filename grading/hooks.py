@@ -23,6 +23,9 @@ submission_passed: list[Callable[[Submission], None]] = []
 # operator's process, so the command's JSON reports the certificate); in a grading
 # worker they hand it on (certificates: to the signing worker's queue).
 grading_in_process: ContextVar[bool] = ContextVar("grading_in_process", default=False)
+# Called with a submission the moment it got a verdict, passed or failed (inside the
+# grading transaction; enqueue follow-up work on commit), e.g. LTI grade passback.
+submission_graded: list[Callable[[Submission], None]] = []
 # Each returns the result document's "certificate" entry for a submission, or None.
 result_certificate: list[Callable[[Submission], dict[str, Any] | None]] = []
 # Each returns submission ids that retention must never prune (e.g. a certificate's evidence).

@@ -477,6 +477,8 @@ class ResultHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.submission_id} regraded {self.regraded_at:%Y-%m-%d}"
+
+
 class ExecutedNotebook(models.Model):
     """A notebook lab's executed notebook, as its learner-facing run left it (the stage
     with `executed_notebook:`, which never has hidden data mounted): hidden cells

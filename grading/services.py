@@ -1074,6 +1074,8 @@ def _store_result(submission: Submission, result: runner.PipelineResult, *, imag
             metrics.observe(metrics.RUN_DURATION, (now - submission.started_at).total_seconds(), lab=lab_slug)
         if result.status == Submission.Status.PASSED:
             _award_certificate(submission)
+        for hook in hooks.submission_graded:
+            hook(submission)
         timings = {"intake_s": submission.intake_s, **result.timings}
         submission.result = submission_result_json(submission, timings=timings)
         submission.save(update_fields=["result"])

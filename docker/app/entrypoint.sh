@@ -55,6 +55,7 @@ beat)
     ;;
 migrate)
     python manage.py migrate --noinput
+    python manage.py generate_lti_key --if-missing
     exec python manage.py generate_signing_key --if-missing
     ;;
 *)
