@@ -3,7 +3,9 @@ agreement of two runs, and the match with the reference solution."""
 
 from __future__ import annotations
 
+import builtins
 import math
+import re
 from typing import Any
 
 from labs.lab_spec import AccuracyCheck, AgreementCheck, ObservationCheck, ReferenceCheck
@@ -57,6 +59,44 @@ def _close(expected: Any, got: Any, tolerance: float) -> bool:
     return expected == got
 
 
+_BUILTIN_EXCEPTIONS = frozenset(
+    name for name, value in vars(builtins).items() if isinstance(value, type) and issubclass(value, BaseException)
+)
+_RAISED = re.compile(r"^(?P<call>[A-Za-z_][\w.]*\(\)) raised (?P<type>[A-Za-z_][\w.]*)(?::.*)?$")
+
+
+def _hidden_case_error(text: str) -> str:
+    """What a probe reported instead of a value (the learner's error on a hidden
+    case), without the parts learner code controls: the exception's message, and its
+    name unless it is a built-in one, can carry the hidden input out. The learner's
+    own source line stays: it is theirs, and it says where."""
+    lines = text.splitlines()
+    match = _RAISED.match(lines[0]) if lines else None
+    if match is None:
+        return "your code failed on this hidden case"
+    kind = match["type"] if match["type"] in _BUILTIN_EXCEPTIONS else "an exception"
+    where = [line for line in lines[1:] if line.startswith("  in ")][:1]
+    return "\n".join([f"{match['call']} raised {kind} on this hidden case", *where])
+
+
+def _hidden_case_mismatch(expected: Any, got: Any) -> str:
+    """How the learner's result on a hidden case differs from the reference's, in
+    shape and in which parts, never with the values: a learner's function that
+    returns its input would otherwise print the hidden case into its feedback."""
+    if isinstance(got, bool) or isinstance(got, (int, float)) or got is None:
+        return f"your code gave {show(got)}"
+    if isinstance(got, dict) and isinstance(expected, dict):
+        if got.keys() != expected.keys():
+            return f"your code gave a result with other parts than the reference's ({', '.join(map(str, expected))})"
+        differ = [str(key) for key in expected if not _close(expected[key], got[key], 0.0)]
+        return f"your code's result differs in: {', '.join(differ)}"
+    if isinstance(got, list):
+        return f"your code gave a list of {len(got)} item(s)"
+    if isinstance(got, dict):
+        return f"your code gave an object with {len(got)} field(s)"
+    return f"your code gave a {type(got).__name__}"
+
+
 def judge_reference(check: ReferenceCheck, evidence: Evidence) -> str:
     if evidence.reference is None or check.stage not in evidence.reference:
         # Not the learner's doing: the safety net turns this into a platform error.
@@ -68,12 +108,13 @@ def judge_reference(check: ReferenceCheck, evidence: Evidence) -> str:
         expected = expected_all.get(key)
         if not _close(expected, got, check.tolerance):
             # The expected value is a result on hidden data: showing it would let a
-            # learner hard-code it. Show what their code gave.
+            # learner hard-code it; what their code gave on it may carry the hidden
+            # input itself. Say how it differs, never with values from either.
             if isinstance(got, str) and not isinstance(expected, str):
-                mismatches.append(f"{key}: {got}")
+                mismatches.append(f"{key}: {_hidden_case_error(got)}")
             else:
                 mismatches.append(
-                    f"{key}: your code gave {show(got)}, which does not match the reference solution"
+                    f"{key}: {_hidden_case_mismatch(expected, got)}, which does not match the reference solution"
                     + (f" (tolerance {check.tolerance:g})" if check.tolerance else "")
                 )
     if mismatches:

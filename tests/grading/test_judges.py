@@ -327,9 +327,36 @@ CASES = [
         [ran("first", observations={"a": "division by zero", "b": [1, 2, 3]})],
         (
             FAILED,
-            "a: division by zero\nb: your code gave [1, 2, 3], which does not match the reference solution "
+            "a: your code failed on this hidden case\nb: your code gave a list of 3 item(s), which does not match "
+            "the reference solution (tolerance 0.01)",
+        ),
+    ),
+    (
+        "reference",
+        "what the learner's code gave on a hidden case is described, never shown",
+        REFERENCE,
+        [
+            ran(
+                "first",
+                observations={
+                    "a": "clean() raised ValueError: could not convert 'SECRET-ROW-7'\n  in clean(), line 3: df.x.astype(float)",
+                    "b": {"columns": ["SECRET-COLUMN"], "values": [["SECRET-VALUE"]]},
+                },
+            )
+        ],
+        (
+            FAILED,
+            "a: clean() raised ValueError on this hidden case\n  in clean(), line 3: df.x.astype(float)\n"
+            "b: your code gave an object with 2 field(s), which does not match the reference solution "
             "(tolerance 0.01)",
         ),
+    ),
+    (
+        "reference",
+        "an exception class named after the hidden case is not named",
+        REFERENCE,
+        [ran("first", observations={"a": "clean() raised SECRET_ROW_7: x", "b": [1, 2]})],
+        (FAILED, "a: clean() raised an exception on this hidden case"),
     ),
     (
         "http_ready",
@@ -851,3 +878,12 @@ def test_feedback_never_shows_the_exact_holdout_accuracy():
     for check in (ACCURACY, REPORTED):
         _, message = judge(check, *outcomes)
         assert "0.75–0.80" in message and "0.7500" not in message and "3 of 4" not in message
+
+
+def test_a_hidden_case_result_that_differs_names_the_parts_not_the_values():
+    from grading.judges.observations import _hidden_case_mismatch
+
+    expected = {"columns": ["a", "b"], "values": [[1, 2]], "index": [0]}
+    got = {"columns": ["a", "b"], "values": [["SECRET", 2]], "index": [7]}
+    assert _hidden_case_mismatch(expected, got) == "your code's result differs in: values, index"
+    assert "SECRET" not in _hidden_case_mismatch(expected, {"SECRET": 1})
