@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from labs.models import Lab
 
-from . import budget, runner, services, storage
+from . import budget, hooks, runner, services, storage
 from .models import CheckResult, RegradeBatch, RegradeItem, ResultHistory, Submission
 from .sandbox import SandboxUnavailable, image_digest
 
@@ -488,6 +488,9 @@ def _apply_item(item: RegradeItem, submission: Submission, *, kind: str, batch: 
     submission.refresh_from_db()
     if submission.status == Submission.Status.PASSED:
         services.submission_award_certificate(submission)
+    # As after a grading: e.g. the LMS gradebook gets the learner's best score again.
+    for hook in hooks.submission_graded:
+        hook(submission)
     previous_timings = (submission.result or {}).get("timings") if isinstance(submission.result, dict) else None
     submission.result = services.submission_result_json(submission, timings=previous_timings or {})
     submission.save(update_fields=["result"])

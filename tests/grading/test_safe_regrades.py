@@ -252,13 +252,19 @@ def test_apply_with_replace_makes_the_preview_live_and_keeps_history(
 
 
 def test_apply_keeping_the_higher_never_lowers_a_result(
-    lab, cohort, content_root, instructor_client, sent, django_capture_on_commit_callbacks
+    lab, cohort, content_root, instructor_client, sent, django_capture_on_commit_callbacks, monkeypatch
 ):
+    from grading import hooks
+
+    graded = []
+    monkeypatch.setattr(hooks, "submission_graded", [*hooks.submission_graded, graded.append])
     people, subs = cohort
     reimport_v2(content_root)
     batch = preview(instructor_client, lab, sent, django_capture_on_commit_callbacks)
     report = regrades.regrade_batch_apply(batch=batch, policy="keep_higher", user=None)
     assert (report.applied, report.kept, report.skipped) == (1, 2, 0)
+    # What follows a grading follows an applied result too (e.g. the LMS gets the new best score).
+    assert [submission.pk for submission in graded] == [subs["half"].pk]
     for sub in subs.values():
         sub.refresh_from_db()
     assert [(subs[k].status, subs[k].score) for k in ("good", "no_f1", "half")] == [
