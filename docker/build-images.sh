@@ -131,7 +131,7 @@ else
         --build-arg LAB_IMAGE="$LAB_IMAGE" --build-arg INPUT_HASH="$input_hash" \
         -f "$PROD_DIR/Dockerfile" -t "$LAB_PROD_IMAGE" "$PROD_CTX" >/dev/null
     "$DOCKER" run --rm --network none --read-only --tmpfs /tmp "$LAB_PROD_IMAGE" sh -c \
-        "python -c 'import mlflow, mlflow.pyfunc, mlflow.sklearn, mlflow.store.tracking.sqlalchemy_store, prometheus_client, kubernetes_validate, sklearn, pandas' && promtool --version >/dev/null && pip check >/dev/null" \
+        "python -c 'import mlflow, mlflow.pyfunc, mlflow.sklearn, mlflow.store.tracking.sqlalchemy_store, skops.io, prometheus_client, kubernetes_validate, sklearn, pandas' && promtool --version >/dev/null && pip check >/dev/null" \
         || { echo "build-images: $LAB_PROD_IMAGE failed its smoke test" >&2; exit 1; }
     done_step "input hash ${input_hash:0:12}, $("$DOCKER" image inspect --format '{{.Size}}' "$LAB_PROD_IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
 fi

@@ -195,7 +195,7 @@ def policy(documents: list[tuple[str, dict]]) -> dict[str, bool | str]:
                 problems.append(f"container {c.get('name')} in {label(d)} has a writable root filesystem")
     out["read_only_root"] = rule("read-only-root-filesystem", problems)
 
-    problems = []
+    problems = [] if by_kind.get("Service") else ["no Service to check"]
     for service in by_kind.get("Service", []):
         selector = (service.get("spec") or {}).get("selector") or {}
         matched = [
@@ -214,7 +214,7 @@ def policy(documents: list[tuple[str, dict]]) -> dict[str, bool | str]:
                 problems.append(f"{label(service)} sends traffic to port {target!r}, which no container declares")
     out["service_selects"] = rule("service-matches-deployment", problems)
 
-    problems = []
+    problems = [] if by_kind.get("HorizontalPodAutoscaler") else ["no HorizontalPodAutoscaler to check"]
     deployment_names = {d["metadata"]["name"] for d in deployments}
     for hpa in by_kind.get("HorizontalPodAutoscaler", []):
         spec = hpa.get("spec") or {}
