@@ -134,26 +134,23 @@ def _best_passing(user, lab: Lab, pass_mark: float | None) -> Submission | None:
     return None
 
 
+def _held(*, user, course: Course) -> Certificate | None:
+    certificate = certificate_for(user=user, course=course)
+    return certificate if certificate is not None and certificate.status == Certificate.Status.VALID else None
+
+
 def prerequisite_certificates(*, user, course: Course) -> list[Certificate] | None:
     """The learner's valid current certificate of each prerequisite course of
     `course` (in course.yaml's order), or None if any is missing."""
-    held = []
-    for prerequisite in course.prerequisite_courses():
-        certificate = certificate_for(user=user, course=prerequisite)
-        if certificate is None or certificate.status != Certificate.Status.VALID:
-            return None
-        held.append(certificate)
-    return held
+    held = [_held(user=user, course=prerequisite) for prerequisite in course.prerequisite_courses()]
+    return None if None in held else [certificate for certificate in held if certificate is not None]
 
 
 def missing_prerequisites(*, user, course: Course) -> list[Course]:
     """The prerequisite courses of `course` whose valid certificate `user` lacks."""
-    missing = []
-    for prerequisite in course.prerequisite_courses():
-        certificate = certificate_for(user=user, course=prerequisite)
-        if certificate is None or certificate.status != Certificate.Status.VALID:
-            missing.append(prerequisite)
-    return missing
+    return [
+        prerequisite for prerequisite in course.prerequisite_courses() if _held(user=user, course=prerequisite) is None
+    ]
 
 
 def labs_passed(*, user, course: Course) -> list[Submission] | None:
@@ -428,6 +425,10 @@ def _issue(*, user, course: Course, evidence: list[Submission], replaces: Certif
         }
         for prior in builds_on
     ]
+    criteria = f"Pass every required lab, graded by running the learner's pipeline: {labs}."
+    if course.prerequisites:
+        prior_titles = ", ".join(c.certificate_title or c.title for c in course.prerequisite_courses())
+        criteria += f" Hold the certificate {prior_titles} first."
     description = f"Awarded for passing every graded lab of the course {course.title}."
     if builds_on:
         description += " It builds on " + ", ".join(prior.title for prior in builds_on) + "."
@@ -440,7 +441,7 @@ def _issue(*, user, course: Course, evidence: list[Submission], replaces: Certif
         achievement_id=f"{settings.SITE_URL}/courses/{course.slug}/#certificate",
         achievement_name=title,
         achievement_description=description,
-        criteria_narrative=f"Pass every required lab, graded by running the learner's pipeline: {labs}.",
+        criteria_narrative=criteria,
         valid_from=_iso(issued_at),
         status_list_url=status_list_url(),
         status_index=index,

@@ -58,6 +58,7 @@ def test_the_second_certificate_waits_for_the_first_then_links_it(courses, learn
     achievement = credential["credentialSubject"]["achievement"]
     assert achievement["name"] == "Tiny next certificate"
     assert "It builds on Tiny certificate." in achievement["description"]
+    assert achievement["criteria"]["narrative"].endswith("Hold the certificate Tiny certificate first.")
     linked = [item for item in credential["evidence"] if item["id"] == prior_url]
     assert linked and linked[0]["name"] == "Prerequisite: Tiny certificate"
     # relatedResource carries the digest of the prerequisite credential's served bytes.
