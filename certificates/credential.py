@@ -29,13 +29,15 @@ def build_open_badge_credential(
     status_index: int,
     evidence: list[dict[str, Any]] | None = None,
     replaces: dict[str, str] | None = None,
+    related: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Build the unsigned credential; sign it with `certificates.signing.sign`.
 
     `valid_from` is an XML Schema dateTime ("2025-01-31T12:00:00Z"). Each
     `evidence` item is an OB 3.0 Evidence object, e.g. {"id": url, "name": ...};
     its `type` defaults to ["Evidence"]. `replaces` is a VC 2.0 `relatedResource`
-    ({"id", "digestSRI", "mediaType"}) naming the credential this one reissues.
+    ({"id", "digestSRI", "mediaType"}) naming the credential this one reissues;
+    `related` lists more of them: the prerequisite credentials this one builds on.
     """
     credential: dict[str, Any] = {
         "@context": [CREDENTIALS_V2_URL, OPEN_BADGES_V3_URL],
@@ -84,5 +86,7 @@ def build_open_badge_credential(
             f"Reissued with the holder's new name. It replaces the credential {replaces['id']}, "
             "which was revoked as superseded."
         )
-        credential["relatedResource"] = [replaces]
+    resources = ([replaces] if replaces else []) + (related or [])
+    if resources:
+        credential["relatedResource"] = resources
     return credential

@@ -105,10 +105,13 @@ def _issue_pending_for(user) -> None:
 
 
 def _course_complete(*, user, course) -> bool:
-    """A course is complete once its certificate is earned (issued, or pending)."""
+    """A course is complete once its certificate is earned (issued, or pending), or
+    when every lab is passed and the certificate waits only for a prerequisite's."""
     certificate = services.certificate_for(user=user, course=course)
     if certificate is not None:
         return certificate.status != Certificate.Status.REVOKED
+    if course.prerequisites and services.labs_passed(user=user, course=course) is not None:
+        return True
     return services.certificate_pending(user=user, course=course)
 
 

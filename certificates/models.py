@@ -50,6 +50,9 @@ class Certificate(models.Model):
     # one that replaced it, and this one is revoked as superseded.
     current = models.BooleanField(default=True)
     replaces = models.OneToOneField("self", on_delete=models.PROTECT, null=True, blank=True, related_name="replaced_by")
+    # The prerequisite credentials this one builds on, as linked in its evidence:
+    # [{"course": slug, "title": ..., "public_id": ..., "issued": "YYYY-MM-DD"}].
+    prerequisites = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-issued_at"]

@@ -62,6 +62,10 @@ CERTIFICATE_NEEDS_NAME_LOG = (
     "The certificate {course} earned by learner {user} waits for the name to print on it: the learner "
     "gives it on their profile (or grade with `--user EMAIL --name NAME`)."
 )
+CERTIFICATE_NEEDS_PREREQUISITE_TEXT = (
+    "You passed every lab of {course}: its certificate builds on {missing}, and is issued as soon as you hold "
+    "that certificate too."
+)
 REISSUE_SAME_NAME = "Your certificate already carries this name."
 REISSUE_NOT_VALID = "Only a valid certificate can be reissued."
 
@@ -130,7 +134,26 @@ def _best_passing(user, lab: Lab, pass_mark: float | None) -> Submission | None:
     return None
 
 
-def requirements_met(*, user, course: Course) -> list[Submission] | None:
+def _held(*, user, course: Course) -> Certificate | None:
+    certificate = certificate_for(user=user, course=course)
+    return certificate if certificate is not None and certificate.status == Certificate.Status.VALID else None
+
+
+def prerequisite_certificates(*, user, course: Course) -> list[Certificate] | None:
+    """The learner's valid current certificate of each prerequisite course of
+    `course` (in course.yaml's order), or None if any is missing."""
+    held = [_held(user=user, course=prerequisite) for prerequisite in course.prerequisite_courses()]
+    return None if None in held else [certificate for certificate in held if certificate is not None]
+
+
+def missing_prerequisites(*, user, course: Course) -> list[Course]:
+    """The prerequisite courses of `course` whose valid certificate `user` lacks."""
+    return [
+        prerequisite for prerequisite in course.prerequisite_courses() if _held(user=user, course=prerequisite) is None
+    ]
+
+
+def labs_passed(*, user, course: Course) -> list[Submission] | None:
     """The best passing submission for each required lab, or None if any is missing."""
     if not course.requirements:
         return None
@@ -145,6 +168,24 @@ def requirements_met(*, user, course: Course) -> list[Submission] | None:
             return None
         evidence.append(best)
     return evidence
+
+
+def requirements_met(*, user, course: Course) -> list[Submission] | None:
+    """The best passing submission for each required lab, or None if any is missing
+    or the learner lacks a prerequisite course's certificate: a certificate that
+    builds on another links it, so that one must exist first."""
+    if prerequisite_certificates(user=user, course=course) is None:
+        return None
+    return labs_passed(user=user, course=course)
+
+
+def _award_dependents(*, user, course: Course) -> None:
+    """Issue the certificates that waited only for this course's: the courses that
+    list `course` as a prerequisite and whose labs `user` has passed."""
+    for dependent in Course.objects.exclude(pk=course.pk).exclude(prerequisites=[]):
+        # Filtered here, not with a JSON `contains` lookup: SQLite (make run) lacks it.
+        if course.slug in dependent.prerequisites:
+            certificate_award_if_complete(user=user, course=dependent)
 
 
 def _status_list(slug: str = STATUS_LIST_SLUG) -> StatusList:
@@ -187,7 +228,7 @@ def certificate_award_if_complete(*, user, course: Course) -> Certificate | None
         return None
     try:
         with transaction.atomic():
-            return _issue(user=user, course=course, evidence=evidence)
+            certificate = _issue(user=user, course=course, evidence=evidence)
     except IntegrityError:
         # Issued concurrently by another worker: exactly once still holds.
         return certificate_for(user=user, course=course)
@@ -199,6 +240,8 @@ def certificate_award_if_complete(*, user, course: Course) -> Certificate | None
         PendingCertificate.objects.update_or_create(user=user, course=course, defaults={"reason": str(exc)})
         logger.warning(CERTIFICATE_NEEDS_NAME_LOG.format(course=course.slug, user=user.pk))
         return None
+    _award_dependents(user=user, course=course)
+    return certificate
 
 
 def certificate_award_later(*, user, course: Course) -> bool:
@@ -264,7 +307,7 @@ def _result_certificate_refresh(certificate: Certificate) -> None:
     course (the newest of its evidence), which was stored before the certificate existed."""
     from grading.services import submission_result_certificate_refresh
 
-    evidence = requirements_met(user=certificate.user, course=certificate.course) or []
+    evidence = labs_passed(user=certificate.user, course=certificate.course) or []
     finished = [(sub.finished_at, sub) for sub in evidence if sub.finished_at is not None]
     if finished:
         _, newest = max(finished, key=lambda pair: pair[0])
@@ -369,6 +412,26 @@ def _issue(*, user, course: Course, evidence: list[Submission], replaces: Certif
         for sub in evidence
     ]
     title = course.certificate_title or course.title
+    builds_on = prerequisite_certificates(user=user, course=course) or []
+    evidence_items += [
+        {
+            "id": verify_url(prior.public_id),
+            "type": ["Evidence"],
+            "name": f"Prerequisite: {prior.title}",
+            "description": (
+                f"This achievement builds on the credential {prior.title}, issued to the same holder on "
+                f"{prior.issued_at:%Y-%m-%d}; verify it at this URL."
+            ),
+        }
+        for prior in builds_on
+    ]
+    criteria = f"Pass every required lab, graded by running the learner's pipeline: {labs}."
+    if course.prerequisites:
+        prior_titles = ", ".join(c.certificate_title or c.title for c in course.prerequisite_courses())
+        criteria += f" Hold the certificate {prior_titles} first."
+    description = f"Awarded for passing every graded lab of the course {course.title}."
+    if builds_on:
+        description += " It builds on " + ", ".join(prior.title for prior in builds_on) + "."
     unsigned = build_open_badge_credential(
         credential_url=verify_url(public_id),
         issuer_did=keys.issuer_did(),
@@ -377,13 +440,14 @@ def _issue(*, user, course: Course, evidence: list[Submission], replaces: Certif
         holder_name=name,
         achievement_id=f"{settings.SITE_URL}/courses/{course.slug}/#certificate",
         achievement_name=title,
-        achievement_description=f"Awarded for passing every graded lab of the course {course.title}.",
-        criteria_narrative=f"Pass every required lab, graded by running the learner's pipeline: {labs}.",
+        achievement_description=description,
+        criteria_narrative=criteria,
         valid_from=_iso(issued_at),
         status_list_url=status_list_url(),
         status_index=index,
         evidence=evidence_items,
         replaces=_replaced_reference(replaces) if replaces else None,
+        related=[_replaced_reference(prior) for prior in builds_on],
     )
     signed = signing.sign(
         unsigned, private_key=key.private_key, verification_method=key.verification_method, created=_iso(issued_at)
@@ -412,6 +476,15 @@ def _issue(*, user, course: Course, evidence: list[Submission], replaces: Certif
             for sub in evidence
         ],
         replaces=replaces,
+        prerequisites=[
+            {
+                "course": prior.course.slug,
+                "title": prior.title,
+                "public_id": prior.public_id,
+                "issued": f"{prior.issued_at:%Y-%m-%d}",
+            }
+            for prior in builds_on
+        ],
         public=replaces.public if replaces else True,
         show_evidence=replaces.show_evidence if replaces else True,
     )
@@ -424,8 +497,9 @@ def _issue(*, user, course: Course, evidence: list[Submission], replaces: Certif
 
 
 def _replaced_reference(old: Certificate) -> dict:
-    """The VC 2.0 `relatedResource` naming the credential this one replaces, with the
-    digest of its exact served bytes (a verifier can fetch and compare them)."""
+    """The VC 2.0 `relatedResource` naming the credential this one replaces (or, for
+    a prerequisite, builds on), with the digest of its exact served bytes (a
+    verifier can fetch and compare them)."""
     digest = base64.b64encode(hashlib.sha384(old.credential.encode()).digest()).decode()
     return {
         "id": f"{verify_url(old.public_id)}credential.json",
@@ -463,7 +537,9 @@ def certificate_reissue(*, certificate: Certificate, by=None) -> Certificate:
     name = holder_name(old.user)
     if name == old.holder_name:
         raise ReissueRefused(REISSUE_SAME_NAME)
-    evidence = requirements_met(user=old.user, course=old.course)
+    # The labs only: a reissue keeps the achievement even if a prerequisite's
+    # certificate has since been revoked (it then links none).
+    evidence = labs_passed(user=old.user, course=old.course)
     if evidence is None:
         raise ReissueRefused(REISSUE_NOT_VALID)
     # Not current first: the new one takes the (user, course) slot in the same transaction.

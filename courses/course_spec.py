@@ -5,6 +5,8 @@ docs/authoring.md documents every field; keep the two in step.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Course, module and lab slugs (labs.lab_spec reuses it: labs sit above courses).
@@ -36,11 +38,18 @@ class CourseSpec(_Strict):
     modules: list[str] = Field(min_length=1)
     data_manifest: str | None = None
     certificate: CertificateSpec | None = None
+    # Slugs of courses a learner should finish first; the importer checks that each
+    # exists and that they form no cycle.
+    prerequisites: list[Annotated[str, Field(pattern=SLUG)]] = []
 
     @model_validator(mode="after")
     def _unique_modules(self) -> CourseSpec:
         if len(set(self.modules)) != len(self.modules):
             raise ValueError("modules lists a folder twice")
+        if len(set(self.prerequisites)) != len(self.prerequisites):
+            raise ValueError("prerequisites lists a course twice")
+        if self.slug in self.prerequisites:
+            raise ValueError("a course cannot be its own prerequisite")
         return self
 
 

@@ -96,6 +96,8 @@ class LabContent:
 
 lab_content: LabContent | None = None
 LABS_NOT_INSTALLED = "this course has labs, but the labs app is not installed to import them"
+PREREQUISITE_UNKNOWN = "no course {slug!r} in {root}: a prerequisite must be a course imported with this one"
+PREREQUISITE_CYCLE = "prerequisites form a cycle: {cycle}"
 
 
 @dataclass
@@ -462,9 +464,40 @@ def content_load(root: Path) -> list[CourseData]:
         course = _load_course(reader, course_dir)
         if course is not None:
             courses.append(course)
+    _check_prerequisites(reader, root, courses)
     if reader.problems:
         raise ContentError(reader.problems)
     return courses
+
+
+def _check_prerequisites(reader: ContentReader, root: Path, courses: list[CourseData]) -> None:
+    """Each prerequisite names a course of this content folder, and following them
+    never leads back to where it started."""
+    graph = {course.spec.slug: course.spec.prerequisites for course in courses}
+    for course in courses:
+        spec_path = root / course.spec.slug / "course.yaml"
+        for index, slug in enumerate(course.spec.prerequisites):
+            if slug not in graph:
+                reader.problem(
+                    spec_path, f"prerequisites.{index}", PREREQUISITE_UNKNOWN.format(slug=slug, root=reader.rel(root))
+                )
+    reported: set[frozenset[str]] = set()
+    for start in graph:
+        # Depth-first from each course; a path that comes back to `start` is a cycle.
+        stack: list[tuple[str, list[str]]] = [(start, [start])]
+        while stack:
+            slug, path = stack.pop()
+            for nxt in graph.get(slug, []):
+                if nxt == start:
+                    if frozenset(path) not in reported:
+                        reported.add(frozenset(path))
+                        reader.problem(
+                            root / start / "course.yaml",
+                            "prerequisites",
+                            PREREQUISITE_CYCLE.format(cycle=" → ".join([*path, start])),
+                        )
+                elif nxt in graph and nxt not in path:
+                    stack.append((nxt, [*path, nxt]))
 
 
 def upsert(model, lookup: dict, values: dict, content_hash: str, label: str, report: ImportReport):
@@ -512,6 +545,7 @@ def content_import(root: Path) -> ImportReport:
                     "order": spec.order,
                     "certificate_title": certificate.title if certificate else "",
                     "requirements": [r.model_dump() for r in certificate.requirements] if certificate else [],
+                    "prerequisites": list(spec.prerequisites),
                 },
                 data.hash,
                 f"course {spec.slug}",

@@ -47,6 +47,9 @@ class Course(models.Model):
     certificate_title = models.CharField(max_length=200, blank=True)
     # [{"lab": slug, "pass_mark": float | None}]: labs that must each pass.
     requirements = models.JSONField(default=list, blank=True)
+    # Slugs of the courses a learner is expected to finish first (course.yaml's
+    # `prerequisites`, checked at import: they exist and form no cycle).
+    prerequisites = models.JSONField(default=list, blank=True)
     content_hash = models.CharField(max_length=64, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -66,6 +69,13 @@ class Course(models.Model):
         from django.urls import reverse
 
         return reverse("courses:course-detail", args=[self.slug])
+
+    def prerequisite_courses(self) -> list[Course]:
+        """The prerequisite courses in the order course.yaml lists them."""
+        if not self.prerequisites:
+            return []
+        by_slug = {course.slug: course for course in Course.objects.filter(slug__in=self.prerequisites)}
+        return [by_slug[slug] for slug in self.prerequisites if slug in by_slug]
 
 
 class ModuleQuerySet(models.QuerySet["Module"]):

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the lab image shipwright-lab:py311 (idempotent, fast when up to date).
+# Build the lab images shipwright-lab:py311 and shipwright-lab-prod:py311
+# (idempotent, fast when up to date).
 #
 #   1. base image: python:3.11-slim when the engine has it (or SHIPWRIGHT_PULL_BASE=1
 #      pulls it where a registry is reachable); otherwise
@@ -8,14 +9,21 @@
 #   2. wheelhouse: docker/.wheelhouse, downloaded on the host with pip for CPython 3.11
 #      on manylinux x86_64 (skipped when its stamp matches docker/lab/requirements.txt);
 #   3. image: `docker build --network none` (skipped when the image's
-#      org.shipwright.input-hash label matches Dockerfile + requirements + base id).
+#      org.shipwright.input-hash label matches Dockerfile + requirements + base id);
+#   4. the production lab image (docker/lab-prod/): the lab image plus the wheels of
+#      docker/lab-prod/requirements.txt (docker/.build/lab-prod/wheelhouse, downloaded
+#      like step 2) and the host's promtool (Debian's `prometheus`), built offline from
+#      its own small context in docker/.build/lab-prod; skipped when its input hash
+#      (Dockerfile, both requirements files, promtool, the lab image's id) matches.
 #
 # Environment: LAB_IMAGE (default shipwright-lab:py311), BASE_IMAGE (force a base),
+#              LAB_PROD_IMAGE (default shipwright-lab-prod:py311),
 #              SHIPWRIGHT_FORCE=1 (rebuild the image even when its hash matches).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
 LAB_IMAGE="${LAB_IMAGE:-shipwright-lab:py311}"
+LAB_PROD_IMAGE="${LAB_PROD_IMAGE:-shipwright-lab-prod:py311}"
 LOCAL_BASE="shipwright-base:bookworm"
 WHEELHOUSE="$HERE/.wheelhouse"
 REQS="$HERE/lab/requirements.txt"
@@ -57,24 +65,30 @@ else
 fi
 
 # --- 2. wheelhouse -----------------------------------------------------------------
-step "wheelhouse"
 platforms=()
 for tag in manylinux_2_36 manylinux_2_35 manylinux_2_34 manylinux_2_31 manylinux_2_28 \
            manylinux_2_27 manylinux_2_26 manylinux_2_24 manylinux_2_17 manylinux2014 \
            manylinux_2_12 manylinux2010 manylinux_2_5 manylinux1; do
     platforms+=(--platform "${tag}_x86_64")   # bookworm has glibc 2.36
 done
-wh_hash="$( { sha256sum "$REQS" | cut -d' ' -f1; echo "${platforms[*]}"; } | sha256sum | cut -d' ' -f1)"
-if [ -f "$WHEELHOUSE/.stamp" ] && [ "$(cat "$WHEELHOUSE/.stamp")" = "$wh_hash" ]; then
-    done_step "up to date, skipped"
-else
-    rm -rf "$WHEELHOUSE"; mkdir -p "$WHEELHOUSE"
+# wheelhouse DIR REQUIREMENTS [CONSTRAINTS]: the wheels for CPython 3.11 on manylinux
+# x86_64, downloaded on the host; skipped when DIR's stamp matches the inputs.
+wheelhouse() {
+    local dir="$1" reqs="$2" constraints=("${@:3}") wh_hash
+    wh_hash="$( { cat "$reqs" "${constraints[@]}" | sha256sum | cut -d' ' -f1; echo "${platforms[*]}"; } | sha256sum | cut -d' ' -f1)"
+    if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$wh_hash" ]; then
+        done_step "up to date, skipped"; return
+    fi
+    rm -rf "$dir"; mkdir -p "$dir"
     python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
         --python-version 3.11 --implementation cp --abi cp311 "${platforms[@]}" \
-        -d "$WHEELHOUSE" -r "$REQS" 2> >(grep -v 'is ignored: it is neither' >&2)
-    echo "$wh_hash" > "$WHEELHOUSE/.stamp"
-    done_step "$(ls "$WHEELHOUSE"/*.whl | wc -l) wheels, $(du -sh "$WHEELHOUSE" | cut -f1)"
-fi
+        -d "$dir" -r "$reqs" ${constraints:+-c "${constraints[0]}"} \
+        2> >(grep -v 'is ignored: it is neither' >&2)
+    echo "$wh_hash" > "$dir/.stamp"
+    done_step "$(ls "$dir"/*.whl | wc -l) wheels, $(du -sh "$dir" | cut -f1)"
+}
+step "wheelhouse"
+wheelhouse "$WHEELHOUSE" "$REQS"
 
 # --- 3. lab image ------------------------------------------------------------------
 step "lab image $LAB_IMAGE"
@@ -94,4 +108,32 @@ else
     done_step "input hash ${input_hash:0:12}, $("$DOCKER" image inspect --format '{{.Size}}' "$LAB_IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
 fi
 
-echo "build-images: $LAB_IMAGE ready in $((SECONDS - total_start)) s"
+# --- 4. production lab image -------------------------------------------------------
+PROD_DIR="$HERE/lab-prod"
+PROD_CTX="$HERE/.build/lab-prod"
+PROMTOOL="${PROMTOOL:-$(command -v promtool || true)}"
+[ -x "$PROMTOOL" ] || { echo "build-images: promtool not found; install Debian's prometheus (make system-deps)" >&2; exit 1; }
+step "wheelhouse for $LAB_PROD_IMAGE"
+# The constraints are the first image's pins: the resolver keeps every shared package there.
+wheelhouse "$PROD_CTX/wheelhouse" "$PROD_DIR/requirements.txt" "$REQS"
+step "lab image $LAB_PROD_IMAGE"
+lab_id="$("$DOCKER" image inspect --format '{{.Id}}' "$LAB_IMAGE")"
+input_hash="$( { cat "$PROD_DIR/Dockerfile" "$PROD_DIR/requirements.txt" "$REQS" "$PROMTOOL"; echo "$lab_id"; } | sha256sum | cut -d' ' -f1)"
+current="$("$DOCKER" image inspect --format '{{ index .Config.Labels "org.shipwright.input-hash" }}' "$LAB_PROD_IMAGE" 2>/dev/null || true)"
+if [ "$current" = "$input_hash" ] && [ -z "${SHIPWRIGHT_FORCE:-}" ]; then
+    done_step "input hash ${input_hash:0:12} unchanged, skipped"
+else
+    # Its own context: the first image's context (docker/) stays as small as it was.
+    cp "$PROD_DIR/requirements.txt" "$PROD_CTX/requirements.txt"
+    cp "$REQS" "$PROD_CTX/constraints.txt"
+    cp "$PROMTOOL" "$PROD_CTX/promtool"
+    "$DOCKER" build --quiet --network none --force-rm \
+        --build-arg LAB_IMAGE="$LAB_IMAGE" --build-arg INPUT_HASH="$input_hash" \
+        -f "$PROD_DIR/Dockerfile" -t "$LAB_PROD_IMAGE" "$PROD_CTX" >/dev/null
+    "$DOCKER" run --rm --network none --read-only --tmpfs /tmp "$LAB_PROD_IMAGE" sh -c \
+        "python -c 'import mlflow, mlflow.pyfunc, mlflow.sklearn, mlflow.store.tracking.sqlalchemy_store, skops.io, prometheus_client, kubernetes_validate, sklearn, pandas' && promtool --version >/dev/null && pip check >/dev/null" \
+        || { echo "build-images: $LAB_PROD_IMAGE failed its smoke test" >&2; exit 1; }
+    done_step "input hash ${input_hash:0:12}, $("$DOCKER" image inspect --format '{{.Size}}' "$LAB_PROD_IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
+fi
+
+echo "build-images: $LAB_IMAGE and $LAB_PROD_IMAGE ready in $((SECONDS - total_start)) s"

@@ -88,6 +88,14 @@ def _moment(*, user, course, request, where: str) -> dict:
             "linkedin_url": services.linkedin_url(certificate),
         }
     if not services.certificate_pending(user=user, course=course):
+        missing = services.missing_prerequisites(user=user, course=course)
+        if missing and services.labs_passed(user=user, course=course) is not None:
+            # Every lab passed, but the certificate links its prerequisites' ones.
+            titles = ", ".join(prerequisite.title for prerequisite in missing)
+            return {
+                "course": course,
+                "pending": services.CERTIFICATE_NEEDS_PREREQUISITE_TEXT.format(course=course.title, missing=titles),
+            }
         return {}
     if services.certificate_needs_name(user=user):
         return {
@@ -130,3 +138,25 @@ def course_certificate(context, course) -> dict:
     request = context.get("request")
     user = getattr(request, "user", None) if request else None
     return moment_context(user=user, course=course, request=request, where="course")
+
+
+@register.inclusion_tag("certificates/_prerequisites.html", takes_context=True)
+def course_prerequisites(context, course) -> dict:
+    """The prerequisite courses of `course` on the catalog and the course page, each
+    with whether the viewer holds its certificate (done) or not yet. Courses load
+    this tag: they sit below certificates and never import them."""
+    from certificates import services
+
+    request = context.get("request")
+    user = getattr(request, "user", None) if request else None
+    prerequisites = course.prerequisite_courses()
+    if not prerequisites:
+        return {"items": []}
+    signed_in = getattr(user, "is_authenticated", False)
+    missing = {c.pk for c in services.missing_prerequisites(user=user, course=course)} if signed_in else set()
+    return {
+        "course": course,
+        "signed_in": signed_in,
+        "items": [{"course": c, "done": signed_in and c.pk not in missing} for c in prerequisites],
+        "all_done": signed_in and not missing,
+    }
