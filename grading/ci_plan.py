@@ -46,8 +46,22 @@ STEP_KEYS = {
     "continue-on-error",
     "timeout-minutes",
 }
-JOB_KEYS_IGNORED = {"name", "runs-on", "steps", "env", "defaults", "strategy", "if", "timeout-minutes",
-                    "continue-on-error", "permissions", "concurrency", "outputs", "needs", "environment"}
+JOB_KEYS_IGNORED = {
+    "name",
+    "runs-on",
+    "steps",
+    "env",
+    "defaults",
+    "strategy",
+    "if",
+    "timeout-minutes",
+    "continue-on-error",
+    "permissions",
+    "concurrency",
+    "outputs",
+    "needs",
+    "environment",
+}
 JOB_KEYS_UNSUPPORTED = {"container", "services", "uses"}
 MAX_STEPS = 50
 MAX_MATRIX = 256
@@ -69,7 +83,13 @@ GITHUB_CONTEXT = {
     "sha": "",
     "event": {},
 }
-RUNNER_CONTEXT = {"os": "Linux", "arch": "X64", "name": "shipwright", "temp": "/tmp/_runner/temp", "tool_cache": "/tmp/_runner/tool"}
+RUNNER_CONTEXT = {
+    "os": "Linux",
+    "arch": "X64",
+    "name": "shipwright",
+    "temp": "/tmp/_runner/temp",
+    "tool_cache": "/tmp/_runner/tool",
+}
 
 
 class PlanError(Exception):
@@ -134,9 +154,16 @@ def _step_plan(index: int, step: Any, problems: list[str]) -> dict[str, Any]:
         return {"index": index, "name": f"step {index}", "unsupported": "a step that is not a mapping"}
     run, uses = step.get("run"), step.get("uses")
     name = step.get("name")
-    label = expr.to_string(name) if name is not None else (
-        f"Run {str(run).strip().splitlines()[0][:60]}" if isinstance(run, str) and run.strip()
-        else f"Run {uses}" if isinstance(uses, str) else f"step {index}"
+    label = (
+        expr.to_string(name)
+        if name is not None
+        else (
+            f"Run {str(run).strip().splitlines()[0][:60]}"
+            if isinstance(run, str) and run.strip()
+            else f"Run {uses}"
+            if isinstance(uses, str)
+            else f"step {index}"
+        )
     )
     plan: dict[str, Any] = {
         "index": index,
@@ -172,10 +199,18 @@ def _step_plan(index: int, step: Any, problems: list[str]) -> dict[str, Any]:
         plan["action"] = SUPPORTED_ACTIONS.get(action)
         plan["with"] = {str(k): v for k, v in step["with"].items()} if isinstance(step.get("with"), dict) else {}
         if plan["action"] is None:
-            plan["unsupported"] = f"uses: {uses} (the grader emulates only {', '.join(sorted(set(SUPPORTED_ACTIONS) - {'actions/cache/restore', 'actions/cache/save'}))})"
+            plan["unsupported"] = (
+                f"uses: {uses} (the grader emulates only {', '.join(sorted(set(SUPPORTED_ACTIONS) - {'actions/cache/restore', 'actions/cache/save'}))})"
+            )
         elif plan["action"] == "checkout" and ({"repository", "path"} & set(plan["with"])):
-            plan["unsupported"] = f"uses: {uses} with repository or path (only your own commit, at the root, is checked out)"
-        elif plan["action"] == "setup-python" and "python-version-file" in plan["with"] and "python-version" not in plan["with"]:
+            plan["unsupported"] = (
+                f"uses: {uses} with repository or path (only your own commit, at the root, is checked out)"
+            )
+        elif (
+            plan["action"] == "setup-python"
+            and "python-version-file" in plan["with"]
+            and "python-version" not in plan["with"]
+        ):
             plan["unsupported"] = f"uses: {uses} with python-version-file (name python-version instead)"
     else:
         plan["kind"] = "invalid"
@@ -251,8 +286,17 @@ def plan(workflows: dict[str, str], *, python_versions: list[str], sha: str = ""
     combos = _matrix(job.get("strategy"), problems)
     runnable, skipped = [], []
     for combo in combos:
-        context = expr.Context({"github": github, "runner": RUNNER_CONTEXT, "matrix": combo, "env": {},
-                                "secrets": {}, "vars": {}, "inputs": {}})
+        context = expr.Context(
+            {
+                "github": github,
+                "runner": RUNNER_CONTEXT,
+                "matrix": combo,
+                "env": {},
+                "secrets": {},
+                "vars": {},
+                "inputs": {},
+            }
+        )
         reason = ""
         try:
             runs_on = job.get("runs-on", "ubuntu-latest")
@@ -267,22 +311,33 @@ def plan(workflows: dict[str, str], *, python_versions: list[str], sha: str = ""
                         wanted = wanted[-1] if wanted else None
                     version = expr.substitute(expr.to_string(wanted), context) if wanted is not None else ""
                     if not python_supported(version, python_versions):
-                        reason = (f"python-version {version}: the lab image has Python "
-                                  f"{', '.join(python_versions)} only")
+                        reason = f"python-version {version}: the lab image has Python {', '.join(python_versions)} only"
         except expr.Unsupported as exc:
             reason = f"cannot evaluate runs-on or python-version: {exc}"
         (skipped if reason else runnable).append({"matrix": combo, "reason": reason})
     if not runnable:
-        problems.append("no matrix entry the lab image can run: " + "; ".join(
-            f"{_describe(s['matrix'])} skipped ({s['reason']})" for s in skipped))
+        problems.append(
+            "no matrix entry the lab image can run: "
+            + "; ".join(f"{_describe(s['matrix'])} skipped ({s['reason']})" for s in skipped)
+        )
         chosen: dict[str, Any] = {}
     else:
         chosen = runnable[0]["matrix"]
         for other in runnable[1:]:
-            skipped.append({"matrix": other["matrix"],
-                            "reason": f"same image and Python as {_describe(chosen)}, which is run"})
-    context = expr.Context({"github": github, "runner": RUNNER_CONTEXT, "matrix": chosen, "env": {},
-                            "secrets": {}, "vars": {}, "inputs": {}})
+            skipped.append(
+                {"matrix": other["matrix"], "reason": f"same image and Python as {_describe(chosen)}, which is run"}
+            )
+    context = expr.Context(
+        {
+            "github": github,
+            "runner": RUNNER_CONTEXT,
+            "matrix": chosen,
+            "env": {},
+            "secrets": {},
+            "vars": {},
+            "inputs": {},
+        }
+    )
     env = _env(document.get("env"), context, "workflow", problems)
     context.values["env"] = dict(env)
     env.update(_env(job.get("env"), context, "job", problems))

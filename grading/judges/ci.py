@@ -46,7 +46,9 @@ def step_summary(step: dict[str, Any]) -> str:
         return f"{label} was {note}"
     if step.get("exit_code") == 0:
         return f"{label} succeeded in {step.get('duration_s', 0):.1f} s"
-    text = f"{label} exited with code {step.get('exit_code')}" if step.get("exit_code") is not None else f"{label} failed"
+    text = (
+        f"{label} exited with code {step.get('exit_code')}" if step.get("exit_code") is not None else f"{label} failed"
+    )
     if step.get("continue_on_error"):
         text += " (continue-on-error: the job goes on)"
     return text + (f": {note}" if note else "")

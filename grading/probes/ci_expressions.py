@@ -137,9 +137,7 @@ class _Parser:
             "startswith": lambda a, b: to_string(a).casefold().startswith(to_string(b).casefold()),
             "endswith": lambda a, b: to_string(a).casefold().endswith(to_string(b).casefold()),
             "format": self._format,
-            "join": lambda a, sep=",": to_string(sep).join(map(to_string, a))
-            if isinstance(a, list)
-            else to_string(a),
+            "join": lambda a, sep=",": to_string(sep).join(map(to_string, a)) if isinstance(a, list) else to_string(a),
             "tojson": lambda a: json.dumps(a, indent=2),
             "fromjson": self._from_json,
         }

@@ -55,7 +55,7 @@ class _Output:
 
     def text(self) -> str:
         middle = f"\n… ({self.cut} bytes cut) …\n" if self.cut else ""
-        return (bytes(self.head).decode("utf-8", "replace") + middle + bytes(self.tail).decode("utf-8", "replace"))
+        return bytes(self.head).decode("utf-8", "replace") + middle + bytes(self.tail).decode("utf-8", "replace")
 
 
 def _file_command(path: Path) -> list[tuple[str, str]]:
@@ -104,8 +104,14 @@ def _run_process(argv: list[str], *, env: dict, cwd: str, timeout: float) -> tup
     with `&` keeps the pipe open, as it may on GitHub."""
     output = _Output()
     process = subprocess.Popen(
-        argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True, **as_learner(),
+        argv,
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        **as_learner(),
     )
     assert process.stdout is not None
     fd = process.stdout.fileno()
@@ -196,30 +202,61 @@ def main() -> int:
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
     for step in plan["steps"]:
-        result: dict = {"index": step["index"], "name": step["name"], "kind": step.get("kind"),
-                        "runs_pytest": step.get("runs_pytest", False), "exit_code": None, "output": "",
-                        "output_truncated_bytes": 0, "duration_s": 0.0, "note": ""}
+        result: dict = {
+            "index": step["index"],
+            "name": step["name"],
+            "kind": step.get("kind"),
+            "runs_pytest": step.get("runs_pytest", False),
+            "exit_code": None,
+            "output": "",
+            "output_truncated_bytes": 0,
+            "duration_s": 0.0,
+            "note": "",
+        }
         if step.get("kind") == "run":
             result["command"] = step["run"].strip()[:500]
         elif step.get("kind") == "uses":
             result["command"] = f"uses: {step['uses']}"[:500]
         env_context = {**plan["env"], **file_env}
-        context = expr.Context({**contexts, "env": env_context, "steps": steps_context, "job": {"status": status},
-                                "secrets": {}, "vars": {}, "inputs": {}}, status=status)
+        context = expr.Context(
+            {
+                **contexts,
+                "env": env_context,
+                "steps": steps_context,
+                "job": {"status": status},
+                "secrets": {},
+                "vars": {},
+                "inputs": {},
+            },
+            status=status,
+        )
         step_started = time.monotonic()
         try:
             runs = expr.condition(step.get("if"), context)
         except expr.Unsupported as exc:
             runs = None
-            result.update(status="unsupported", outcome="failure", conclusion="failure",
-                          note=f"the grader cannot evaluate this step's `if:`: {exc}")
+            result.update(
+                status="unsupported",
+                outcome="failure",
+                conclusion="failure",
+                note=f"the grader cannot evaluate this step's `if:`: {exc}",
+            )
         if runs is False:
-            result.update(status="skipped", outcome="skipped", conclusion="skipped",
-                          note=f"skipped: `if: {expr.to_string(step.get('if'))[:80]}` is false"
-                          if step.get("if") is not None else "skipped: an earlier step failed")
+            result.update(
+                status="skipped",
+                outcome="skipped",
+                conclusion="skipped",
+                note=f"skipped: `if: {expr.to_string(step.get('if'))[:80]}` is false"
+                if step.get("if") is not None
+                else "skipped: an earlier step failed",
+            )
         elif runs and step.get("unsupported"):
-            result.update(status="unsupported", outcome="failure", conclusion="failure",
-                          note=f"the grader cannot run {step['unsupported']}")
+            result.update(
+                status="unsupported",
+                outcome="failure",
+                conclusion="failure",
+                note=f"the grader cannot run {step['unsupported']}",
+            )
         elif runs:
             remaining = budget - (time.monotonic() - started)
             try:
@@ -234,7 +271,10 @@ def main() -> int:
             continue_on_error = step.get("continue_on_error")
             if isinstance(continue_on_error, str):
                 try:
-                    continue_on_error = expr.condition("always() && (" + continue_on_error.strip().removeprefix("${{").removesuffix("}}") + ")", context)
+                    continue_on_error = expr.condition(
+                        "always() && (" + continue_on_error.strip().removeprefix("${{").removesuffix("}}") + ")",
+                        context,
+                    )
                 except expr.Unsupported:
                     continue_on_error = False
             result["outcome"] = outcome
@@ -249,8 +289,11 @@ def main() -> int:
             except (OSError, LearnerFileError):
                 pass
             if step.get("id"):
-                steps_context[step["id"]] = {"outcome": outcome, "conclusion": result["conclusion"],
-                                             "outputs": dict(_file_command(files / "output"))}
+                steps_context[step["id"]] = {
+                    "outcome": outcome,
+                    "conclusion": result["conclusion"],
+                    "outputs": dict(_file_command(files / "output")),
+                }
             if result["status"] == "timed_out":
                 status = "cancelled" if budget - (time.monotonic() - started) <= 0 else status
         if result.get("conclusion") == "failure" and status == "success":
@@ -262,11 +305,14 @@ def main() -> int:
         if budget - (time.monotonic() - started) <= 0 and status != "cancelled":
             status = "cancelled"
     kill_other_processes()
-    write_observations(OUT_DIR / "observations.json", {
-        "steps": results,
-        "job_status": status,
-        "artifacts": artifacts,
-    })
+    write_observations(
+        OUT_DIR / "observations.json",
+        {
+            "steps": results,
+            "job_status": status,
+            "artifacts": artifacts,
+        },
+    )
     return 0
 
 
@@ -276,8 +322,11 @@ def _run_step(step, context, step_env, base_env, extra_path, files, remaining, a
         relative = expr.substitute(expr.to_string(step["working_directory"]), context)
         cwd = os.path.normpath(os.path.join(WORKSPACE, relative))
         if not os.path.isdir(cwd):
-            return {"status": "failure", "exit_code": None,
-                    "note": f"working-directory {relative} does not exist in the workspace"}
+            return {
+                "status": "failure",
+                "exit_code": None,
+                "note": f"working-directory {relative} does not exist in the workspace",
+            }
     timeout = max(1.0, min(remaining, step.get("timeout_s") or remaining))
     if step["kind"] == "uses":
         return _action(step, context, timeout, artifacts)
@@ -288,9 +337,15 @@ def _run_step(step, context, step_env, base_env, extra_path, files, remaining, a
     script_path.write_text(script)
     script_path.chmod(0o644)
     argv = [part.replace("{0}", str(script_path)) for part in step["shell"]]
-    env = {**base_env, **step_env, "GITHUB_ENV": str(files / "env"), "GITHUB_PATH": str(files / "path"),
-           "GITHUB_OUTPUT": str(files / "output"), "GITHUB_STEP_SUMMARY": str(files / "summary"),
-           "GITHUB_WORKSPACE": WORKSPACE}
+    env = {
+        **base_env,
+        **step_env,
+        "GITHUB_ENV": str(files / "env"),
+        "GITHUB_PATH": str(files / "path"),
+        "GITHUB_OUTPUT": str(files / "output"),
+        "GITHUB_STEP_SUMMARY": str(files / "summary"),
+        "GITHUB_WORKSPACE": WORKSPACE,
+    }
     env["PATH"] = ":".join([*extra_path, step_env.get("PATH") or base_env["PATH"]])
     code, output, cut, timed_out = _run_process(argv, env=env, cwd=cwd, timeout=timeout)
     note = ""
@@ -298,23 +353,37 @@ def _run_step(step, context, step_env, base_env, extra_path, files, remaining, a
         note = f"stopped after {timeout:.0f} s (the time left for the job or the step's timeout-minutes)"
     elif code and "pip" in script and ("No matching distribution" in output or "Could not find a version" in output):
         note = PIP_NOTE
-    return {"status": "timed_out" if timed_out else ("success" if code == 0 else "failure"), "exit_code": code,
-            "output": output, "output_truncated_bytes": cut, "note": note}
+    return {
+        "status": "timed_out" if timed_out else ("success" if code == 0 else "failure"),
+        "exit_code": code,
+        "output": output,
+        "output_truncated_bytes": cut,
+        "note": note,
+    }
 
 
 def _action(step, context, timeout, artifacts) -> dict:
     action, uses = step["action"], step["uses"]
     if action == "checkout":
-        return {"status": "success", "exit_code": 0,
-                "output": "The workspace already holds the commit you submitted (emulated actions/checkout).\n"}
+        return {
+            "status": "success",
+            "exit_code": 0,
+            "output": "The workspace already holds the commit you submitted (emulated actions/checkout).\n",
+        }
     if action == "setup-python":
         version = sys.version.split()[0]
-        return {"status": "success", "exit_code": 0,
-                "output": f"Using the lab image's Python {version} (emulated {uses}; "
-                          "pip caching is not needed: nothing is downloaded).\n"}
+        return {
+            "status": "success",
+            "exit_code": 0,
+            "output": f"Using the lab image's Python {version} (emulated {uses}; "
+            "pip caching is not needed: nothing is downloaded).\n",
+        }
     if action == "cache":
-        return {"status": "success", "exit_code": 0,
-                "output": f"{uses}: nothing is cached between grading runs (emulated as a no-op; cache-hit is false).\n"}
+        return {
+            "status": "success",
+            "exit_code": 0,
+            "output": f"{uses}: nothing is cached between grading runs (emulated as a no-op; cache-hit is false).\n",
+        }
     # upload-artifact: the paths must exist; they are recorded, not uploaded.
     raw = expr.substitute(expr.to_string(step["with"].get("path", "")), context)
     patterns = [p.strip() for p in raw.splitlines() if p.strip() and not p.strip().startswith("!")]
@@ -327,14 +396,21 @@ def _action(step, context, timeout, artifacts) -> dict:
     mode = expr.to_string(step["with"].get("if-no-files-found", "warn")).lower()
     if found:
         artifacts.append({"name": name, "paths": sorted(found)[:50]})
-        return {"status": "success", "exit_code": 0,
-                "output": f"Artifact {name}: {len(found)} path(s) found and recorded (not uploaded): "
-                          + ", ".join(sorted(found)[:10]) + "\n"}
+        return {
+            "status": "success",
+            "exit_code": 0,
+            "output": f"Artifact {name}: {len(found)} path(s) found and recorded (not uploaded): "
+            + ", ".join(sorted(found)[:10])
+            + "\n",
+        }
     message = f"No files were found with the provided path: {raw.strip() or '(none)'}."
     if mode == "error":
         return {"status": "failure", "exit_code": 1, "output": message + " No artifacts will be uploaded.\n"}
-    return {"status": "success", "exit_code": 0,
-            "output": message + (" No artifacts will be uploaded (warning).\n" if mode == "warn" else "\n")}
+    return {
+        "status": "success",
+        "exit_code": 0,
+        "output": message + (" No artifacts will be uploaded (warning).\n" if mode == "warn" else "\n"),
+    }
 
 
 if __name__ == "__main__":
