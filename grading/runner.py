@@ -27,8 +27,8 @@ from typing import Any
 
 from labs.lab_spec import LabSpec, StageSpec
 
-from . import judges as judging
 from . import ci_plan
+from . import judges as judging
 from .judges import CheckOutcome, StageOutcome
 from .judges.ci import step_outcomes
 from .learner_files import TOO_LARGE, LearnerFileError, load_json
