@@ -132,7 +132,9 @@ def _matrix(strategy: Any, problems: list[str]) -> list[dict[str, Any]]:
     if size > MAX_MATRIX:
         problems.append(f"a matrix of {size} entries (more than {MAX_MATRIX})")
         return [{}]
-    combos = [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())] if axes else []
+    combos: list[dict[str, Any]] = (
+        [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())] if axes else []
+    )
     for rule in matrix.get("exclude") or []:
         if isinstance(rule, dict):
             combos = [c for c in combos if not all(expr._equal(c.get(k), v) for k, v in rule.items())]
@@ -284,7 +286,8 @@ def plan(workflows: dict[str, str], *, python_versions: list[str], sha: str = ""
     if needs:
         notes.append(f"job {job_id} needs {needs}: only this job is run")
     combos = _matrix(job.get("strategy"), problems)
-    runnable, skipped = [], []
+    runnable: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
     for combo in combos:
         context = expr.Context(
             {

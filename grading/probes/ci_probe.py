@@ -179,7 +179,7 @@ def main() -> int:
     steps_context: dict[str, dict] = {}
     status = "success"
     results = []
-    artifacts = []
+    artifacts: list[dict] = []
     base_env = {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         "HOME": "/tmp",

@@ -196,3 +196,77 @@ def test_unsupported_step_fails_by_name():
     ]
     with pytest.raises(Fail, match="uses: x/y@v1"):
         judge_ci(CHECK, _evidence(steps, "failure"))
+
+
+# --- through the real sandbox ------------------------------------------------------
+
+ONE_RUNNER = """
+name: ci
+on: push
+jobs:
+  test:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - name: Start a server and leave things for later steps
+        run: |
+          (python -m http.server 8765 --bind 127.0.0.1 >/tmp/server.log 2>&1 &)
+          echo "FROM_ENV_FILE=carried" >> "$GITHUB_ENV"
+          echo hello > /tmp/shared.txt
+      - name: Tamper with the grader
+        continue-on-error: true
+        run: |
+          echo forged > /grader-out/observations.json || true
+          rm -f "$GITHUB_ENV" || true
+          kill -9 1 || true
+          exit 3
+      - name: Tests
+        run: |
+          test "$FROM_ENV_FILE" = carried
+          test "$(cat /tmp/shared.txt)" = hello
+          for i in $(seq 50); do python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8765/')" && break; sleep 0.2; done
+          python -m pytest -q
+      - name: Only after a failure
+        if: failure()
+        run: exit 9
+"""
+
+
+@pytest.mark.docker
+def test_steps_share_one_runner_and_cannot_touch_the_grader(sample_course, tmp_path):
+    import shutil
+
+    from tests.conftest import CONTENT
+    from tests.grading.test_grade_command import by_name, grade
+
+    repo = tmp_path / "repo"
+    shutil.copytree(CONTENT / "mlops-foundations/labs/ci-workflow/hidden/reference", repo)
+    (repo / ".github/workflows/ci.yml").write_text(ONE_RUNNER)
+    code, document, err = grade("mlops-foundations/ci-workflow", str(repo), "--json")
+    assert document is not None, err
+    check = by_name(document)["your CI passes on this commit"]
+    assert check["status"] == "passed", check["output"]
+    stages = {stage["name"]: stage for stage in document["stages"]}
+    assert stages["ci_step3"]["exit_code"] == 3  # failed, and continue-on-error let the job go on
+    assert stages["ci_step4"]["exit_code"] == 0 and "passed" in stages["ci_step4"]["output"]
+    assert stages["ci_step5"]["exit_code"] is None and "is false" in stages["ci_step5"]["output"]
+    assert "already holds the commit" in stages["ci_step1"]["output"]
+
+
+@pytest.mark.docker
+def test_a_step_that_fails_here_is_named_with_its_output(sample_course):
+    from tests.conftest import CONTENT
+    from tests.grading.test_grade_command import by_name, grade
+
+    variant = CONTENT / "mlops-foundations/labs/ci-workflow/hidden/variants/ci-unsupported-action"
+    reference = CONTENT / "mlops-foundations/labs/ci-workflow/hidden/reference"
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        repo = shutil.copytree(reference, f"{folder}/repo")
+        shutil.copytree(variant, repo, dirs_exist_ok=True)
+        code, document, err = grade("mlops-foundations/ci-workflow", str(repo), "--json")
+    assert document is not None, err
+    output = by_name(document)["your CI passes on this commit"]["output"]
+    assert "codecov/codecov-action@v4" in output and "step 5" in output
