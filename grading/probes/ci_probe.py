@@ -354,6 +354,7 @@ def _run_step(step, context, step_env, base_env, extra_path, files, remaining, a
     elif code and "pip" in script and ("No matching distribution" in output or "Could not find a version" in output):
         note = PIP_NOTE
     return {
+        "command": script.strip()[:500],  # as run, after ${{ }} substitution (GitHub logs it so)
         "status": "timed_out" if timed_out else ("success" if code == 0 else "failure"),
         "exit_code": code,
         "output": output,
@@ -392,8 +393,8 @@ def _action(step, context, timeout, artifacts) -> dict:
         full = os.path.join(WORKSPACE, pattern)
         matches = glob.glob(full, recursive=True)
         found += [os.path.relpath(m, WORKSPACE) for m in matches]
-    name = expr.to_string(step["with"].get("name", "artifact"))
-    mode = expr.to_string(step["with"].get("if-no-files-found", "warn")).lower()
+    name = expr.substitute(expr.to_string(step["with"].get("name", "artifact")), context)
+    mode = expr.substitute(expr.to_string(step["with"].get("if-no-files-found", "warn")), context).lower()
     if found:
         artifacts.append({"name": name, "paths": sorted(found)[:50]})
         return {
