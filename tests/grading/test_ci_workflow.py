@@ -270,3 +270,26 @@ def test_a_step_that_fails_here_is_named_with_its_output(sample_course):
     assert document is not None, err
     output = by_name(document)["your CI passes on this commit"]["output"]
     assert "codecov/codecov-action@v4" in output and "step 5" in output
+
+
+def test_a_ci_stage_must_read_workflows_from_an_earlier_collect_stage():
+    from pydantic import ValidationError
+
+    from labs.lab_spec import LabSpec
+
+    base = {"slug": "x", "title": "x", "module": "m", "kind": "repo", "instructions": "i.md", "pass_mark": 50}
+    with pytest.raises(ValidationError, match="not an earlier collect stage"):
+        LabSpec.model_validate(
+            {**base, "stages": [{"name": "run", "run": ["true"]}, {"name": "ci", "ci": {"workflows_from": "run"}}]}
+        )
+    spec = LabSpec.model_validate(
+        {
+            **base,
+            "stages": [
+                {"name": "repo", "collect": {"globs": [".github/workflows/*.yml"]}},
+                {"name": "ci", "ci": {"workflows_from": "repo"}},
+            ],
+            "checks": [{"name": "ci", "kind": "ci", "stage": "ci", "points": 1}],
+        }
+    )
+    assert spec.stage("ci").probe == "ci"
