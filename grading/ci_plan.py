@@ -9,6 +9,7 @@ handed to the CI probe (grading/probes/ci_probe.py), which runs the steps.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import re
 from typing import Any
@@ -92,6 +93,29 @@ RUNNER_CONTEXT = {
 }
 
 
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _scalars(raw: Any, what: str, problems: list[str]) -> dict[str, Any]:
+    """A mapping of names to scalars (`with:`, `env:`). Anything else is reported: a
+    YAML alias can make a nested value of billions of items for a few bytes."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(f"{what} that is not a mapping")
+        return {}
+    result = {}
+    for key, value in raw.items():
+        if isinstance(value, datetime.date):
+            value = value.isoformat()  # an unquoted date: GitHub reads the text
+        if _scalar(value):
+            result[str(key)] = value
+        else:
+            problems.append(f"{what} `{str(key)[:40]}` is not a string or number")
+    return result
+
+
 class PlanError(Exception):
     """No job can be run; str() says why, in words for the learner."""
 
@@ -126,6 +150,9 @@ def _matrix(strategy: Any, problems: list[str]) -> list[dict[str, Any]]:
         if not isinstance(values, list):
             problems.append(f"matrix axis `{name}` is not a list")
             return [{}]
+        if not all(_scalar(value) for value in values):
+            problems.append(f"matrix axis `{name}` has values that are not strings or numbers")
+            return [{}]
     size = 1
     for values in axes.values():
         size *= max(len(values), 1)
@@ -135,11 +162,14 @@ def _matrix(strategy: Any, problems: list[str]) -> list[dict[str, Any]]:
     combos: list[dict[str, Any]] = (
         [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())] if axes else []
     )
-    for rule in matrix.get("exclude") or []:
+    excludes = matrix.get("exclude")
+    includes = matrix.get("include")
+    for rule in excludes if isinstance(excludes, list) else []:
         if isinstance(rule, dict):
             combos = [c for c in combos if not all(expr._equal(c.get(k), v) for k, v in rule.items())]
-    for extra in matrix.get("include") or []:
-        if not isinstance(extra, dict):
+    for extra in includes if isinstance(includes, list) else []:
+        if not isinstance(extra, dict) or not all(_scalar(v) for v in extra.values()):
+            problems.append("a matrix `include` entry that is not a mapping of strings or numbers")
             continue
         matched = False
         for combo in combos:
@@ -167,18 +197,22 @@ def _step_plan(index: int, step: Any, problems: list[str]) -> dict[str, Any]:
             else f"step {index}"
         )
     )
+    step_problems: list[str] = []
     plan: dict[str, Any] = {
         "index": index,
         "name": label[:200],
-        "id": str(step["id"]) if "id" in step else None,
-        "if": step.get("if"),
-        "env": {str(k): v for k, v in step["env"].items()} if isinstance(step.get("env"), dict) else {},
-        "working_directory": step.get("working-directory"),
-        "continue_on_error": step.get("continue-on-error", False),
+        "id": str(step["id"]) if _scalar(step.get("id")) and "id" in step else None,
+        "if": step.get("if") if _scalar(step.get("if")) else None,
+        "env": _scalars(step.get("env"), "env", step_problems),
+        "working_directory": step.get("working-directory") if _scalar(step.get("working-directory")) else None,
+        "continue_on_error": step.get("continue-on-error", False) if _scalar(step.get("continue-on-error")) else False,
         "timeout_s": _minutes(step.get("timeout-minutes")),
         "runs_pytest": False,
         "unsupported": None,
     }
+    for key in ("if", "working-directory", "continue-on-error", "id", "shell"):
+        if not _scalar(step.get(key)):
+            step_problems.append(f"`{key}:` that is not a string")
     unknown = sorted(str(k) for k in step if k not in STEP_KEYS)
     if unknown:
         plan["unsupported"] = f"step key(s) {', '.join(unknown)}"
@@ -186,7 +220,7 @@ def _step_plan(index: int, step: Any, problems: list[str]) -> dict[str, Any]:
         plan["kind"] = "run"
         plan["run"] = run
         plan["runs_pytest"] = _runs_pytest(run)
-        shell = step.get("shell")
+        shell = step.get("shell") if isinstance(step.get("shell"), str) else None
         if shell is not None and shell not in SHELLS:
             if isinstance(shell, str) and "{0}" in shell and shell.split()[0] in ("bash", "sh", "python", "python3"):
                 plan["shell"] = shell.split()
@@ -199,7 +233,7 @@ def _step_plan(index: int, step: Any, problems: list[str]) -> dict[str, Any]:
         plan["uses"] = uses
         action = uses.split("@", 1)[0].strip().lower()
         plan["action"] = SUPPORTED_ACTIONS.get(action)
-        plan["with"] = {str(k): v for k, v in step["with"].items()} if isinstance(step.get("with"), dict) else {}
+        plan["with"] = _scalars(step.get("with"), "with:", step_problems)
         if plan["action"] is None:
             plan["unsupported"] = (
                 f"uses: {uses} (the grader emulates only {', '.join(sorted(set(SUPPORTED_ACTIONS) - {'actions/cache/restore', 'actions/cache/save'}))})"
@@ -217,6 +251,8 @@ def _step_plan(index: int, step: Any, problems: list[str]) -> dict[str, Any]:
     else:
         plan["kind"] = "invalid"
         plan["unsupported"] = "a step needs exactly one of `run:` (text) or `uses:`"
+    if step_problems and not plan["unsupported"]:
+        plan["unsupported"] = "; ".join(step_problems)
     return plan
 
 
@@ -280,11 +316,18 @@ def plan(workflows: dict[str, str], *, python_versions: list[str], sha: str = ""
         problems.append(f"more than {MAX_STEPS} steps")
         steps_raw = steps_raw[:MAX_STEPS]
     steps = [_step_plan(i, s, problems) for i, s in enumerate(steps_raw, 1)]
-    github = {**GITHUB_CONTEXT, "workflow": str(document.get("name") or path), "job": job_id, "sha": sha}
+    name = document.get("name")
+    github = {
+        **GITHUB_CONTEXT,
+        "workflow": str(name)[:200] if _scalar(name) and name else path,
+        "job": job_id,
+        "sha": sha,
+    }
     notes = []
     needs = job.get("needs")
     if needs:
-        notes.append(f"job {job_id} needs {needs}: only this job is run")
+        listed = [str(n) for n in (needs if isinstance(needs, list) else [needs]) if _scalar(n)][:10]
+        notes.append(f"job {job_id} needs {', '.join(listed)}: only this job is run")
     combos = _matrix(job.get("strategy"), problems)
     runnable: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -304,6 +347,8 @@ def plan(workflows: dict[str, str], *, python_versions: list[str], sha: str = ""
         try:
             runs_on = job.get("runs-on", "ubuntu-latest")
             labels = runs_on if isinstance(runs_on, list) else [runs_on]
+            if not all(_scalar(label) for label in labels):
+                raise expr.Unsupported("a runs-on that is not a string or a list of strings")
             labels = [expr.substitute(expr.to_string(label), context) for label in labels]
             if not any(re.match(r"(ubuntu|linux|self-hosted)", label, re.I) for label in labels):
                 reason = f"runs-on {', '.join(labels)}: the grader runs Linux (ubuntu) jobs only"
@@ -355,20 +400,28 @@ def plan(workflows: dict[str, str], *, python_versions: list[str], sha: str = ""
     for source in (document.get("defaults"), job.get("defaults")):
         if isinstance(source, dict) and isinstance(source.get("run"), dict):
             for key in ("shell", "working-directory"):
-                if key in source["run"]:
+                if key in source["run"] and isinstance(source["run"][key], str):
                     defaults[key] = source["run"][key]
     for step in steps:
         if step.get("kind") == "run":
             shell = step.get("shell") if step.get("shell") is not None else defaults.get("shell")
-            if shell is not None and shell not in SHELLS and not isinstance(shell, list):
+            if (
+                shell is not None
+                and not isinstance(shell, list)
+                and (not isinstance(shell, str) or shell not in SHELLS)
+            ):
                 step["unsupported"] = step["unsupported"] or f"shell: {expr.to_string(shell)[:60]}"
-            step["shell"] = shell if isinstance(shell, list) else SHELLS.get(shell, SHELLS[None])
+            step["shell"] = (
+                shell
+                if isinstance(shell, list)
+                else SHELLS.get(shell if isinstance(shell, str) else None, SHELLS[None])
+            )
             if step["working_directory"] is None:
                 step["working_directory"] = defaults.get("working-directory")
     return {
         "workflow": path,
         "job": job_id,
-        "job_name": expr.to_string(job.get("name") or job_id),
+        "job_name": str(job["name"])[:200] if _scalar(job.get("name")) and job.get("name") else job_id,
         "matrix": chosen,
         "skipped_matrix": skipped,
         "env": env,

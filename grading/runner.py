@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import tarfile
@@ -35,11 +36,17 @@ from .learner_files import TOO_LARGE, LearnerFileError, load_json
 from .sandbox import FileTooLarge, Sandbox, SandboxUnavailable, SnapshotRejected
 from .sandbox import Limits as SandboxLimits
 
+log = logging.getLogger(__name__)
+
 MAX_READBACK_BYTES = 20 * 1024 * 1024
 MAX_OBSERVATIONS_BYTES = 5 * 1024 * 1024
 GRADER_OUTPUT_NOTE = "(output of a grader-owned stage is not shown: it could reveal hidden tests)"
 OBSERVATIONS_UNREADABLE = "the observations could not be read ({problem})"
 OBSERVATIONS_NOT_OBJECT = "observations.json does not hold a JSON object"
+CI_PLAN_FAILED = (
+    "the grader could not plan a run of this workflow (a fault of the grader, logged for the staff): "
+    "simplify the job that runs pytest, or ask the course staff"
+)
 
 
 class JudgingError(Exception):
@@ -167,8 +174,14 @@ def _ci_plan(stage: StageSpec, outcomes: dict[str, StageOutcome], limits) -> tup
     workflows = {p: t for p, t in files.items() if p.startswith(".github/workflows/")}
     try:
         plan = ci_plan.plan(workflows, python_versions=list(stage.ci.python_versions))
+        json.dumps(plan)
     except ci_plan.PlanError as exc:
         return None, str(exc)
+    except Exception:
+        # A workflow shape the planner does not handle is its bug, not the learner's
+        # fault, but running the stages again would fail the same way: say so once.
+        log.exception("planning the CI job of stage %s failed", stage.name)
+        return None, CI_PLAN_FAILED
     if plan["unsupported"]:
         return plan, (
             f"the grader cannot run {plan['workflow']} job {plan['job']} as GitHub would: "

@@ -293,3 +293,25 @@ def test_a_ci_stage_must_read_workflows_from_an_earlier_collect_stage():
         }
     )
     assert spec.stage("ci").probe == "ci"
+
+
+HOSTILE_SHAPES = [
+    # An alias bomb under `with:`, `env:` and a matrix axis: reported, never expanded.
+    'a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n'
+    "on: push\njobs:\n  t:\n    strategy:\n      matrix:\n        v: [*c]\n    steps:\n"
+    "      - uses: actions/setup-python@v5\n        with: {python-version: *c}\n"
+    "      - run: pytest\n        env: {X: *c}\n        shell: {a: 1}\n        if: [1]\n",
+    "on: push\njobs:\n  t:\n    defaults: {run: {shell: [1], working-directory: {a: 1}}}\n"
+    "    runs-on: {a: 1}\n    name: [1]\n    steps:\n      - run: pytest\n        continue-on-error: {a: 1}\n",
+    "on: push\njobs:\n  t:\n    steps:\n      - run: pytest\n        env: {D: 2024-01-01}\n      - uses: actions/cache@v4\n        with: 3\n",
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_SHAPES)
+def test_odd_workflow_shapes_are_reported_not_crashed_on(text):
+    import json
+
+    plan = ci_plan.plan({".github/workflows/ci.yml": text}, python_versions=["3.11"])
+    assert len(json.dumps(plan, default=str)) < 20_000
+    assert plan["unsupported"] or any(step["unsupported"] for step in plan["steps"])
+    assert "2024-01-01" in json.dumps(plan) or "D:" not in text
