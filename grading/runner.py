@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import tarfile
@@ -27,11 +28,15 @@ from typing import Any
 
 from labs.lab_spec import LabSpec, StageSpec
 
+from . import ci_plan
 from . import judges as judging
 from .judges import CheckOutcome, StageOutcome
+from .judges.ci import step_outcomes
 from .learner_files import TOO_LARGE, LearnerFileError, load_json
 from .sandbox import FileTooLarge, Sandbox, SandboxUnavailable, SnapshotRejected
 from .sandbox import Limits as SandboxLimits
+
+log = logging.getLogger(__name__)
 
 MAX_READBACK_BYTES = 20 * 1024 * 1024
 MAX_OBSERVATIONS_BYTES = 5 * 1024 * 1024
@@ -44,6 +49,10 @@ OBSERVATIONS_NOT_OBJECT = "observations.json does not hold a JSON object"
 # the learner, never evidence. Bounded: it is stored with the submission.
 EXECUTED_NOTEBOOK = "executed.ipynb"
 MAX_EXECUTED_NOTEBOOK_BYTES = 4 * 1024 * 1024
+CI_PLAN_FAILED = (
+    "the grader could not plan a run of this workflow (a fault of the grader, logged for the staff): "
+    "simplify the job that runs pytest, or ask the course staff"
+)
 
 
 class JudgingError(Exception):
@@ -124,13 +133,21 @@ def _make_world_readable(path: Path) -> None:
 
 PROBES_DIR = Path(__file__).resolve().parent / "probes"
 PROBE_MOUNT = "/grader/_shipwright"
-_PROBE_SCRIPTS = {"service": "service_probe.py", "collect": "collect_files.py", "pytest": "pytest_probe.py"}
+_PROBE_SCRIPTS = {
+    "service": "service_probe.py",
+    "collect": "collect_files.py",
+    "pytest": "pytest_probe.py",
+    "ci": "ci_probe.py",
+}
 # Probes that start learner code: they run as the grader (root with SETUID, SETGID and
 # KILL only) and start it as uid 1000 (grading/sandbox.py, `as_grader`).
-GRADER_UID_PROBES = frozenset({"service", "pytest"})
+GRADER_UID_PROBES = frozenset({"service", "pytest", "ci"})
 # Files a probe needs beside it besides _PROBE_LIBRARIES (the pytest plugin is
 # imported by the learner's test process from the same read-only folder).
-_PROBE_EXTRAS = {"pytest": (PROBES_DIR / "shipwright_pytest.py",)}
+_PROBE_EXTRAS = {
+    "pytest": (PROBES_DIR / "shipwright_pytest.py",),
+    "ci": (PROBES_DIR / "ci_expressions.py",),
+}
 # Copied beside every probe: its helpers, and the learner-bytes parser the host uses too.
 _PROBE_LIBRARIES = (PROBES_DIR / "probe_common.py", Path(__file__).resolve().parent / "learner_files.py")
 
@@ -155,7 +172,44 @@ def _probe_config(stage: StageSpec, assets: LabAssets) -> dict:
         return stage.collect.model_dump()
     if stage.pytest is not None:
         return {**stage.pytest.model_dump(), "time_s": max(10.0, (stage.time_s or 300) - 15)}
-    return {}
+    return {}  # ci: the plan is written per run (_ci_assets_dir)
+
+
+def _ci_plan(stage: StageSpec, outcomes: dict[str, StageOutcome], limits) -> tuple[dict | None, str]:
+    """(plan, "") for the CI probe, or (None, why nothing can run), from the workflow
+    files the collect stage read before any learner code ran."""
+    assert stage.ci is not None
+    source = outcomes[stage.ci.workflows_from]
+    files = (source.observations or {}).get("files", {}) if source.succeeded else {}
+    workflows = {p: t for p, t in files.items() if p.startswith(".github/workflows/")}
+    try:
+        plan = ci_plan.plan(workflows, python_versions=list(stage.ci.python_versions))
+        json.dumps(plan)
+    except ci_plan.PlanError as exc:
+        return None, str(exc)
+    except Exception:
+        # A workflow shape the planner does not handle is its bug, not the learner's
+        # fault, but running the stages again would fail the same way: say so once.
+        log.exception("planning the CI job of stage %s failed", stage.name)
+        return None, CI_PLAN_FAILED
+    if plan["unsupported"]:
+        return plan, (
+            f"the grader cannot run {plan['workflow']} job {plan['job']} as GitHub would: "
+            + "; ".join(plan["unsupported"])
+        )
+    plan["time_s"] = max(10.0, limits.time_s - 15)
+    return plan, ""
+
+
+def _ci_assets_dir(assets: LabAssets, stage: StageSpec, plan: dict) -> Path:
+    """A per-run copy of the CI probe's folder with this submission's plan."""
+    cached = stage_assets_dir(assets, stage)
+    assert cached is not None
+    staging = Path(tempfile.mkdtemp(prefix=".ci-", dir=assets.root))
+    shutil.copytree(cached, staging, dirs_exist_ok=True)
+    (staging / "_shipwright" / f"{stage.name}.json").write_text(json.dumps(plan))
+    _make_world_readable(staging)
+    return staging
 
 
 def stage_argv(stage: StageSpec) -> list[str]:
@@ -302,16 +356,32 @@ def run_pipeline(
                     spec=stage, limits=limits, status="skipped", skipped_because=failed_need
                 )
                 continue
+            assets_dir = None
+            plan: dict | None = None
+            if stage.ci is not None:
+                plan, why_not = _ci_plan(stage, outcomes, limits)
+                if why_not:
+                    # Nothing the grader could run faithfully: said by name, never skipped silently.
+                    outcomes[stage.name] = StageOutcome(
+                        spec=stage, limits=limits, status="ran", blocked=why_not, observations={"plan_error": why_not}
+                    )
+                    continue
+                assert plan is not None
+                assets_dir = _ci_assets_dir(assets, stage, plan)
             if on_stage is not None:
                 on_stage(index, stage, limits.time_s)
-            result = sandbox.run(
-                name=stage.name,
-                argv=stage_argv(stage),
-                limits=_sandbox_limits(limits),
-                assets_dir=stage_assets_dir(assets, stage),
-                grader_out=stage.grader_owned,
-                as_grader=stage.probe in GRADER_UID_PROBES,
-            )
+            try:
+                result = sandbox.run(
+                    name=stage.name,
+                    argv=stage_argv(stage),
+                    limits=_sandbox_limits(limits),
+                    assets_dir=assets_dir or stage_assets_dir(assets, stage),
+                    grader_out=stage.grader_owned,
+                    as_grader=stage.probe in GRADER_UID_PROBES,
+                )
+            finally:
+                if assets_dir is not None:
+                    shutil.rmtree(assets_dir, ignore_errors=True)
             outcome = StageOutcome(
                 spec=stage,
                 limits=limits,
@@ -387,6 +457,13 @@ def run_pipeline(
                                     problem=OBSERVATIONS_NOT_OBJECT
                                 )
             outcomes[stage.name] = outcome
+            if plan is not None and outcome.observations is not None:
+                # The plan is the host's own; the steps are what the probe recorded.
+                outcome.observations["plan"] = plan
+                steps = outcome.observations.get("steps")
+                if isinstance(steps, list):
+                    for step_outcome in step_outcomes(stage, limits, [s for s in steps if isinstance(s, dict)]):
+                        outcomes[step_outcome.spec.name] = step_outcome
         teardown_started = time.monotonic()
     timings["teardown_s"] = round(time.monotonic() - teardown_started, 3)
     check_results: list[CheckOutcome] = []

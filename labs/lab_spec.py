@@ -71,12 +71,22 @@ class PytestSpec(_Strict):
     omit: list[str] = ["tests/*", "test_*.py", "*_test.py", "conftest.py", "*/conftest.py"]
 
 
+class CiSpec(_Strict):
+    """Run the learner's GitHub Actions job that tests the code (docs/ci.md)."""
+
+    # The collect stage that read .github/workflows/* before any learner code ran:
+    # the job run is planned from those files, never from the workspace later.
+    workflows_from: str = Field(pattern=STAGE_NAME)
+    python_versions: list[str] = Field(["3.11"], min_length=1)
+
+
 class StageSpec(_Strict):
     name: str = Field(pattern=STAGE_NAME)
     run: list[str] = []
     service: ServiceSpec | None = None
     collect: CollectSpec | None = None
     pytest: PytestSpec | None = None
+    ci: CiSpec | None = None
     needs: list[str] = []
     assets: list[str] = []
     grader: bool = False
@@ -108,15 +118,15 @@ class StageSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_action(self) -> StageSpec:
-        given = [name for name in ("run", "service", "collect", "pytest") if getattr(self, name)]
+        given = [name for name in ("run", "service", "collect", "pytest", "ci") if getattr(self, name)]
         if len(given) != 1:
-            raise ValueError("a stage needs exactly one of run, service, collect or pytest")
+            raise ValueError("a stage needs exactly one of run, service, collect, pytest or ci")
         return self
 
     @property
     def probe(self) -> str | None:
         """The platform probe that runs this stage, if any."""
-        for name in ("service", "collect", "pytest"):
+        for name in ("service", "collect", "pytest", "ci"):
             if getattr(self, name) is not None:
                 return name
         return None
@@ -323,6 +333,15 @@ class PytestCheck(_CheckBase):
     min_coverage: float = Field(0, ge=0, le=100)
 
 
+class CiCheck(_CheckBase):
+    """The learner's CI job, run in the sandbox, passes on the submitted commit."""
+
+    kind: Literal["ci"]
+    probe = "ci"
+    stage: str
+    rule: Literal["passes"] = "passes"
+
+
 CheckSpec = Annotated[
     ExitCodeCheck
     | FilesCheck
@@ -340,7 +359,8 @@ CheckSpec = Annotated[
     | WorkflowCheck
     | RequirementsCheck
     | SecretsCheck
-    | PytestCheck,
+    | PytestCheck
+    | CiCheck,
     Field(discriminator="kind"),
 ]
 
@@ -390,6 +410,12 @@ class LabSpec(_Strict):
             for need in stage.needs:
                 if need not in seen:
                     raise ValueError(f"stage {stage.name!r} needs {need!r}, which is not an earlier stage")
+            if stage.ci is not None:
+                source = stage.ci.workflows_from
+                if source not in seen or self.stage(source).collect is None:
+                    raise ValueError(
+                        f"stage {stage.name!r} reads workflows from {source!r}, which is not an earlier collect stage"
+                    )
             seen.add(stage.name)
         self._check_executed_notebook()
         check_names = [check.name for check in self.checks]

@@ -79,6 +79,8 @@ class StageOutcome:
             return f"the server ({' '.join(self.spec.service.start)})"
         if self.spec.pytest is not None:
             return "your test suite"
+        if self.spec.ci is not None:
+            return "your CI job"
         if self.spec.collect is not None:
             return "reading your repository"
         return command_label(self.spec.run)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import observations, pipeline, repository, service
+from . import ci, observations, pipeline, repository, service
 from .base import Evidence
 
 Judge = Callable[[Any, Evidence], str]
@@ -37,6 +37,8 @@ JUDGES: dict[str, Judge] = {
     "requirements": repository.judge_requirements,
     "secrets": repository.judge_secrets,
     "pytest": repository.judge_pytest,
+    # the learner's CI job, run in the sandbox
+    "ci": ci.judge_ci,
 }
 
 

@@ -27,6 +27,7 @@ STAGES = {
     "serve": StageSpec(name="serve", service={"start": ["python", "api.py"], "requests": "r.json"}),
     "collect": StageSpec(name="collect", collect={"paths": ["Dockerfile"], "scan": True}),
     "tests": StageSpec(name="tests", pytest={}),
+    "ci": StageSpec(name="ci", ci={"workflows_from": "collect"}),
 }
 
 
@@ -67,6 +68,26 @@ def collected(files: dict, problems: dict | None = None, packages: dict | None =
 
 def suite_ran(**observations) -> StageOutcome:
     return ran("tests", observations={"command": "python -m pytest -q", "output_tail": "", **observations})
+
+
+def ci_ran(steps: list[dict], job_status: str = "success") -> StageOutcome:
+    plan = {"workflow": ".github/workflows/ci.yml", "job": "test", "matrix": {}, "skipped_matrix": [], "notes": []}
+    return ran("ci", observations={"plan": plan, "steps": steps, "job_status": job_status})
+
+
+def ci_step(index: int, name: str, **fields) -> dict:
+    return {
+        "index": index,
+        "name": name,
+        "status": "success",
+        "exit_code": 0,
+        "outcome": "success",
+        "conclusion": "success",
+        "runs_pytest": False,
+        "output": "",
+        "duration_s": 1.0,
+        **fields,
+    }
 
 
 def audit(lines: list[str], **responses) -> StageOutcome:
@@ -764,6 +785,48 @@ CASES = [
         {"kind": "pytest", "stage": "tests", "rule": "coverage", "min_coverage": 80},
         [suite_ran(coverage_percent=50.0, coverage_files={"app.py": 50.0})],
         (FAILED, "line coverage of Python files outside tests: 50.0% (needs ≥ 80%): app.py 50%"),
+    ),
+    (
+        "ci",
+        "the job passes",
+        {"kind": "ci", "stage": "ci"},
+        [ci_ran([ci_step(1, "Run actions/checkout@v4"), ci_step(2, "Tests", runs_pytest=True)])],
+        (PASSED, "your CI (.github/workflows/ci.yml, job test) passes on this commit: 2 step(s) ran"),
+    ),
+    (
+        "ci",
+        "a step fails",
+        {"kind": "ci", "stage": "ci"},
+        [
+            ci_ran(
+                [
+                    ci_step(
+                        1,
+                        "Tests",
+                        runs_pytest=True,
+                        status="failure",
+                        exit_code=2,
+                        outcome="failure",
+                        conclusion="failure",
+                        output="ERROR collecting tests/test_x.py",
+                    )
+                ],
+                "failure",
+            )
+        ],
+        (
+            FAILED,
+            "your CI (.github/workflows/ci.yml, job test) fails on this commit at step 1 “Tests” exited with code 2.\n"
+            "If it passes on GitHub, this is the step where the grader's run differs (Python 3.11 and the lab's "
+            "packages, no network).\n\nERROR collecting tests/test_x.py",
+        ),
+    ),
+    (
+        "ci",
+        "nothing to run",
+        {"kind": "ci", "stage": "ci"},
+        [ran("ci", observations={"plan_error": "no job in .github/workflows/ci.yml has a step that runs pytest"})],
+        (FAILED, "no job in .github/workflows/ci.yml has a step that runs pytest"),
     ),
     (
         "pytest",
