@@ -88,3 +88,38 @@ def _isolated_settings(settings, _signing_key_dir, tmp_path_factory):
     settings.SHIPWRIGHT_SIGNING_KEY_DIR = _signing_key_dir
     cache.clear()
     yield
+
+
+# Chromium (Debian's), driven by Playwright, for the browser tests of every folder
+# (tests/browser, tests/lti). One Playwright per session, defined here once: a second
+# definition would start a second sync Playwright in the same thread while the first
+# still runs, which Playwright refuses.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()

@@ -4,7 +4,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from tests.browser.conftest import browser, page  # noqa: F401  (Chromium, for test_browser.py)
 from tests.grading.conftest import tiny_lab  # noqa: F401  (the tiny course, imported as content)
 from tests.lti.platform import TestPlatform
 
