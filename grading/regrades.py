@@ -28,7 +28,7 @@ from labs.models import Lab
 
 from . import budget, hooks, runner, services, storage
 from .models import CheckResult, RegradeBatch, RegradeItem, ResultHistory, Submission
-from .sandbox import SandboxUnavailable, image_digest
+from .sandbox import SandboxUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -163,19 +163,7 @@ def regrade_item_grade(item_id: int, *, worker: str | None = None) -> RegradeIte
     labels = {"shipwright.regrade-item": str(item_id)}
     log.info("regrade preview item %s (submission %s): claimed by %s", item_id, submission.pk, worker)
     try:
-        digest = image_digest(image)
-        assets = services.lab_assets_for(lab)
-        reference = None
-        if runner.needs_reference(spec):
-            reference = runner.reference_observations(
-                spec=spec,
-                assets=assets,
-                image=image,
-                image_digest=digest,
-                snapshot_dir=services.snapshot_dir(),
-                labels=labels,
-                sandbox_factory=services.sandbox_factory_for(spec),
-            )
+        digest, assets, reference = services.grading_inputs(lab, spec, image=image, labels=labels)
         with storage.fetched(submission.snapshot_path, submission.snapshot_sha256) as snapshot:
             result = runner.run_pipeline(
                 spec=spec,

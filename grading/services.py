@@ -679,6 +679,27 @@ def lab_assets_for(lab: Lab) -> runner.LabAssets:
     )
 
 
+def grading_inputs(lab: Lab, spec, *, image: str, labels: dict[str, str]) -> tuple[str, runner.LabAssets, dict | None]:
+    """What every run of a lab's pipeline needs besides the snapshot: the image's
+    digest, the lab's assets on this host, and, when a check compares with the
+    reference solution, the reference's observations (graded once per lab version and
+    image, then cached)."""
+    digest = image_digest(image)
+    assets = lab_assets_for(lab)
+    reference = None
+    if runner.needs_reference(spec):
+        reference = runner.reference_observations(
+            spec=spec,
+            assets=assets,
+            image=image,
+            image_digest=digest,
+            snapshot_dir=snapshot_dir(),
+            labels=labels,
+            sandbox_factory=sandbox_factory_for(spec),
+        )
+    return digest, assets, reference
+
+
 def submission_grade(submission_id, *, worker: str | None = None) -> Submission | Retry | None:
     """Claim and grade one submission (see `_submission_grade`); every log line of
     the run names the submission."""
@@ -730,19 +751,7 @@ def _submission_grade(submission_id, *, worker: str | None = None) -> Submission
 
     try:
         with _Heartbeat(submission.pk, attempt):
-            digest = image_digest(image)
-            assets = lab_assets_for(lab)
-            reference = None
-            if runner.needs_reference(spec):
-                reference = runner.reference_observations(
-                    spec=spec,
-                    assets=assets,
-                    image=image,
-                    image_digest=digest,
-                    snapshot_dir=snapshot_dir(),
-                    labels=labels,
-                    sandbox_factory=sandbox_factory_for(spec),
-                )
+            digest, assets, reference = grading_inputs(lab, spec, image=image, labels=labels)
             # From the store, through this host's cache, checked against its SHA-256.
             with storage.fetched(submission.snapshot_path, submission.snapshot_sha256) as snapshot:
                 result = runner.run_pipeline(
