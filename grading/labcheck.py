@@ -3,9 +3,11 @@ the real engine, must get the verdicts the lab declares."""
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,12 +76,23 @@ def _unstable(runs: list[runner.PipelineResult]) -> tuple[tuple[str, tuple[tuple
     return tuple(found)
 
 
-def lab_check(lab: Lab, *, repeat: int = 1) -> list[CaseResult]:
+def default_jobs() -> int:
+    """As many cases at once as the machine has cores: a case mostly waits on its
+    containers, and two sandboxes on two cores do about 1.7 times the work of one."""
+    return max(1, os.cpu_count() or 1)
+
+
+def lab_check(lab: Lab, *, repeat: int = 1, jobs: int | None = None) -> list[CaseResult]:
     """Grade the reference (expected to pass) and every variant; report mismatches.
     With `repeat` > 1 each is graded that many times, and checks whose verdict was
-    not the same in every run are reported as unstable (a flaky grader)."""
+    not the same in every run are reported as unstable (a flaky grader). Up to
+    `jobs` cases are graded at once (default: one per core), each in its own
+    sandboxes, as the grading workers do; results keep the lab's order."""
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
+    jobs = default_jobs() if jobs is None else jobs
+    if jobs < 1:
+        raise ValueError("jobs must be at least 1")
     spec = lab.parsed_spec
     image = spec.image or settings.SHIPWRIGHT_LAB_IMAGE
     digest = image_digest(image)
@@ -102,8 +115,9 @@ def lab_check(lab: Lab, *, repeat: int = 1) -> list[CaseResult]:
         if spec.reference:
             cases.append((spec.reference, "passed", (), None))
         cases += [(v.path, v.expect, tuple(v.failing), v) for v in spec.variants]
-        results = []
-        for index, (path, expected, expected_failing, variant) in enumerate(cases):
+
+        def check_case(index: int) -> CaseResult:
+            path, expected, expected_failing, variant = cases[index]
             if variant is None:
                 source = assets.hidden / hidden_relative(path)
             else:
@@ -115,7 +129,7 @@ def lab_check(lab: Lab, *, repeat: int = 1) -> list[CaseResult]:
                 snapshot = intake.snapshot_from_notebook_file(source, dest_dir=snapshots, limits=intake_limits())
             runs = [
                 _retrying(
-                    lambda snapshot=snapshot: runner.run_pipeline(
+                    lambda: runner.run_pipeline(
                         spec=spec,
                         snapshot=snapshot.path,
                         assets=assets,
@@ -127,30 +141,35 @@ def lab_check(lab: Lab, *, repeat: int = 1) -> list[CaseResult]:
                 )
                 for _ in range(repeat)
             ]
-            result = runs[0]
-            failing = tuple(c.name for c in result.checks if c.status == "failed")
-            problems: list[str] = []
-            for run in runs:
-                run_failing = {c.name for c in run.checks if c.status == "failed"}
-                found = []
-                if run.status != expected:
-                    found.append(f"expected {expected}, got {run.status} ({run.score:g}/{run.max_score:g})")
-                found += [
-                    f"check {name!r} should fail but did not" for name in expected_failing if name not in run_failing
-                ]
-                problems += [problem for problem in found if problem not in problems]
-            results.append(
-                CaseResult(
-                    path=path,
-                    expected=expected,
-                    expected_failing=expected_failing,
-                    status=result.status,
-                    score=result.score,
-                    max_score=result.max_score,
-                    failing=failing,
-                    problems=tuple(problems),
-                    verdicts=tuple(run.status for run in runs) if repeat > 1 else (),
-                    unstable=_unstable(runs) if repeat > 1 else (),
-                )
-            )
+            return _case_result(path, expected, expected_failing, runs, repeat)
+
+        with ThreadPoolExecutor(max_workers=min(jobs, max(1, len(cases))), thread_name_prefix="lab-check") as pool:
+            results = list(pool.map(check_case, range(len(cases))))
     return results
+
+
+def _case_result(
+    path: str, expected: str, expected_failing: tuple[str, ...], runs: list[runner.PipelineResult], repeat: int
+) -> CaseResult:
+    result = runs[0]
+    failing = tuple(c.name for c in result.checks if c.status == "failed")
+    problems: list[str] = []
+    for run in runs:
+        run_failing = {c.name for c in run.checks if c.status == "failed"}
+        found = []
+        if run.status != expected:
+            found.append(f"expected {expected}, got {run.status} ({run.score:g}/{run.max_score:g})")
+        found += [f"check {name!r} should fail but did not" for name in expected_failing if name not in run_failing]
+        problems += [problem for problem in found if problem not in problems]
+    return CaseResult(
+        path=path,
+        expected=expected,
+        expected_failing=expected_failing,
+        status=result.status,
+        score=result.score,
+        max_score=result.max_score,
+        failing=failing,
+        problems=tuple(problems),
+        verdicts=tuple(run.status for run in runs) if repeat > 1 else (),
+        unstable=_unstable(runs) if repeat > 1 else (),
+    )

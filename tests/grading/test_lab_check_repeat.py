@@ -78,3 +78,36 @@ def test_a_repeat_below_one_is_refused(content):
     content_import(content)
     with pytest.raises(CommandError, match="--repeat must be at least 1, not 0"):
         call_command("lab_check", "tiny-course/tiny", "--repeat", "0")
+
+
+def test_cases_graded_at_once_are_reported_in_the_labs_order(content):
+    """`--jobs 2` grades two cases at a time; the report is the one `--jobs 1` gives."""
+    lab = content / "tiny-course/labs/tiny"
+    write(lab / "hidden/variants/dishonest/main.py", SOLUTIONS["dishonest"])
+    write(lab / "hidden/variants/crashes/main.py", SOLUTIONS["crashes"])
+    write(
+        lab / "lab.yaml",
+        LAB_YAML
+        + "reference: hidden/reference\n"
+        + "variants:\n"
+        + "  - {path: hidden/variants/dishonest, expect: failed, failing: [predictions are accurate]}\n"
+        + "  - {path: hidden/variants/crashes, expect: failed, failing: [main.py exits 0]}\n",
+    )
+    content_import(content)
+    together, error = lab_check("--jobs", "2")
+    assert error is None, together
+    lines = together.splitlines()
+    assert [line.split(":")[0] for line in lines[1:4]] == [
+        "  ok   hidden/reference",
+        "  ok   hidden/variants/dishonest",
+        "  ok   hidden/variants/crashes",
+    ], together
+    alone, error = lab_check("--jobs", "1")
+    assert error is None, alone
+    assert alone == together
+
+
+def test_jobs_below_one_are_refused(content):
+    content_import(content)
+    with pytest.raises(CommandError, match="--jobs must be at least 1, not 0"):
+        call_command("lab_check", "tiny-course/tiny", "--jobs", "0")

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from grading.labcheck import lab_check
+from grading.labcheck import default_jobs, lab_check
 from labs.models import Lab
 
 
@@ -16,10 +16,19 @@ class Command(BaseCommand):
             metavar="N",
             help="grade the reference and each variant N times and report checks whose verdict changes (a flaky grader)",
         )
+        parser.add_argument(
+            "--jobs",
+            type=int,
+            default=None,
+            metavar="N",
+            help=f"grade up to N cases of a lab at once (default: one per core, here {default_jobs()})",
+        )
 
-    def handle(self, *args, labs: list[str], repeat: int = 1, **options) -> None:
+    def handle(self, *args, labs: list[str], repeat: int = 1, jobs: int | None = None, **options) -> None:
         if repeat < 1:
             raise CommandError(f"--repeat must be at least 1, not {repeat}")
+        if jobs is not None and jobs < 1:
+            raise CommandError(f"--jobs must be at least 1, not {jobs}")
         selected = []
         for name in labs:
             course, _, slug = name.partition("/")
@@ -34,7 +43,7 @@ class Command(BaseCommand):
             if not lab.gradeable:
                 raise CommandError(f"lab {lab.full_slug} has no stages and checks yet")
             self.stdout.write(f"{lab.full_slug}:")
-            for case in lab_check(lab, repeat=repeat):
+            for case in lab_check(lab, repeat=repeat, jobs=jobs):
                 mark = "ok  " if case.ok else "FAIL"
                 self.stdout.write(
                     f"  {mark} {case.path}: {case.status} {case.score:g}/{case.max_score:g} (expected {case.expected})"
