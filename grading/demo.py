@@ -80,7 +80,7 @@ def _feedback(check, passed: bool, rng: random.Random) -> str:
         holdout = rng.uniform(0.93, 0.97)
         reported = holdout + (rng.uniform(-0.02, 0.02) if passed else rng.uniform(0.06, 0.07))
         return (
-            f"{check.file} reports {check.field} {reported:.4f}; the holdout gives {holdout:.4f} "
+            f"{check.file or 'the run'} reports {check.field or 'its metric'} {reported:.4f}; the holdout gives {holdout:.4f} "
             f"(difference {abs(reported - holdout):.4f}, allowed {check.tolerance:g})"
         )
     if kind == "agreement":

@@ -216,12 +216,26 @@ class ReportedMetricCheck(_CheckBase):
     stage: str
     key: str
     labels: str
-    file: str
-    field: str
+    # The learner's claim: a field of a JSON file read back after `stage`, or
+    # `reported: STAGE:KEY`, a number a grader stage read from where the learner
+    # recorded it (an MLflow run's metric, read before any learner code ran again).
+    file: str | None = None
+    field: str | None = None
+    reported: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]*:.+$")
     tolerance: float = Field(ge=0)
 
+    @model_validator(mode="after")
+    def _one_claim(self) -> ReportedMetricCheck:
+        from_file = self.file is not None and self.field is not None
+        if from_file == (self.reported is not None) or (self.file is None) != (self.field is None):
+            raise ValueError("a reported_metric check needs either file and field, or reported (STAGE:KEY)")
+        return self
+
+    def stages_read(self) -> list[str]:
+        return [self.stage] + ([self.reported.split(":", 1)[0]] if self.reported else [])
+
     def files_read_back(self) -> dict[str, list[str]]:
-        return {self.stage: [self.file]}
+        return {self.stage: [self.file]} if self.file else {}
 
 
 class AgreementCheck(_CheckBase):

@@ -40,10 +40,20 @@ def judge_reported_metric(check: ReportedMetricCheck, evidence: Evidence) -> str
     outcome = evidence.stage(check.stage)
     predicted = predictions(evidence.observation(check.stage, check.key), "the predictions")
     holdout = accuracy(predicted, evidence.labels[check.labels])
-    reported = number(json_file(outcome, check.file), check.file, check.field)
+    if check.reported is not None:
+        stage, key = check.reported.split(":", 1)
+        value = evidence.observation(stage, key)
+        if isinstance(value, str) and value:
+            raise Fail(value)
+        reported = number({key: value}, "the recorded value", key)
+        where = f"you recorded {key} {reported:.4f}"
+    else:
+        assert check.file is not None and check.field is not None  # the spec requires one claim
+        reported = number(json_file(outcome, check.file), check.file, check.field)
+        where = f"{check.file} reports {check.field} {reported:.4f}"
     gap = abs(reported - holdout)
     # The band and a verdict, never the gap: reported - gap would be the exact accuracy.
-    feedback = f"{check.file} reports {check.field} {reported:.4f}; the holdout gives {accuracy_band(holdout)}"
+    feedback = f"{where}; the holdout gives {accuracy_band(holdout)}"
     if gap > check.tolerance:
         raise Fail(f"{feedback}: more than {check.tolerance:g} apart")
     return f"{feedback}: within {check.tolerance:g}"

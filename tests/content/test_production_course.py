@@ -3,12 +3,20 @@ knowledge checks, its prerequisite, its certificate and its lab's image."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
+import pandas as pd
 import pytest
+from sklearn.datasets import load_breast_cancer
 
 from courses.importer import content_import
 from courses.models import Course, Question
 from grading.system_checks import lab_images
 from tests.conftest import CONTENT
+
+TRACK_EXPERIMENTS = CONTENT / "mlops-in-production/labs/track-experiments"
 
 
 @pytest.fixture
@@ -66,3 +74,15 @@ def test_the_foundations_lesson_points_to_the_new_course_for_mlflow():
     text = (CONTENT / "mlops-foundations/modules/02-training/03-persistence-and-tracking.md").read_text()
     assert "/courses/mlops-in-production/" in text
     assert "try: import mlflow" not in text
+
+
+def test_the_track_experiments_data_is_up_to_date_and_no_hidden_row_is_public():
+    script = CONTENT / "mlops-in-production/tools/track_experiments_data.py"
+    run = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    hidden = pd.read_csv(TRACK_EXPERIMENTS / "hidden/data/holdout_features.csv")
+    labels = json.loads((TRACK_EXPERIMENTS / "hidden/data/holdout_labels.json").read_text())
+    assert len(hidden) == len(labels) == 114
+    # A logged "model" that looks rows up in scikit-learn's copy of the data finds none.
+    public = {tuple(row) for row in load_breast_cancer().data.round(6)}
+    assert not public & {tuple(row) for row in hidden.to_numpy().round(6)}

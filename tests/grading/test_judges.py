@@ -116,6 +116,15 @@ REPORTED = {
     "field": "accuracy",
     "tolerance": 0.05,
 }
+# The claim read by a grader stage from where the learner recorded it (an MLflow run).
+RECORDED = {
+    "kind": "reported_metric",
+    "stage": "second",
+    "key": "predictions",
+    "labels": "labels.json",
+    "reported": "first:cv_accuracy",
+    "tolerance": 0.05,
+}
 OBSERVATION = {"kind": "observation", "stage": "first", "key": "schema_ok"}
 ACCURACY = {"kind": "accuracy", "stage": "first", "key": "predictions", "labels": "labels.json", "min": 0.75}
 AGREEMENT = {"kind": "agreement", "a": "first:predictions", "b": "second:predictions", "min": 0.9}
@@ -234,6 +243,37 @@ CASES = [
         REPORTED,
         [ran("train", files={"metrics.json": b'{"accuracy": 1}'}, observations={"predictions": [1, 0]})],
         (FAILED, "expected 4 predictions (one per holdout row), got 2"),
+    ),
+    (
+        "reported_metric",
+        "recorded in a store, honest",
+        RECORDED,
+        [ran("first", observations={"cv_accuracy": 0.97}), ran("second", observations={"predictions": [1, 0, 1, 1]})],
+        (PASSED, "you recorded cv_accuracy 0.9700; the holdout gives 0.95–1.00: within 0.05"),
+    ),
+    (
+        "reported_metric",
+        "recorded in a store, inflated",
+        RECORDED,
+        [ran("first", observations={"cv_accuracy": 0.99}), ran("second", observations={"predictions": [1, 0, 1, 0]})],
+        (FAILED, "you recorded cv_accuracy 0.9900; the holdout gives 0.75–0.80: more than 0.05 apart"),
+    ),
+    (
+        "reported_metric",
+        "the grader found no recorded value",
+        RECORDED,
+        [
+            ran("first", observations={"cv_accuracy": "no model version has the alias 'champion'"}),
+            ran("second", observations={"predictions": [1, 0, 1, 1]}),
+        ],
+        (FAILED, "no model version has the alias 'champion'"),
+    ),
+    (
+        "reported_metric",
+        "recorded value is not a number",
+        RECORDED,
+        [ran("first", observations={"cv_accuracy": True}), ran("second", observations={"predictions": [1, 0, 1, 1]})],
+        (FAILED, "the recorded value field 'cv_accuracy' must be a finite number, got true"),
     ),
     ("observation", "holds", OBSERVATION, [ran("first", observations={"schema_ok": True})], (PASSED, "ok")),
     (
@@ -903,6 +943,20 @@ def test_the_runner_reads_back_the_files_that_the_check_kinds_declare_after_thei
         {**LAB, "checks": [{"name": "r", "points": 1, "kind": "reference", "stage": "train", "keys": ["a"]}]}
     )
     assert needs_reference(spec)
+
+
+def test_a_reported_metric_reads_its_claim_from_a_file_or_from_a_stage_never_both():
+    check = CHECK.validate_python({"name": "r", "points": 1, **RECORDED})
+    assert check.stages_read() == ["second", "first"]
+    assert check.files_read_back() == {}
+    without_claim = {k: v for k, v in RECORDED.items() if k != "reported"}
+    for fields in (
+        without_claim,
+        {**without_claim, "file": "metrics.json"},
+        {**RECORDED, "file": "metrics.json", "field": "accuracy"},
+    ):
+        with pytest.raises(ValueError, match="needs either file and field, or reported"):
+            CHECK.validate_python({"name": "r", "points": 1, **fields})
 
 
 def test_a_check_kind_on_a_stage_without_its_probe_is_refused_naming_the_probe():
