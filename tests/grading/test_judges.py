@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 
 from grading import judges
 from grading.judges import FAILED, PASSED, SKIPPED, Evidence, Fail, Skip, StageOutcome, repository, service
-from grading.runner import _files_needed, needs_reference
+from grading.runner import LabAssets, _files_needed, _probe_config, needs_reference
 from labs.lab_spec import CheckSpec, LabSpec, Limits, StageSpec
 
 CHECK = TypeAdapter(CheckSpec)
@@ -903,6 +903,19 @@ def test_the_runner_reads_back_the_files_that_the_check_kinds_declare_after_thei
         {**LAB, "checks": [{"name": "r", "points": 1, "kind": "reference", "stage": "train", "keys": ["a"]}]}
     )
     assert needs_reference(spec)
+
+
+def test_a_service_stage_runs_a_driver_from_its_own_assets_with_or_without_requests(tmp_path):
+    serve = {"name": "serve", "service": {"start": ["python", "api.py"], "driver": "grader/drive.py"}}
+    spec = LabSpec.model_validate({**LAB, "stages": [{**serve, "assets": ["grader/drive.py"]}]})
+    assets = LabAssets(root=tmp_path, starter=tmp_path / "starter", hidden=tmp_path / "hidden")
+    config = _probe_config(spec.stages[0], assets)
+    assert config["driver"] == "/grader/grader/drive.py"
+    assert config["requests"] == [] and config["latency"] is None
+    with pytest.raises(ValueError, match=r"service.driver 'grader/drive.py' must also be listed in assets"):
+        LabSpec.model_validate({**LAB, "stages": [serve]})
+    with pytest.raises(ValueError, match="a service stage needs requests, a driver, or both"):
+        LabSpec.model_validate({**LAB, "stages": [{"name": "serve", "service": {"start": ["python", "api.py"]}}]})
 
 
 def test_a_check_kind_on_a_stage_without_its_probe_is_refused_naming_the_probe():
