@@ -155,7 +155,7 @@ _PROBE_LIBRARIES = (PROBES_DIR / "probe_common.py", Path(__file__).resolve().par
 def _probe_config(stage: StageSpec, assets: LabAssets) -> dict:
     if stage.service is not None:
         service = stage.service
-        requests = json.loads((assets.hidden / service.requests).read_text())
+        requests = json.loads((assets.hidden / service.requests).read_text()) if service.requests else {}
         if isinstance(requests, list):
             requests = {"requests": requests}
         return {
@@ -167,6 +167,8 @@ def _probe_config(stage: StageSpec, assets: LabAssets) -> dict:
             "capture": service.capture,
             "requests": requests.get("requests", []),
             "latency": requests.get("latency"),
+            # Mounted with the stage's assets (the spec requires it among them).
+            "driver": f"/grader/{service.driver}" if service.driver else None,
         }
     if stage.collect is not None:
         return stage.collect.model_dump()

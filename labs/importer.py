@@ -105,7 +105,7 @@ def lab_load(reader: ContentReader, folder: Path) -> LabData | None:
             if reader.inside(hidden, asset, spec_path, f"stages.{s_index}.assets.{a_index}") is None:
                 ok = False
     for s_index, stage in enumerate(spec.stages):
-        if stage.service is not None:
+        if stage.service is not None and stage.service.requests is not None:
             path = reader.inside(hidden, stage.service.requests, spec_path, f"stages.{s_index}.service.requests")
             if path is None:
                 ok = False

@@ -45,15 +45,26 @@ class FileSpec(_Strict):
 
 
 class ServiceSpec(_Strict):
-    """Start the learner's server in the stage and send it the lab's requests."""
+    """Start the learner's server in the stage and send it the lab's requests, then
+    run the lab's traffic driver, if any."""
 
     start: list[str] = Field(min_length=1)
     port: int = Field(8000, ge=1024, le=65535)
     ready_path: str = "/health"
     ready_timeout_s: float = Field(20, gt=0, le=300)
-    requests: str  # a JSON file under hidden/: a list of requests and an optional latency spec
+    requests: str | None = None  # a JSON file under hidden/: a list of requests and an optional latency spec
+    # A Python file under hidden/, also in the stage's assets: its `drive(client)` runs in
+    # the probe (the grader's uid) after the requests, while the server is up, and what it
+    # returns joins the observations (traffic made up per run, a scrape of /metrics).
+    driver: str | None = None
     env: dict[str, str] = {}
     capture: list[str] = []  # files read after the requests (e.g. the audit log)
+
+    @model_validator(mode="after")
+    def _something_to_send(self) -> ServiceSpec:
+        if self.requests is None and self.driver is None:
+            raise ValueError("a service stage needs requests, a driver, or both")
+        return self
 
 
 class CollectSpec(_Strict):
@@ -121,6 +132,10 @@ class StageSpec(_Strict):
         given = [name for name in ("run", "service", "collect", "pytest", "ci") if getattr(self, name)]
         if len(given) != 1:
             raise ValueError("a stage needs exactly one of run, service, collect, pytest or ci")
+        if self.service is not None and self.service.driver is not None and self.service.driver not in self.assets:
+            raise ValueError(
+                f"service.driver {self.service.driver!r} must also be listed in assets (mounted under /grader)"
+            )
         return self
 
     @property

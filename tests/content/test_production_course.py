@@ -53,6 +53,15 @@ def test_its_lab_runs_in_the_production_image_which_the_system_check_covers(both
     assert "shipwright-lab-prod:py311" in lab_images(databases=["default"])
 
 
+def test_the_observability_module_presents_its_prometheus_lab_in_the_production_image(both_courses):
+    _, course = both_courses
+    lab = course.labs.get(slug="instrument-service")
+    assert lab.module.slug == "observability"
+    assert lab.spec["image"] == "shipwright-lab-prod:py311"
+    # The grader serves a model of another version than the starter's (model_info is read from it).
+    assert lab.spec["files"] == [{"from": "hidden/data/model.json", "to": "model/model.json"}]
+
+
 def test_every_lesson_and_quiz_page_renders(both_courses, learner_client):
     _, course = both_courses
     learner_client.post(f"/courses/{course.slug}/enroll/")

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 
 from grading import judges
 from grading.judges import FAILED, PASSED, SKIPPED, Evidence, Fail, Skip, StageOutcome, repository, service
-from grading.runner import _files_needed, needs_reference
+from grading.runner import LabAssets, _files_needed, _probe_config, needs_reference
 from labs.lab_spec import CheckSpec, LabSpec, Limits, StageSpec
 
 CHECK = TypeAdapter(CheckSpec)
@@ -957,6 +957,19 @@ def test_a_reported_metric_reads_its_claim_from_a_file_or_from_a_stage_never_bot
     ):
         with pytest.raises(ValueError, match="needs either file and field, or reported"):
             CHECK.validate_python({"name": "r", "points": 1, **fields})
+
+
+def test_a_service_stage_runs_a_driver_from_its_own_assets_with_or_without_requests(tmp_path):
+    serve = {"name": "serve", "service": {"start": ["python", "api.py"], "driver": "grader/drive.py"}}
+    spec = LabSpec.model_validate({**LAB, "stages": [{**serve, "assets": ["grader/drive.py"]}]})
+    assets = LabAssets(root=tmp_path, starter=tmp_path / "starter", hidden=tmp_path / "hidden")
+    config = _probe_config(spec.stages[0], assets)
+    assert config["driver"] == "/grader/grader/drive.py"
+    assert config["requests"] == [] and config["latency"] is None
+    with pytest.raises(ValueError, match=r"service.driver 'grader/drive.py' must also be listed in assets"):
+        LabSpec.model_validate({**LAB, "stages": [serve]})
+    with pytest.raises(ValueError, match="a service stage needs requests, a driver, or both"):
+        LabSpec.model_validate({**LAB, "stages": [{"name": "serve", "service": {"start": ["python", "api.py"]}}]})
 
 
 def test_a_check_kind_on_a_stage_without_its_probe_is_refused_naming_the_probe():
