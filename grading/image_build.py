@@ -49,10 +49,10 @@ class Instruction:
 
 def instructions(dockerfile: str) -> list[Instruction]:
     parser = DockerfileParser(fileobj=io.BytesIO(dockerfile.encode()), env_replace=False)
+    items = [item for item in parser.structure if item["instruction"] != "COMMENT"]
     return [
         Instruction(step=n, line=item["startline"] + 1, text=f"{item['instruction']} {item['value']}".strip())
-        for n, item in enumerate(parser.structure, 1)
-        if item["instruction"] != "COMMENT"
+        for n, item in enumerate(items, 1)
     ]
 
 

@@ -74,6 +74,7 @@ from typing import Any
 import docker
 import docker.errors
 import requests
+import urllib3
 
 logger = logging.getLogger(__name__)
 
@@ -1199,7 +1200,9 @@ class Sandbox:
                 aux = message.get("aux")
                 if isinstance(aux, dict) and aux.get("ID"):
                     image_id = str(aux["ID"])
-        except (requests.exceptions.RequestException, OSError, ValueError, AttributeError) as exc:
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            # Closing the response under a reader raises one of these, depending on where
+            # the read was; before the limit, it was the engine's connection.
             if time.monotonic() - started < limits.time_s:
                 raise SandboxUnavailable(f"the engine connection broke while stage {name} built: {exc}") from exc
             timed_out = True
