@@ -65,6 +65,7 @@ bench: venv services engine images
 	$(PY) bench/capstone_overhead.py
 	$(PY) bench/sandbox_runtimes.py
 	$(PY) bench/gradebook_page.py
+	$(PY) bench/image_build.py
 
 clean:
 	rm -rf var/test .pytest_cache

@@ -14,7 +14,12 @@
 #      docker/lab-prod/requirements.txt (docker/.build/lab-prod/wheelhouse, downloaded
 #      like step 2) and the host's promtool (Debian's `prometheus`), built offline from
 #      its own small context in docker/.build/lab-prod; skipped when its input hash
-#      (Dockerfile, both requirements files, promtool, the lab image's id) matches.
+#      (Dockerfile, both requirements files, promtool, the lab image's id) matches;
+#   5. what a learner's Dockerfile builds with (grading/image_build.py): the allowed
+#      base shipwright-learner-base:py311 (the learner's `FROM python:3.11-slim`,
+#      docker/learner/base.Dockerfile) and the package index shipwright-index:py311
+#      serving the wheelhouse of step 2 (docker/learner/index.Dockerfile); skipped
+#      when their input hashes match.
 #
 # Environment: LAB_IMAGE (default shipwright-lab:py311), BASE_IMAGE (force a base),
 #              LAB_PROD_IMAGE (default shipwright-lab-prod:py311),
@@ -134,6 +139,41 @@ else
         "python -c 'import mlflow, mlflow.pyfunc, mlflow.sklearn, mlflow.store.tracking.sqlalchemy_store, skops.io, prometheus_client, kubernetes_validate, sklearn, pandas' && promtool --version >/dev/null && pip check >/dev/null" \
         || { echo "build-images: $LAB_PROD_IMAGE failed its smoke test" >&2; exit 1; }
     done_step "input hash ${input_hash:0:12}, $("$DOCKER" image inspect --format '{{.Size}}' "$LAB_PROD_IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
+fi
+
+# --- 5. learner build base and package index --------------------------------------
+LEARNER_BASE="${LEARNER_BASE:-shipwright-learner-base:py311}"
+INDEX_IMAGE="${INDEX_IMAGE:-shipwright-index:py311}"
+stamp="$(cat "$WHEELHOUSE/.stamp")"
+step "learner build base $LEARNER_BASE"
+debian_id="$("$DOCKER" image inspect --format '{{.Id}}' "$LOCAL_BASE" 2>/dev/null || true)"
+[ -n "$debian_id" ] || { echo "build-images: $LOCAL_BASE missing (the learner base is Debian's python3)" >&2; exit 1; }
+input_hash="$( { cat "$HERE/learner/base.Dockerfile"; echo "$debian_id $stamp"; } | sha256sum | cut -d' ' -f1)"
+if [ "$("$DOCKER" image inspect --format '{{ index .Config.Labels "org.shipwright.input-hash" }}' "$LEARNER_BASE" 2>/dev/null || true)" = "$input_hash" ] && [ -z "${SHIPWRIGHT_FORCE:-}" ]; then
+    done_step "input hash ${input_hash:0:12} unchanged, skipped"
+else
+    "$DOCKER" build --quiet --network none --force-rm --build-arg BASE_IMAGE="$LOCAL_BASE" \
+        --build-arg INDEX_STAMP="$stamp" --label org.shipwright.input-hash="$input_hash" \
+        -f "$HERE/learner/base.Dockerfile" -t "$LEARNER_BASE" "$HERE/learner" >/dev/null
+    done_step "input hash ${input_hash:0:12}"
+fi
+step "package index $INDEX_IMAGE"
+input_hash="$( { cat "$HERE/learner/index.Dockerfile"; echo "$debian_id $stamp"; } | sha256sum | cut -d' ' -f1)"
+if [ "$("$DOCKER" image inspect --format '{{ index .Config.Labels "org.shipwright.input-hash" }}' "$INDEX_IMAGE" 2>/dev/null || true)" = "$input_hash" ] && [ -z "${SHIPWRIGHT_FORCE:-}" ]; then
+    done_step "input hash ${input_hash:0:12} unchanged, skipped"
+else
+    ctx="$HERE/.build/index"
+    rm -rf "$ctx"; mkdir -p "$ctx/simple"
+    for wheel in "$WHEELHOUSE"/*.whl; do
+        # PEP 503: the project folder is the normalised name (runs of -_. become -).
+        project="$(basename "$wheel" | cut -d- -f1 | tr 'A-Z' 'a-z' | sed -E 's/[-_.]+/-/g')"
+        mkdir -p "$ctx/simple/$project"; cp "$wheel" "$ctx/simple/$project/"
+    done
+    cp "$HERE/learner/index.Dockerfile" "$ctx/Dockerfile"
+    "$DOCKER" build --quiet --network none --force-rm --build-arg BASE_IMAGE="$LOCAL_BASE" \
+        --build-arg INPUT_HASH="$input_hash" -t "$INDEX_IMAGE" "$ctx" >/dev/null
+    rm -rf "$ctx"
+    done_step "input hash ${input_hash:0:12}, $(ls "$WHEELHOUSE"/*.whl | wc -l) wheels"
 fi
 
 echo "build-images: $LAB_IMAGE and $LAB_PROD_IMAGE ready in $((SECONDS - total_start)) s"

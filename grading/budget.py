@@ -58,6 +58,9 @@ def platform_backoff_s(failures: int, *, first_s: float | None = None) -> float:
 
 
 MAX_HARD_LIMIT_S = VISIBILITY_TIMEOUT_S - 3600
+# The learner build cache (layers whose key is their content: base, instructions, files)
+# is pruned once no build has made a layer for this long (grading/sandbox.py).
+BUILD_CACHE_MAX_AGE_S = 24 * 3600
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labs.lab_spec import LabSpec, StageSpec
+from labs.lab_spec import ImageCheck, LabSpec, StageSpec
 
-from . import ci_plan
+from . import ci_plan, image_build
 from . import judges as judging
 from .judges import CheckOutcome, StageOutcome
 from .judges.ci import step_outcomes
 from .learner_files import TOO_LARGE, LearnerFileError, load_json
-from .sandbox import FileTooLarge, Sandbox, SandboxUnavailable, SnapshotRejected
+from .sandbox import BuildResult, FileTooLarge, Sandbox, SandboxUnavailable, SnapshotRejected
 from .sandbox import Limits as SandboxLimits
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,8 @@ def _probe_config(stage: StageSpec, assets: LabAssets) -> dict:
             requests = {"requests": requests}
         return {
             "start": service.start,
+            # The learner's image runs in its own container (Sandbox.run_image_service).
+            "external": service.image_from is not None,
             "port": service.port,
             "ready_path": service.ready_path,
             "ready_timeout_s": service.ready_timeout_s,
@@ -218,6 +220,9 @@ def stage_argv(stage: StageSpec) -> list[str]:
     """What the container runs: the stage's argv, or a platform probe with its config."""
     if stage.probe is None:
         return list(stage.run)
+    if stage.build is not None:
+        # Built by the host's engine (Sandbox.build_image); this is what it amounts to.
+        return ["docker", "build", "--file", stage.build.dockerfile, "."]
     # -s -E: no user site-packages, no PYTHON* variables: only the image's Python and
     # the probe's own folder (its sys.path[0]) are imported by a probe.
     script = f"{PROBE_MOUNT}/{_PROBE_SCRIPTS[stage.probe]}"
@@ -299,6 +304,127 @@ def _files_needed(spec: LabSpec) -> dict[str, set[str]]:
     return needed
 
 
+BUILD_CONTEXT_TOO_LARGE = "the build context is {size:.1f} MB, more than the {limit} MB this lab allows"
+BUILD_FAILED_AT = "the build failed at step {step} (line {line}): {text}"
+BUILD_TIMED_OUT = "the build was stopped after {seconds:g} s (the time limit)"
+BUILD_OUT_OF_MEMORY = "the build was killed: its {memory_mb} MB memory limit was reached"
+
+
+def _build_context(
+    snapshot: Path, stage: StageSpec, workdir: Path, official: dict[str, bytes]
+) -> tuple[bytes | None, str]:
+    """(the build context as a tar, "") or (None, why it cannot be built) from the
+    snapshot: the learner's files with the lab's official files over them (as in the
+    workspace), minus their .dockerignore, with the Dockerfile's FROM lines pointing
+    at the local base images (image_build.prepare_dockerfile)."""
+    import docker.utils
+
+    assert stage.build is not None
+    build = stage.build
+    root = workdir / "context"
+    root.mkdir()
+    with tarfile.open(snapshot) as archive:
+        archive.extractall(root, filter="data")
+    for relative, data in official.items():
+        target = root / relative
+        if target.is_symlink() or target.is_dir():
+            shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    path = root / build.dockerfile
+    if path.is_symlink() or not path.is_file():
+        return None, image_build.NO_DOCKERFILE.format(path=build.dockerfile)
+    try:
+        text = path.read_text()
+        path.write_text(image_build.prepare_dockerfile(text, allowed=build.bases, path=build.dockerfile))
+    except UnicodeDecodeError:
+        return None, f"{build.dockerfile} is not UTF-8 text"
+    except image_build.DockerfileRejected as exc:
+        return None, str(exc)
+    exclude: list[str] = []
+    ignore = root / ".dockerignore"
+    if ignore.is_file() and not ignore.is_symlink():
+        lines = ignore.read_text(errors="replace").splitlines()
+        exclude = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    context = docker.utils.tar(str(root), exclude=exclude, dockerfile=(build.dockerfile, None), gzip=False)
+    data = context.read()
+    if len(data) > build.context_mb * 2**20:
+        return None, BUILD_CONTEXT_TOO_LARGE.format(size=len(data) / 2**20, limit=build.context_mb)
+    return data, ""
+
+
+def _scan_secrets(spec: LabSpec, stage: StageSpec) -> bool:
+    return any(isinstance(c, ImageCheck) and c.stage == stage.name and c.rule == "secrets" for c in spec.checks)
+
+
+def _run_build(
+    sandbox: Sandbox, spec: LabSpec, stage: StageSpec, limits, snapshot: Path, official: dict[str, bytes]
+) -> tuple[StageOutcome, str | None]:
+    """The build stage: the outcome (output shown like a stage's; the host's
+    observations of the image) and the built image's tag for later stages."""
+    assert stage.build is not None
+    steps: list[image_build.Instruction] = []
+    with tempfile.TemporaryDirectory(prefix="build-") as scratch:
+        context, why_not = _build_context(snapshot, stage, Path(scratch), official)
+        if context is not None:
+            steps = image_build.instructions((Path(scratch) / "context" / stage.build.dockerfile).read_text())
+    if context is None:
+        outcome = StageOutcome(spec=stage, limits=limits, status="ran", exit_code=1, output=why_not)
+        outcome.observations = {"built": False, "error": why_not}
+        return outcome, None
+    result: BuildResult = sandbox.build_image(
+        name=stage.name,
+        context=context,
+        dockerfile=stage.build.dockerfile,
+        limits=_sandbox_limits(limits),
+        index_image=image_build.INDEX_IMAGE,
+        index_port=image_build.INDEX_PORT,
+    )
+    outcome = StageOutcome(
+        spec=stage,
+        limits=limits,
+        status="ran",
+        exit_code=0 if result.image else 1,
+        timed_out=result.timed_out,
+        oom_killed=result.oom_killed,
+        duration_s=result.duration_s,
+        output=result.output,
+        output_truncated_bytes=result.output_truncated_bytes,
+    )
+    if result.image is None:
+        failed = image_build.failed_step(result.output, steps)
+        if result.timed_out:
+            why = BUILD_TIMED_OUT.format(seconds=limits.time_s)
+        elif result.oom_killed:
+            why = BUILD_OUT_OF_MEMORY.format(memory_mb=limits.memory_mb)
+        else:
+            why = result.error or "the build failed"
+        observations: dict[str, Any] = {"built": False, "error": why}
+        if failed is not None:
+            observations["failed_step"] = {"step": failed.step, "line": failed.line, "text": failed.text}
+        outcome.observations = observations
+        return outcome, None
+    image = sandbox.inspect_image(result.image)
+    observations = {
+        "built": True,
+        "image": image_build.config_summary(image),
+        "history": [str(h.get("CreatedBy") or "") for h in sandbox.image_history(result.image)],
+    }
+    if _scan_secrets(spec, stage):
+        # The allowed bases' layers are the platform's: only what the Dockerfile added is scanned.
+        skip = {layer for name in stage.build.bases for layer in _base_layers(sandbox, name)}
+        scanned = image_build.history_text(sandbox.image_history(result.image))
+        scanned.update(image_build.layer_files(sandbox.save_image(result.image), skip_layers=skip))
+        observations["scanned"] = scanned
+    outcome.observations = observations
+    return outcome, result.image
+
+
+def _base_layers(sandbox: Sandbox, name: str) -> list[str]:
+    image = sandbox.inspect_image(image_build.LOCAL_BASES[name])
+    return list((image.get("RootFS") or {}).get("Layers") or [])
+
+
 def _sandbox_limits(limits) -> SandboxLimits:
     return SandboxLimits(**limits.model_dump())
 
@@ -327,6 +453,7 @@ def run_pipeline(
     timings: dict[str, float] = {}
     executed_notebook: bytes | None = None
     executed_notebook_note = ""
+    built: dict[str, str | None] = {}  # build stage -> the run's tag of the image it built
     started = time.monotonic()
     sandbox = sandbox_factory(
         run_id=run_id,
@@ -358,6 +485,11 @@ def run_pipeline(
                     spec=stage, limits=limits, status="skipped", skipped_because=failed_need
                 )
                 continue
+            if stage.build is not None:
+                if on_stage is not None:
+                    on_stage(index, stage, limits.time_s)
+                outcomes[stage.name], built[stage.name] = _run_build(sandbox, spec, stage, limits, snapshot, files)
+                continue
             assets_dir = None
             plan: dict | None = None
             if stage.ci is not None:
@@ -372,15 +504,28 @@ def run_pipeline(
                 assets_dir = _ci_assets_dir(assets, stage, plan)
             if on_stage is not None:
                 on_stage(index, stage, limits.time_s)
+            container: dict[str, Any] | None = None
             try:
-                result = sandbox.run(
-                    name=stage.name,
-                    argv=stage_argv(stage),
-                    limits=_sandbox_limits(limits),
-                    assets_dir=assets_dir or stage_assets_dir(assets, stage),
-                    grader_out=stage.grader_owned,
-                    as_grader=stage.probe in GRADER_UID_PROBES,
-                )
+                image_from = stage.service.image_from if stage.service is not None else None
+                if image_from is not None:
+                    image_tag = built.get(image_from)
+                    assert image_tag is not None, "needs: guarantees the build succeeded"
+                    result, container = sandbox.run_image_service(
+                        name=stage.name,
+                        image=image_tag,
+                        probe_argv=stage_argv(stage),
+                        limits=_sandbox_limits(limits),
+                        assets_dir=stage_assets_dir(assets, stage),
+                    )
+                else:
+                    result = sandbox.run(
+                        name=stage.name,
+                        argv=stage_argv(stage),
+                        limits=_sandbox_limits(limits),
+                        assets_dir=assets_dir or stage_assets_dir(assets, stage),
+                        grader_out=stage.grader_owned,
+                        as_grader=stage.probe in GRADER_UID_PROBES,
+                    )
             finally:
                 if assets_dir is not None:
                     shutil.rmtree(assets_dir, ignore_errors=True)
@@ -397,6 +542,7 @@ def run_pipeline(
                 peak_memory_mb=result.peak_memory_mb,
                 output=result.output,
                 output_truncated_bytes=result.output_truncated_bytes,
+                container=container,
             )
             for path in sorted(needed.get(stage.name, ())):
                 try:

@@ -74,6 +74,7 @@ from typing import Any
 import docker
 import docker.errors
 import requests
+import urllib3
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,9 @@ LABEL_ROLE = "shipwright.role"
 LABEL_SUBMISSION = "shipwright.submission"
 LABEL_ATTEMPT = "shipwright.attempt"
 LABEL_INSTANCE = "shipwright.instance"
+# Carried by the learner build base (docker/learner/base.Dockerfile) and so by every
+# layer built on it: the build cache.
+LABEL_LEARNER_BASE = "org.shipwright.learner-base"
 SETUP_TIMEOUT_S = 120
 STATS_DELAY_S = 1.0
 # How long the engine may take to answer a non-waiting API call.
@@ -261,6 +265,32 @@ class StageResult:
     pids_limit_hit: bool
 
 
+@dataclass(frozen=True)
+class BuildResult:
+    image: str | None  # the run's tag of the built image; None when the build failed
+    image_id: str | None
+    output: str  # the builder's output, head and tail kept
+    output_truncated_bytes: int
+    error: str  # the engine's error message of a failed build
+    timed_out: bool
+    duration_s: float
+    oom_killed: bool
+
+
+def prune_build_cache(*, older_than_s: float, client: docker.DockerClient | None = None) -> int:
+    """Removes the learner build cache (layers built on the learner base image, whose
+    label they inherit) left without a tag for longer than `older_than_s`: the
+    intermediate layers each run's build leaves for the next (Sandbox.build_image).
+    Other images on the engine are never touched. Returns how many were removed."""
+    try:
+        pruned = _client(client).api.prune_images(
+            filters={"dangling": True, "label": LABEL_LEARNER_BASE, "until": f"{int(older_than_s)}s"}
+        )
+    except _ENGINE_ERRORS as exc:
+        raise _unavailable(exc) from exc
+    return len(pruned.get("ImagesDeleted") or [])
+
+
 class SandboxError(Exception):
     """Base class. Only `SandboxUnavailable` is the platform's fault."""
 
@@ -360,6 +390,15 @@ def reap_leftovers(
             if expired(c.get("Labels") or {}, c.get("Created", 0)):
                 try:
                     api.remove_container(c["Id"], force=True, v=True)
+                    removed += 1
+                except docker.errors.NotFound:
+                    pass
+        for image in api.images(all=True, filters={"label": LABEL_RUN}):
+            # A run's built image (its containers are gone by now); noprune: the layers
+            # below are the build cache, pruned by age (prune_build_cache).
+            if expired(image.get("Labels") or {}, image.get("Created", 0)):
+                try:
+                    api.remove_image(image["Id"], force=True, noprune=True)
                     removed += 1
                 except docker.errors.NotFound:
                     pass
@@ -654,6 +693,14 @@ class Sandbox:
             except docker.errors.NotFound:
                 pass
         self._containers.clear()
+        # The run's built images (the label is the build's last step, so no cached layer
+        # carries it). noprune: the layers below stay as the build cache, pruned by age
+        # (prune_build_cache); only this run's tag and top layer go.
+        for image in api.images(all=True, filters={"label": f"{LABEL_RUN}={self.run_id}"}):
+            try:
+                api.remove_image(image["Id"], force=True, noprune=True)
+            except docker.errors.NotFound:
+                pass
         names = set(self._volumes)
         names.update(
             v["Name"] for v in api.volumes(filters={"label": f"{LABEL_RUN}={self.run_id}"}).get("Volumes") or []
@@ -715,14 +762,14 @@ class Sandbox:
         base.update(extra)
         return self.api.create_host_config(**base)
 
-    def _create(self, name: str, role: str, argv: list[str], **kwargs: Any) -> str:
+    def _create(self, name: str, role: str, argv: list[str] | None, *, image: str | None = None, **kwargs: Any) -> str:
         full = f"shipwright-{self.run_id}-{name}"
         try:
             self.api.remove_container(full, force=True, v=True)  # a stale one from a crash
         except docker.errors.NotFound:
             pass
         container = self.api.create_container(
-            self.image,
+            image or self.image,
             command=argv,
             name=full,
             labels=self._labels(role),
@@ -736,7 +783,7 @@ class Sandbox:
         self,
         name: str,
         role: str,
-        argv: list[str],
+        argv: list[str] | None,
         *,
         before_start: Callable[[str], None] | None = None,
         **kwargs: Any,
@@ -929,6 +976,7 @@ class Sandbox:
         grader_out: bool,
         env: dict[str, str],
         as_grader: bool = False,
+        network_of: str | None = None,
     ) -> StageResult:
         mounts = [docker.types.Mount(WORKSPACE, self.workspace_volume, type="volume", no_copy=True)]
         if assets_dir is not None:
@@ -968,6 +1016,7 @@ class Sandbox:
                 tmpfs={"/tmp": f"size={limits.tmp_mb}m,mode=1777"},
                 # Nothing the learner prints is written to the host's disk.
                 log_config=docker.types.LogConfig(type="none"),
+                **({"network_mode": f"container:{network_of}"} if network_of else {}),
             ),
         )
         started = time.monotonic()
@@ -1030,6 +1079,271 @@ class Sandbox:
         self._grader_out_volume = volume
         self._grader_out_holder = self._start_holder(f"grader-out-holder-{n}", volume, GRADER_OUT)
         return volume
+
+    # --- building and running the learner's image ----------------------------------------
+
+    def build_image(
+        self,
+        *,
+        name: str,
+        context: bytes,
+        dockerfile: str,
+        limits: Limits,
+        index_image: str,
+        index_port: int,
+    ) -> BuildResult:
+        """Builds a Dockerfile with the engine's classic builder, as untrusted work.
+
+        `context` is an uncompressed tar holding `dockerfile`. The build's RUN steps
+        join the network namespace of a "build box" (`index_image`, --network none,
+        serving the package index on its loopback): they reach that index and nothing
+        else. Their cgroups nest under the box's, so its memory, CPU and pids limits
+        bound every step together; each step also gets the memory and CPU limits, no
+        core dumps, nofile and a per-file size limit. The wall clock cancels the build
+        (the engine kills the running step when the client goes away). Output is capped
+        like a stage's. The image is tagged for this run and labelled with it: it is
+        removed with the run (the layers below stay as the content-addressed build
+        cache, see prune_build_cache). Never raises for the learner's failures."""
+        if not _NAME_RE.match(name):
+            raise ValueError(f"stage name must match {_NAME_RE.pattern}: {name!r}")
+        try:
+            info = self._docker.info() if self._docker else {}
+            if info.get("CgroupDriver") != "cgroupfs" or str(info.get("CgroupVersion", "1")) != "1":
+                raise SandboxUnavailable(
+                    "image builds need the engine's cgroupfs driver on cgroup v1 (their steps nest "
+                    f"under the build box's cgroup); this engine has {info.get('CgroupDriver')} on "
+                    f"v{info.get('CgroupVersion')} (docs/grading.md)"
+                )
+            memory = f"{limits.memory_mb}m"
+            box = self._create_and_start(
+                f"build-box-{name}",
+                "build-box",
+                None,
+                image=index_image,
+                host_config=self._host_config(
+                    init=True,
+                    mem_limit=memory,
+                    memswap_limit=memory,
+                    nano_cpus=int(limits.cpus * 1e9),
+                    pids_limit=limits.pids,
+                    tmpfs={"/tmp": "size=8m"},
+                    log_config=docker.types.LogConfig(type="none"),
+                ),
+            )
+            self._wait_for_index(box, index_port)
+            return self._build(name, box, context, dockerfile, limits)
+        except _ENGINE_ERRORS as exc:
+            raise _unavailable(exc) from exc
+
+    def _wait_for_index(self, box: str, port: int) -> None:
+        probe = f"import socket; socket.create_connection(('127.0.0.1', {port}), 1).close()"
+        deadline = time.monotonic() + 10
+        while True:
+            run = self.api.exec_create(box, ["python3", "-I", "-c", probe], user="65534:65534")
+            self.api.exec_start(run["Id"])
+            if self.api.exec_inspect(run["Id"]).get("ExitCode") == 0:
+                return
+            if time.monotonic() > deadline:
+                raise SandboxUnavailable("the build's package index did not start")
+            time.sleep(0.1)
+
+    def _build(self, name: str, box: str, context: bytes, dockerfile: str, limits: Limits) -> BuildResult:
+        tag = f"shipwright-build-{self.run_id.lower()}:{name.lower()}"
+        fsize = (self.workspace_mb + 1) * 1024 * 1024
+        params = {
+            "t": tag,
+            "dockerfile": dockerfile,
+            "rm": "1",
+            "forcerm": "1",
+            "pull": "0",
+            "q": "0",
+            "networkmode": f"container:{box}",
+            "cgroupparent": f"/docker/{box}",
+            "memory": str(limits.memory_mb * 2**20),
+            "memswap": str(limits.memory_mb * 2**20),
+            "cpuperiod": "100000",
+            "cpuquota": str(int(limits.cpus * 100000)),
+            "ulimits": json.dumps(
+                [
+                    {"Name": "core", "Soft": 0, "Hard": 0},
+                    {"Name": "nofile", "Soft": NOFILE_LIMIT, "Hard": NOFILE_LIMIT},
+                    {"Name": "fsize", "Soft": fsize, "Hard": fsize},
+                ]
+            ),
+            "labels": json.dumps(self._labels("image")),
+        }
+        collector = _OutputCollector(iter(()), limits.output_kb * 1024)
+        error = ""
+        image_id = None
+        timed_out = False
+        started = time.monotonic()
+        response = self.api._post(
+            self.api._url("/build"),
+            params=params,
+            data=context,
+            headers={"Content-Type": "application/x-tar"},
+            stream=True,
+            timeout=(API_TIMEOUT_S, limits.time_s + 5),
+        )
+        self.api._raise_for_status(response)
+        # The wall clock: closing the connection cancels the build, and the engine
+        # kills the step that is running.
+        timer = threading.Timer(limits.time_s, response.close)
+        timer.start()
+        try:
+            for message in self.api._stream_helper(response, decode=True):
+                if "stream" in message:
+                    collector._add(str(message["stream"]).encode())
+                if "error" in message:
+                    error = str((message.get("errorDetail") or {}).get("message") or message["error"])
+                    collector._add(f"{error}\n".encode())
+                aux = message.get("aux")
+                if isinstance(aux, dict) and aux.get("ID"):
+                    image_id = str(aux["ID"])
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            # Closing the response under a reader raises one of these, depending on where
+            # the read was; before the limit, it was the engine's connection.
+            if time.monotonic() - started < limits.time_s:
+                raise SandboxUnavailable(f"the engine connection broke while stage {name} built: {exc}") from exc
+            timed_out = True
+        finally:
+            timer.cancel()
+            response.close()
+        duration = time.monotonic() - started
+        if not timed_out and time.monotonic() - started >= limits.time_s and image_id is None:
+            timed_out = True
+        output, cut = collector.text()
+        # A step killed for memory: its own cgroup's OOM shows only as exit 137 in the
+        # error; the box's flag says so when the steps together hit the box's limit.
+        oom = bool(self.api.inspect_container(box)["State"].get("OOMKilled"))
+        self._remove(box)
+        if image_id and not error and not timed_out:
+            return BuildResult(tag, image_id, output, cut, "", False, round(duration, 3), oom)
+        return BuildResult(None, None, output, cut, error, timed_out, round(duration, 3), oom)
+
+    def inspect_image(self, image: str) -> dict[str, Any]:
+        try:
+            return dict(self.api.inspect_image(image))
+        except _ENGINE_ERRORS as exc:
+            raise _unavailable(exc) from exc
+
+    def image_history(self, image: str) -> list[dict[str, Any]]:
+        try:
+            return list(self.api.history(image))
+        except _ENGINE_ERRORS as exc:
+            raise _unavailable(exc) from exc
+
+    def save_image(self, image: str) -> Any:
+        """The `docker save` stream of an image (chunks of bytes)."""
+        try:
+            return self.api.get_image(image, chunk_size=1 << 20)
+        except _ENGINE_ERRORS as exc:
+            raise _unavailable(exc) from exc
+
+    def run_image_service(
+        self,
+        *,
+        name: str,
+        image: str,
+        probe_argv: list[str],
+        limits: Limits,
+        assets_dir: Path | None,
+        health_wait_s: float = 10.0,
+    ) -> tuple[StageResult, dict[str, Any]]:
+        """Runs the learner's built image as `docker run` would (its USER, WORKDIR,
+        ENV, ENTRYPOINT and CMD) under the sandbox's limits (no network, read-only root
+        with a /tmp tmpfs, no capabilities, no-new-privileges, seccomp, memory, CPU,
+        pids), and `probe_argv` beside it in the lab image, as uid 1000, in the
+        learner container's network namespace only: the probe talks to the server
+        over loopback, and nothing in the learner's image can touch the probe or
+        /grader-out. A declared HEALTHCHECK is kept with a 1 s interval.
+
+        Returns the probe's result and what the host saw of the learner's container:
+        the uids of its processes (`docker top`), its state, health and output."""
+        try:
+            config = self.api.inspect_image(image).get("Config") or {}
+            health = config.get("Healthcheck")
+            kwargs: dict[str, Any] = {}
+            if health and (health.get("Test") or ["NONE"])[0] != "NONE":
+                kwargs["healthcheck"] = {
+                    "test": health["Test"],
+                    "interval": 1_000_000_000,
+                    "timeout": min(int(health.get("Timeout") or 5e9), 5_000_000_000),
+                    "retries": int(health.get("Retries") or 3),
+                    "start_period": 0,
+                }
+            attached: dict[str, _OutputCollector] = {}
+
+            def attach(cid: str) -> None:
+                stream = self.api.attach(cid, stdout=True, stderr=True, stream=True, logs=False)
+                attached["collector"] = _OutputCollector(stream, limits.output_kb * 1024)
+                attached["collector"].start()
+
+            memory = f"{limits.memory_mb}m"
+            server = self._create_and_start(
+                f"image-{name}",
+                "image",
+                None,
+                image=image,
+                before_start=attach,
+                host_config=self._host_config(
+                    runtime=self.runtime,
+                    fsize_mb=limits.tmp_mb,
+                    mem_limit=memory,
+                    memswap_limit=memory,
+                    nano_cpus=int(limits.cpus * 1e9),
+                    pids_limit=limits.pids,
+                    tmpfs={"/tmp": f"size={limits.tmp_mb}m,mode=1777"},
+                    log_config=docker.types.LogConfig(type="none"),
+                ),
+                **kwargs,
+            )
+            result = self._run(name, probe_argv, limits, assets_dir, True, {}, False, network_of=server)
+            seen: dict[str, Any] = {"image_user": config.get("User") or ""}
+            state = self.api.inspect_container(server)["State"]
+            if state.get("Running"):
+                seen["uids"] = self._process_uids(server)
+            deadline = time.monotonic() + health_wait_s
+            # Until healthy or the deadline: a check that failed while the server was
+            # still starting marks it unhealthy until the next check passes.
+            while kwargs and (state.get("Health") or {}).get("Status") != "healthy" and time.monotonic() < deadline:
+                time.sleep(0.5)
+                state = self.api.inspect_container(server)["State"]
+            seen.update(
+                running=bool(state.get("Running")),
+                exit_code=None if state.get("Running") else state.get("ExitCode"),
+                oom_killed=bool(state.get("OOMKilled")),
+            )
+            if kwargs:
+                log = (state.get("Health") or {}).get("Log") or []
+                seen["health"] = {
+                    "status": (state.get("Health") or {}).get("Status"),
+                    "test": kwargs["healthcheck"]["test"],
+                    "last": [
+                        {"exit_code": entry.get("ExitCode"), "output": str(entry.get("Output") or "")[-500:]}
+                        for entry in log[-3:]
+                    ],
+                }
+            self._remove(server)
+            collector = attached["collector"]
+            collector.join(timeout=5)
+            seen["output"] = collector.text()[0][-4000:]
+            return result, seen
+        except _ENGINE_ERRORS as exc:
+            raise _unavailable(exc) from exc
+
+    def _process_uids(self, cid: str) -> list[int]:
+        """The uids of every process of a container, from the host (`docker top`)."""
+        top = self.api.top(cid, ps_args="-o pid,uid")
+        titles = [t.upper() for t in top.get("Titles") or []]
+        column = titles.index("UID") if "UID" in titles else 0
+        uids = []
+        for row in top.get("Processes") or []:
+            try:
+                uids.append(int(row[column]))
+            except (ValueError, IndexError):
+                pass
+        return sorted(set(uids))
 
     # --- getting files out -------------------------------------------------------------
 

@@ -55,6 +55,7 @@ from .sandbox import (
     SandboxUnavailable,
     count_containers,
     image_digest,
+    prune_build_cache,
     reap_leftovers,
 )
 
@@ -1329,6 +1330,8 @@ def sandboxes_reap_orphans() -> int:
         live_claims=live,
         orphan_grace_s=budget.ORPHAN_GRACE_S,
     )
+    # The learner build cache: layers no run has made for BUILD_CACHE_MAX_AGE_S go.
+    removed += prune_build_cache(older_than_s=budget.BUILD_CACHE_MAX_AGE_S)
     if removed:
         metrics.count(metrics.REAPER_REMOVED, removed)
     sandboxes_report()

@@ -16,6 +16,9 @@ STAGE_NAME = r"^[a-z][a-z0-9_]*$"
 # `lesson:` of a check: MODULE/LESSON, optionally #SECTION (a heading's anchor in the lesson).
 LESSON_REF = r"^[a-z0-9]+(?:-[a-z0-9]+)*/[a-z0-9]+(?:-[a-z0-9]+)*(?:#[A-Za-z0-9_-]+)?$"
 MAX_HINTS = 5
+# The base images a lab's build stage may allow, and the local image that stands for
+# each, made offline by `make images` (docker/learner/base.Dockerfile).
+BUILD_BASES = {"python:3.11-slim": "shipwright-learner-base:py311"}
 
 
 class _Strict(BaseModel):
@@ -46,9 +49,12 @@ class FileSpec(_Strict):
 
 class ServiceSpec(_Strict):
     """Start the learner's server in the stage and send it the lab's requests, then
-    run the lab's traffic driver, if any."""
+    run the lab's traffic driver, if any: with `start`, that command in the lab image;
+    with `image_from` (a `build` stage), the learner's built image as it declares
+    itself (USER, WORKDIR, ENV, CMD)."""
 
-    start: list[str] = Field(min_length=1)
+    start: list[str] = []
+    image_from: str | None = Field(None, pattern=STAGE_NAME)
     port: int = Field(8000, ge=1024, le=65535)
     ready_path: str = "/health"
     ready_timeout_s: float = Field(20, gt=0, le=300)
@@ -65,6 +71,31 @@ class ServiceSpec(_Strict):
         if self.requests is None and self.driver is None:
             raise ValueError("a service stage needs requests, a driver, or both")
         return self
+
+    @model_validator(mode="after")
+    def _one_server(self) -> ServiceSpec:
+        if bool(self.start) == bool(self.image_from):
+            raise ValueError("a service needs exactly one of start (a command) or image_from (a build stage)")
+        if self.image_from and self.capture:
+            raise ValueError("capture is not supported with image_from yet")
+        return self
+
+
+class BuildSpec(_Strict):
+    """Build the learner's Dockerfile (grading/image_build.py, docs/grading.md)."""
+
+    dockerfile: str = "Dockerfile"
+    # The base images its FROM may name; each is provided locally (BUILD_BASES).
+    bases: list[str] = Field(["python:3.11-slim"], min_length=1)
+    context_mb: int = Field(50, ge=1, le=1024)
+
+    @field_validator("bases")
+    @classmethod
+    def _known_bases(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in BUILD_BASES]
+        if unknown:
+            raise ValueError(f"no local image stands for {', '.join(unknown)} (known: {', '.join(BUILD_BASES)})")
+        return value
 
 
 class CollectSpec(_Strict):
@@ -98,6 +129,7 @@ class StageSpec(_Strict):
     collect: CollectSpec | None = None
     pytest: PytestSpec | None = None
     ci: CiSpec | None = None
+    build: BuildSpec | None = None
     needs: list[str] = []
     assets: list[str] = []
     grader: bool = False
@@ -129,26 +161,29 @@ class StageSpec(_Strict):
 
     @model_validator(mode="after")
     def _one_action(self) -> StageSpec:
-        given = [name for name in ("run", "service", "collect", "pytest", "ci") if getattr(self, name)]
+        given = [name for name in ("run", "service", "collect", "pytest", "ci", "build") if getattr(self, name)]
         if len(given) != 1:
-            raise ValueError("a stage needs exactly one of run, service, collect, pytest or ci")
+            raise ValueError("a stage needs exactly one of run, service, collect, pytest, ci or build")
         if self.service is not None and self.service.driver is not None and self.service.driver not in self.assets:
             raise ValueError(
                 f"service.driver {self.service.driver!r} must also be listed in assets (mounted under /grader)"
             )
+        if self.build is not None and (self.grader or self.assets):
+            raise ValueError("a build stage takes no assets and is never grader-owned: it runs only the Dockerfile")
         return self
 
     @property
     def probe(self) -> str | None:
-        """The platform probe that runs this stage, if any."""
-        for name in ("service", "collect", "pytest", "ci"):
+        """The platform probe that runs this stage, if any ("build": the host builds)."""
+        for name in ("service", "collect", "pytest", "ci", "build"):
             if getattr(self, name) is not None:
                 return name
         return None
 
     @property
     def grader_owned(self) -> bool:
-        return self.grader or self.probe is not None
+        # A build's output is the learner's own Dockerfile at work: shown like a stage's.
+        return self.grader or (self.probe is not None and self.probe != "build")
 
     def limits(self, defaults: Limits) -> Limits:
         overrides = {
@@ -180,6 +215,10 @@ class _CheckBase(_Strict):
     def stages_read(self) -> list[str]:
         # Every kind but `agreement` reads one `stage`; the base class declares no such field.
         return [getattr(self, "stage")]  # noqa: B009
+
+    def probe_stages(self) -> list[str]:
+        """The stages that must run this kind's `probe`."""
+        return self.stages_read()
 
     def files_read_back(self) -> dict[str, list[str]]:
         """Workspace files to read right after a stage (a later one could change them), by stage."""
@@ -371,6 +410,32 @@ class CiCheck(_CheckBase):
     rule: Literal["passes"] = "passes"
 
 
+class ImageCheck(_CheckBase):
+    """The learner's built image (a `build` stage), and, for `non_root` and
+    `healthcheck`, the container a `service` stage with `image_from` ran from it."""
+
+    kind: Literal["image"]
+    probe = "build"
+    stage: str
+    rule: Literal["builds", "non_root", "size", "secrets", "healthcheck"]
+    running: str | None = Field(None, pattern=STAGE_NAME)  # the service stage that ran it
+    max_mb: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _fields(self) -> ImageCheck:
+        if self.rule == "size" and self.max_mb is None:
+            raise ValueError("rule size needs max_mb")
+        if self.rule in ("non_root", "healthcheck") and self.running is None:
+            raise ValueError(f"rule {self.rule} needs running: the service stage that ran the image")
+        return self
+
+    def stages_read(self) -> list[str]:
+        return [self.stage, *([self.running] if self.running else [])]
+
+    def probe_stages(self) -> list[str]:
+        return [self.stage]
+
+
 CheckSpec = Annotated[
     ExitCodeCheck
     | FilesCheck
@@ -389,7 +454,8 @@ CheckSpec = Annotated[
     | RequirementsCheck
     | SecretsCheck
     | PytestCheck
-    | CiCheck,
+    | CiCheck
+    | ImageCheck,
     Field(discriminator="kind"),
 ]
 
@@ -439,6 +505,14 @@ class LabSpec(_Strict):
             for need in stage.needs:
                 if need not in seen:
                     raise ValueError(f"stage {stage.name!r} needs {need!r}, which is not an earlier stage")
+            if stage.service is not None and stage.service.image_from is not None:
+                source = stage.service.image_from
+                if source not in seen or self.stage(source).build is None:
+                    raise ValueError(
+                        f"stage {stage.name!r} runs the image of {source!r}, which is not an earlier build stage"
+                    )
+                if source not in stage.needs:
+                    raise ValueError(f"stage {stage.name!r} runs the image of {source!r}, so it must list it in needs")
             if stage.ci is not None:
                 source = stage.ci.workflows_from
                 if source not in seen or self.stage(source).collect is None:
@@ -456,7 +530,7 @@ class LabSpec(_Strict):
                     raise ValueError(f"check {check.name!r} names unknown stage {read!r}")
         probes = {stage.name: stage.probe for stage in self.stages}
         for check in self.checks:
-            if check.probe and any(probes.get(read) != check.probe for read in check.stages_read()):
+            if check.probe and any(probes.get(read) != check.probe for read in check.probe_stages()):
                 raise ValueError(f"check {check.name!r} ({check.kind}) needs a stage with `{check.probe}:`")
         for variant in self.variants:
             for name in variant.failing:

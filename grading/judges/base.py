@@ -65,6 +65,9 @@ class StageOutcome:
     file_errors: dict[str, str] = field(default_factory=dict)
     observations: dict[str, Any] | None = None
     observations_error: str = ""
+    # A service stage that ran the learner's built image: what the host saw of that
+    # container (Sandbox.run_image_service): process uids, state, health, output.
+    container: dict[str, Any] | None = None
     # Set when the stage could not start because of the submission itself (for
     # example, it does not fit in the workspace): the learner's failure, in words.
     blocked: str = ""
@@ -75,6 +78,8 @@ class StageOutcome:
 
     @property
     def label(self) -> str:
+        if self.spec.service is not None and self.spec.service.image_from is not None:
+            return "the server of your image"
         if self.spec.service is not None:
             return f"the server ({' '.join(self.spec.service.start)})"
         if self.spec.pytest is not None:
@@ -83,6 +88,8 @@ class StageOutcome:
             return "your CI job"
         if self.spec.collect is not None:
             return "reading your repository"
+        if self.spec.build is not None:
+            return f"docker build of your {self.spec.build.dockerfile}"
         return command_label(self.spec.run)
 
     def summary(self) -> str:

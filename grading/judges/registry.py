@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import ci, observations, pipeline, repository, service
+from . import ci, image, observations, pipeline, repository, service
 from .base import Evidence
 
 Judge = Callable[[Any, Evidence], str]
@@ -39,6 +39,8 @@ JUDGES: dict[str, Judge] = {
     "pytest": repository.judge_pytest,
     # the learner's CI job, run in the sandbox
     "ci": ci.judge_ci,
+    # the learner's built image and the container run from it
+    "image": image.judge_image,
 }
 
 

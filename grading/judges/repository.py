@@ -251,6 +251,16 @@ def judge_requirements(check: RequirementsCheck, evidence: Evidence) -> str:
 
 def judge_secrets(check: SecretsCheck, evidence: Evidence) -> str:
     scanned = evidence.observation_set(check.stage).get("scanned", {})
+    findings = find_secrets(scanned)
+    if findings:
+        shown = "\n".join(findings[:10]) + (f"\n… and {len(findings) - 10} more" if len(findings) > 10 else "")
+        raise Fail(f"possible secrets committed to the repository:\n{shown}")
+    return f"no secrets found in {len(scanned)} file(s)"
+
+
+def find_secrets(scanned: dict[str, str]) -> list[str]:
+    """ "PATH:LINE: kinds" for each line of the texts (by path) where detect-secrets
+    finds a secret of SECRET_PLUGINS."""
     findings = []
     # detect-secrets' public scan_line() searches eagerly (every word is a candidate
     # and entropy limits are not applied); the line-based scanner its CLI uses is not.
@@ -263,10 +273,7 @@ def judge_secrets(check: SecretsCheck, evidence: Evidence) -> str:
             for secret in _process_line_based_plugins(lines, path):
                 found.setdefault(secret.line_number, set()).add(secret.type)
             findings += [f"{path}:{number}: {', '.join(sorted(kinds))}" for number, kinds in sorted(found.items())]
-    if findings:
-        shown = "\n".join(findings[:10]) + (f"\n… and {len(findings) - 10} more" if len(findings) > 10 else "")
-        raise Fail(f"possible secrets committed to the repository:\n{shown}")
-    return f"no secrets found in {len(scanned)} file(s)"
+    return findings
 
 
 def judge_pytest(check: PytestCheck, evidence: Evidence) -> str:

@@ -7,7 +7,11 @@ The server runs as the learner (uid 1000, probe_common.as_learner); this probe a
 the grader, so nothing the server or its children do can reach this process or
 /grader-out.
 
-CONFIG: {"start": [argv], "port": 8000, "ready_path": "/health", "ready_timeout_s": 20,
+With "external": true the server is already running in another container (the
+learner's built image, grading/sandbox.py run_image_service) whose network namespace
+this probe's container shares: the probe starts nothing and only sends the requests.
+
+CONFIG: {"start": [argv], "external": false, "port": 8000, "ready_path": "/health", "ready_timeout_s": 20,
          "env": {...}, "requests": [{"name", "method", "path", "json" | "body", "headers"}],
          "latency": {"method", "path", "json", "count"} | null, "capture": [paths],
          "driver": "/grader/PATH.py" | null}
@@ -87,7 +91,7 @@ def _call(client: httpx.Client, spec: dict) -> dict:
     return record
 
 
-def _wait_ready(client: httpx.Client, server: subprocess.Popen, config: dict) -> dict:
+def _wait_ready(client: httpx.Client, server: subprocess.Popen | _External, config: dict) -> dict:
     started = time.monotonic()
     last: dict = {"status": None, "error": "no answer"}
     while time.monotonic() - started < config.get("ready_timeout_s", 20):
@@ -120,8 +124,8 @@ def _drive(path: str, client: httpx.Client, taken: set[str]) -> dict:
     return result
 
 
-def _stop(server: subprocess.Popen) -> None:
-    if server.poll() is None:
+def _stop(server: subprocess.Popen | _External) -> None:
+    if isinstance(server, subprocess.Popen) and server.poll() is None:
         try:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=10)
@@ -148,6 +152,15 @@ def _capture(paths: list[str]) -> dict:
     return captured
 
 
+class _External:
+    """The server of another container: the host reports whether it kept running."""
+
+    returncode = None
+
+    def poll(self) -> None:
+        return None
+
+
 def main() -> int:
     config = json.loads(Path(sys.argv[1]).read_text())
     for path in config.get("capture", []):
@@ -156,15 +169,19 @@ def main() -> int:
         except OSError:
             pass
     env = {**os.environ, **config.get("env", {})}
-    server = subprocess.Popen(
-        config["start"],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        **as_learner(),
-    )
+    server: subprocess.Popen | _External
+    if config.get("external"):
+        server = _External()
+    else:
+        server = subprocess.Popen(
+            config["start"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            **as_learner(),
+        )
     observations: dict = {"responses": {}}
     try:
         base = f"http://127.0.0.1:{config.get('port', 8000)}"

@@ -28,6 +28,8 @@ STAGES = {
     "collect": StageSpec(name="collect", collect={"paths": ["Dockerfile"], "scan": True}),
     "tests": StageSpec(name="tests", pytest={}),
     "ci": StageSpec(name="ci", ci={"workflows_from": "collect"}),
+    "image": StageSpec(name="image", build={}),
+    "run": StageSpec(name="run", service={"image_from": "image", "requests": "r.json"}, needs=["image"]),
 }
 
 
@@ -145,6 +147,23 @@ LINE = '{"predictions": [1]}'
 DOCKERFILE = {"kind": "dockerfile", "stage": "collect", "expose": [8000]}
 REQUIREMENTS = {"kind": "requirements", "stage": "collect"}
 SECRETS = {"kind": "secrets", "stage": "collect"}
+IMAGE_CONFIG = {"size_bytes": 575_000_000, "user": "app", "healthcheck": None}
+HEALTH = {"Test": ["CMD", "python", "health.py"]}
+
+
+def built(**image) -> StageOutcome:
+    return ran("image", observations={"built": True, "image": {**IMAGE_CONFIG, **image}})
+
+
+def build_failed(error: str, step: dict | None = None) -> StageOutcome:
+    observations = {"built": False, "error": error, **({"failed_step": step} if step else {})}
+    return ran("image", exit_code=1, observations=observations, output="Step 3/9 : COPY requirments.txt .\n")
+
+
+def ran_image(**container) -> StageOutcome:
+    return ran("run", container=container)
+
+
 CI = ".github/workflows/ci.yml"
 STEPS = "on: push\njobs:\n  test:\n    steps:\n"
 
@@ -874,6 +893,117 @@ CASES = [
         {"kind": "pytest", "stage": "tests", "rule": "coverage"},
         [suite_ran()],
         (FAILED, "no coverage report (did pytest run?)"),
+    ),
+    (
+        "image",
+        "builds",
+        {"kind": "image", "stage": "image", "rule": "builds"},
+        [built()],
+        (PASSED, "built in 1.0 s (575 MB)"),
+    ),
+    (
+        "image",
+        "a failed build names the instruction",
+        {"kind": "image", "stage": "image", "rule": "builds"},
+        [
+            build_failed(
+                "COPY failed: file not found in build context", {"step": 3, "line": 4, "text": "COPY requirments.txt ."}
+            )
+        ],
+        (
+            FAILED,
+            "step 3 (line 4) `COPY requirments.txt .` failed: COPY failed: file not found in build context"
+            "\n\nStep 3/9 : COPY requirments.txt .",
+        ),
+    ),
+    (
+        "image",
+        "no image, no size",
+        {"kind": "image", "stage": "image", "rule": "size", "max_mb": 100},
+        [build_failed("FROM ubuntu is not allowed")],
+        (FAILED, "there is no image to check: FROM ubuntu is not allowed"),
+    ),
+    (
+        "image",
+        "over the size budget",
+        {"kind": "image", "stage": "image", "rule": "size", "max_mb": 500},
+        [built()],
+        (FAILED, "the image is 575 MB, more than the 500 MB budget"),
+    ),
+    (
+        "image",
+        "declares and runs as non-root",
+        {"kind": "image", "stage": "image", "rule": "non_root", "running": "run"},
+        [built(), ran_image(uids=[10001])],
+        (PASSED, "declares USER app; its processes ran as uid 10001"),
+    ),
+    (
+        "image",
+        "no USER",
+        {"kind": "image", "stage": "image", "rule": "non_root", "running": "run"},
+        [built(user=""), ran_image(uids=[0])],
+        (
+            FAILED,
+            "the image runs as root: no USER is declared. Add a USER with a non-root user after the last FROM",
+        ),
+    ),
+    (
+        "image",
+        "USER 0:0",
+        {"kind": "image", "stage": "image", "rule": "non_root", "running": "run"},
+        [built(user="0:0"), ran_image(uids=[0])],
+        (FAILED, "the image runs as root: USER is '0:0'. Add a USER with a non-root user after the last FROM"),
+    ),
+    (
+        "image",
+        "a process ran as root anyway",
+        {"kind": "image", "stage": "image", "rule": "non_root", "running": "run"},
+        [built(), ran_image(uids=[0, 10001])],
+        (FAILED, "processes of the running container had uid 0 (root): 0, 10001"),
+    ),
+    (
+        "image",
+        "a token in the history",
+        {"kind": "image", "stage": "image", "rule": "secrets"},
+        [
+            ran(
+                "image",
+                observations={
+                    "built": True,
+                    "image": IMAGE_CONFIG,
+                    "scanned": {"(image history)": "ARG T=ghp_9fK2LmQ7xW4vB8nR1tY6uP3sA0dZ5cE2hJ7k\n"},
+                },
+            )
+        ],
+        (
+            FAILED,
+            "possible secrets in the image (its history or the files its layers add; a file deleted by a later "
+            "layer is still in the image):\n(image history):1: GitHub Token",
+        ),
+    ),
+    (
+        "image",
+        "healthcheck healthy",
+        {"kind": "image", "stage": "image", "rule": "healthcheck", "running": "run"},
+        [built(healthcheck=HEALTH), ran_image(health={"status": "healthy"})],
+        (PASSED, "the HEALTHCHECK (CMD python health.py) reported healthy"),
+    ),
+    (
+        "image",
+        "no healthcheck declared",
+        {"kind": "image", "stage": "image", "rule": "healthcheck", "running": "run"},
+        [built(), ran_image()],
+        (PASSED, "the Dockerfile declares no HEALTHCHECK (none to check)"),
+    ),
+    (
+        "image",
+        "healthcheck failing",
+        {"kind": "image", "stage": "image", "rule": "healthcheck", "running": "run"},
+        [
+            built(healthcheck=HEALTH),
+            ran_image(health={"status": "unhealthy", "last": [{"exit_code": 1, "output": "refused"}]}),
+        ],
+        (FAILED, "the HEALTHCHECK (CMD python health.py) did not report healthy: status unhealthy\n  exit 1: refused"),
     ),
 ]
 
