@@ -221,6 +221,10 @@ def seccomp_profile(base_path: str = DEFAULT_SECCOMP_BASE, *, gvisor: bool = Fal
 # write the process's memory to the workspace), a bounded number of open files, and
 # no single file larger than the workspace (fsize, set per container).
 NOFILE_LIMIT = 4096
+# A stage killed by SIGKILL exits 128 + 9: the OOM killer's signal (or ours, at the time limit).
+SIGKILL_EXIT = 137
+# How long to wait for the engine's "oom" event of a SIGKILLed stage (see Sandbox._oom_event).
+OOM_EVENT_WAIT_S = 1.0
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 # Go's os.FileMode type bits (dir, symlink, named pipe, socket, device, char device,
@@ -762,6 +766,25 @@ class Sandbox:
         base.update(extra)
         return self.api.create_host_config(**base)
 
+    def _oom_event(self, cid: str, *, since: float) -> bool:
+        """Whether the engine logged an "oom" event for the container. The engine
+        sets State.OOMKilled only when the runtime's OOM event reaches it before the
+        exit event; under gVisor it often comes a moment after, so a SIGKILL with no
+        flag is looked up in the event log (waiting up to OOM_EVENT_WAIT_S for it)."""
+        try:
+            events = self.api.events(
+                since=int(since) - 1,
+                until=int(time.time() + OOM_EVENT_WAIT_S) + 1,
+                filters={"container": cid, "event": "oom"},
+                decode=True,
+            )
+            try:
+                return any(True for _ in events)
+            finally:
+                events.close()
+        except (docker.errors.APIError, requests.exceptions.RequestException):
+            return False
+
     def _create(self, name: str, role: str, argv: list[str] | None, *, image: str | None = None, **kwargs: Any) -> str:
         full = f"shipwright-{self.run_id}-{name}"
         try:
@@ -1020,6 +1043,7 @@ class Sandbox:
             ),
         )
         started = time.monotonic()
+        started_at = time.time()
         try:
             collector = attached["collector"]
             sampler = _StatsSampler(self.api, cid)
@@ -1048,6 +1072,8 @@ class Sandbox:
             sampler.finished.set()
             collector.join(timeout=5)
             oom = bool(self.api.inspect_container(cid)["State"].get("OOMKilled"))
+            if not oom and not timed_out and exit_code == SIGKILL_EXIT:
+                oom = self._oom_event(cid, since=started_at)
             output, cut = collector.text()
             sampler.join(timeout=0.05)
             return StageResult(

@@ -122,6 +122,16 @@ def test_a_memory_hog_is_killed_and_reported_as_oom(sandbox: Sandbox) -> None:
     assert not result.timed_out
 
 
+def test_exit_137_without_the_oom_killer_is_not_reported_as_out_of_memory(sandbox: Sandbox) -> None:
+    """Exit 137 without the engine's OOM flag is looked up in the engine's event log
+    (gVisor's OOM event can reach the engine after the exit): a stage that exits 137
+    on its own is not reported as out of memory."""
+    result = sandbox.run(name="fake-kill", argv=_py("raise SystemExit(137)"), limits=SMALL)
+    assert result.exit_code == 137
+    assert not result.oom_killed
+    assert not result.timed_out
+
+
 def test_a_fork_bomb_is_contained_by_the_pids_limit(sandbox: Sandbox) -> None:
     bomb = (
         "import os, time\n"
