@@ -31,9 +31,13 @@ if ! command -v dockerd >/dev/null 2>&1 && [ ! -x /usr/sbin/dockerd ]; then
     DOCKER=/usr/bin/docker
 fi
 
-# gVisor (runsc) as a second runtime, with --network=none (sandboxes have no network,
-# and this runsc refuses to start a container without it) and --oci-seccomp (the
+# gVisor (runsc) as a second runtime, with --network=host and --oci-seccomp (the
 # sandbox's seccomp profile then binds learner code inside gVisor too: no ptrace).
+# --network=host makes gVisor use the network namespace the engine gives the container
+# rather than a stack of its own; every sandbox container is created with network mode
+# "none", so that namespace holds only its own loopback and there is still no route
+# out. It lets a probe container that joins the namespace (the service probe beside a
+# learner's built image) reach the server, which gVisor's own stack would hide.
 # Returns 0 when daemon.json changed (a running engine must reload it).
 register_runsc() {
     command -v runsc >/dev/null 2>&1 || return 1
@@ -42,7 +46,7 @@ register_runsc() {
 import json, pathlib, sys
 path = pathlib.Path("/etc/docker/daemon.json")
 config = json.loads(path.read_text() or "{}") if path.exists() else {}
-want = {"path": sys.argv[1], "runtimeArgs": ["--network=none", "--oci-seccomp"]}
+want = {"path": sys.argv[1], "runtimeArgs": ["--network=host", "--oci-seccomp"]}
 if config.get("runtimes", {}).get("runsc") == want:
     sys.exit(1)
 config.setdefault("runtimes", {})["runsc"] = want
