@@ -401,11 +401,8 @@ def reap_leftovers(
             # A run's built image (its containers are gone by now); noprune: the layers
             # below are the build cache, pruned by age (prune_build_cache).
             if expired(image.get("Labels") or {}, image.get("Created", 0)):
-                try:
-                    api.remove_image(image["Id"], force=True, noprune=True)
+                if _remove_run_image(api, image):
                     removed += 1
-                except docker.errors.NotFound:
-                    pass
         for v in api.volumes(filters={"label": LABEL_RUN}).get("Volumes") or []:
             if expired(v.get("Labels") or {}, 0):
                 try:
@@ -430,6 +427,27 @@ def count_containers(*, instance: str | None = None, client: docker.DockerClient
         return len(_client(client).api.containers(all=True, filters={"label": label}))
     except _ENGINE_ERRORS as exc:
         raise _unavailable(exc) from exc
+
+
+def _remove_run_image(api: docker.APIClient, image: dict[str, Any]) -> bool:
+    """Remove a run's built image (noprune: the layers below are the build cache). An
+    image that a later build used as a cached parent cannot be deleted while its child
+    exists: then only its tags go, and the untagged layer is left to prune_build_cache."""
+    try:
+        api.remove_image(image["Id"], force=True, noprune=True)
+        return True
+    except docker.errors.NotFound:
+        return False
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:
+            raise
+    for tag in image.get("RepoTags") or []:
+        if tag and tag != "<none>:<none>":
+            try:
+                api.remove_image(tag, noprune=True)
+            except docker.errors.NotFound:
+                pass
+    return True
 
 
 def _created(labels: dict[str, str], fallback: float) -> float:
@@ -701,10 +719,7 @@ class Sandbox:
         # carries it). noprune: the layers below stay as the build cache, pruned by age
         # (prune_build_cache); only this run's tag and top layer go.
         for image in api.images(all=True, filters={"label": f"{LABEL_RUN}={self.run_id}"}):
-            try:
-                api.remove_image(image["Id"], force=True, noprune=True)
-            except docker.errors.NotFound:
-                pass
+            _remove_run_image(api, image)
         names = set(self._volumes)
         names.update(
             v["Name"] for v in api.volumes(filters={"label": f"{LABEL_RUN}={self.run_id}"}).get("Volumes") or []
