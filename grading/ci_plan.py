@@ -116,6 +116,9 @@ def _scalars(raw: Any, what: str, problems: list[str]) -> dict[str, Any]:
     return result
 
 
+NO_SUCH_JOB = "no job `{job}` in {workflows}, the workflows run on push or pull_request"
+
+
 class PlanError(Exception):
     """No job can be run; str() says why, in words for the learner."""
 
@@ -274,9 +277,10 @@ def _env(raw: Any, context: expr.Context, where: str, problems: list[str]) -> di
     return result
 
 
-def choose_job(workflows: dict[str, str]) -> tuple[str, dict, str, dict]:
-    """(path, document, job id, job) of the job that tests the code: the first job,
-    in the first workflow run on push or pull_request, with a step running pytest."""
+def choose_job(workflows: dict[str, str], job_id: str | None = None) -> tuple[str, dict, str, dict]:
+    """(path, document, job id, job) of the job to run: the job named `job_id` in the
+    first workflow run on push or pull_request that has one, or without a name, the
+    job that tests the code (the first with a step running pytest)."""
     seen_triggered = []
     for path, text in sorted(workflows.items()):
         if not isinstance(text, str):
@@ -291,21 +295,31 @@ def choose_job(workflows: dict[str, str]) -> tuple[str, dict, str, dict]:
         jobs = document.get("jobs")
         if not isinstance(jobs, dict):
             continue
-        for job_id, job in jobs.items():
+        if job_id is not None:
+            if isinstance(jobs.get(job_id), dict):
+                return path, document, job_id, jobs[job_id]
+            continue
+        for found_id, job in jobs.items():
             steps = job.get("steps") if isinstance(job, dict) else None
             if isinstance(steps, list) and any(
                 isinstance(s, dict) and isinstance(s.get("run"), str) and _runs_pytest(s["run"]) for s in steps
             ):
-                return path, document, str(job_id), job
+                return path, document, str(found_id), job
     if not seen_triggered:
         raise PlanError("no valid workflow runs on push or pull_request, so no CI would run on this commit")
+    if job_id is not None:
+        raise PlanError(NO_SUCH_JOB.format(job=job_id, workflows=", ".join(seen_triggered)))
     raise PlanError(f"no job in {', '.join(seen_triggered)} has a step that runs pytest")
 
 
-def plan(workflows: dict[str, str], *, python_versions: list[str], sha: str = "") -> dict[str, Any]:
-    """The plan of one job run, or PlanError. Unsupported constructs are listed in
-    plan["unsupported"] (job level: nothing runs) or on their step."""
-    path, document, job_id, job = choose_job(workflows)
+def plan(
+    workflows: dict[str, str], *, python_versions: list[str], sha: str = "", job_id: str | None = None
+) -> dict[str, Any]:
+    """The plan of one job run (the job named `job_id`, else the one that runs pytest), or
+    PlanError. Unsupported constructs are listed in plan["unsupported"] (job level:
+    nothing runs) or on their step."""
+    named = job_id is not None
+    path, document, job_id, job = choose_job(workflows, job_id)
     problems: list[str] = []
     for key in sorted(str(k) for k in job if k in JOB_KEYS_UNSUPPORTED):
         problems.append(f"job `{key}:` (the grader runs steps directly in the lab image)")
@@ -421,6 +435,8 @@ def plan(workflows: dict[str, str], *, python_versions: list[str], sha: str = ""
     return {
         "workflow": path,
         "job": job_id,
+        # A job the lab names (a pipeline's train job) need not run pytest.
+        "named": named,
         "job_name": str(job["name"])[:200] if _scalar(job.get("name")) and job.get("name") else job_id,
         "matrix": chosen,
         "skipped_matrix": skipped,

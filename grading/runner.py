@@ -187,7 +187,7 @@ def _ci_plan(stage: StageSpec, outcomes: dict[str, StageOutcome], limits) -> tup
     files = (source.observations or {}).get("files", {}) if source.succeeded else {}
     workflows = {p: t for p, t in files.items() if p.startswith(".github/workflows/")}
     try:
-        plan = ci_plan.plan(workflows, python_versions=list(stage.ci.python_versions))
+        plan = ci_plan.plan(workflows, python_versions=list(stage.ci.python_versions), job_id=stage.ci.job)
         json.dumps(plan)
     except ci_plan.PlanError as exc:
         return None, str(exc)
@@ -641,6 +641,28 @@ def needs_reference(spec: LabSpec) -> bool:
     return any(check.uses_reference for check in spec.checks)
 
 
+def reference_stages(spec: LabSpec) -> list[StageSpec]:
+    """The stages a reference run needs: those the `reference` checks read and what
+    they depend on (`needs`, a CI stage's `workflows_from`, a service's `image_from`),
+    in the lab's order. A capstone's training, serving and CI need not run again for
+    the observations of its drift probe."""
+    by_name = {stage.name: stage for stage in spec.stages}
+    wanted = {name for check in spec.checks if check.uses_reference for name in check.stages_read()}
+    pending = list(wanted)
+    while pending:
+        stage = by_name[pending.pop()]
+        depends = list(stage.needs)
+        if stage.ci is not None:
+            depends.append(stage.ci.workflows_from)
+        if stage.service is not None and stage.service.image_from is not None:
+            depends.append(stage.service.image_from)
+        for name in depends:
+            if name not in wanted:
+                wanted.add(name)
+                pending.append(name)
+    return [stage for stage in spec.stages if stage.name in wanted]
+
+
 def reference_observations(
     *,
     spec: LabSpec,
@@ -668,11 +690,11 @@ def reference_observations(
     else:
         snapshot = intake.snapshot_from_notebook_file(source, dest_dir=snapshot_dir, limits=limits)
     result = run_pipeline(
-        spec=spec,
+        spec=spec.model_copy(update={"stages": reference_stages(spec)}),
         snapshot=snapshot.path,
         assets=assets,
         image=image,
-        run_id=f"reference-{spec.slug}-{uuid.uuid4().hex[:12]}",
+        run_id=f"ref-{spec.slug[:20]}-{uuid.uuid4().hex[:12]}",  # run ids are 40 characters at most
         reference=None,
         judge=False,
         sandbox_factory=sandbox_factory,

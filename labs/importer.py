@@ -100,8 +100,8 @@ def lab_load(reader: ContentReader, folder: Path) -> LabData | None:
         shared = {}
     for s_index, stage in enumerate(spec.stages):
         for a_index, asset in enumerate(stage.assets):
-            if asset in shared:
-                continue
+            if asset in shared or any(path.startswith(asset.rstrip("/") + "/") for path in shared):
+                continue  # a shared file, or a folder of shared files
             if reader.inside(hidden, asset, spec_path, f"stages.{s_index}.assets.{a_index}") is None:
                 ok = False
     for s_index, stage in enumerate(spec.stages):

@@ -120,6 +120,9 @@ class CiSpec(_Strict):
     # the job run is planned from those files, never from the workspace later.
     workflows_from: str = Field(pattern=STAGE_NAME)
     python_versions: list[str] = Field(["3.11"], min_length=1)
+    # The job to run, by its id (a pipeline's `train` job); by default the first job
+    # with a step that runs pytest.
+    job: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$")
 
 
 class StageSpec(_Strict):
@@ -375,8 +378,18 @@ class WorkflowCheck(_CheckBase):
     kind: Literal["workflow"]
     probe = "collect"
     stage: str
-    rule: Literal["valid", "triggers", "checkout", "pytest"]
+    rule: Literal["valid", "triggers", "checkout", "pytest", "needs"]
     triggers: list[str] = ["push", "pull_request"]
+    # rule needs: a workflow run on `triggers` has the job `job`, which lists every
+    # job of `needs` in its `needs:`, and each of those jobs exists.
+    job: str | None = None
+    needs: list[str] = []
+
+    @model_validator(mode="after")
+    def _needs_rule_names_jobs(self) -> WorkflowCheck:
+        if (self.rule == "needs") != (self.job is not None and bool(self.needs)):
+            raise ValueError("`job` and `needs` go together, with rule: needs (and only there)")
+        return self
 
 
 class RequirementsCheck(_CheckBase):

@@ -36,7 +36,7 @@ def test_every_gradeable_lab_is_covered(sample_course):
 
 
 # The second course, mlops-in-production (the sample course's fixture imports all of content/).
-PRODUCTION = ["deploy-kubernetes", "track-experiments", "instrument-service"]
+PRODUCTION = ["deploy-kubernetes", "track-experiments", "instrument-service", "capstone-production"]
 
 
 @pytest.mark.parametrize("slug", PRODUCTION)

@@ -103,7 +103,7 @@ def judge_ci(check: CiCheck, evidence: Evidence) -> str:
     if observations.get("job_status") != "success":
         raise Fail(f"your CI ({where}) did not finish: {observations.get('job_status')} (the stage's time ran out)")
     tests = [s for s in steps if s.get("runs_pytest") and s.get("status") != "skipped"]
-    if not tests:
+    if not tests and not plan.get("named"):
         raise Fail(f"your CI ({where}) passed, but no step that runs pytest ran (each was skipped by its `if:`)")
     hidden = [s for s in tests if s.get("outcome") != "success"]
     if hidden:

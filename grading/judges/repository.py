@@ -200,6 +200,8 @@ def judge_workflow(check: WorkflowCheck, evidence: Evidence) -> str:
                 return f"{workflow['path']} runs on {', '.join(sorted(_triggers(workflow['document'])))}"
         seen = sorted({t for w in valid for t in _triggers(w["document"])})
         raise Fail(f"no workflow runs `on` {' or '.join(check.triggers)} (found: {', '.join(seen) or 'none'})")
+    if check.rule == "needs":
+        return _judge_needs(check, valid)
     if check.rule == "checkout":
         for workflow in valid:
             for step in _steps(workflow["document"]):
@@ -213,6 +215,41 @@ def judge_workflow(check: WorkflowCheck, evidence: Evidence) -> str:
             if isinstance(run, str) and _runs_pytest(run):
                 return f"{workflow['path']} runs: {run.strip().splitlines()[0][:80]}"
     raise Fail("no step whose `run` invokes pytest or python -m pytest")
+
+
+def _judge_needs(check: WorkflowCheck, valid: list[dict]) -> str:
+    """The job `check.job`, in a workflow run on `check.triggers`, waits for every job
+    of `check.needs`, and each of those is a job of that workflow (GitHub refuses a
+    workflow whose `needs` names a job it lacks)."""
+    assert check.job is not None
+    seen = []
+    for workflow in valid:
+        jobs = workflow["document"].get("jobs")
+        if not (_triggers(workflow["document"]) & set(check.triggers)) or not isinstance(jobs, dict):
+            continue
+        job = jobs.get(check.job)
+        if not isinstance(job, dict):
+            seen.append(f"{workflow['path']} has no job `{check.job}`")
+            continue
+        raw = job.get("needs")
+        needs = (
+            [raw] if isinstance(raw, str) else [n for n in raw if isinstance(n, str)] if isinstance(raw, list) else []
+        )
+        missing = [n for n in check.needs if n not in needs]
+        if missing:
+            seen.append(
+                f"{workflow['path']}: job `{check.job}` does not wait for {', '.join(f'`{m}`' for m in missing)}"
+                f" (add `needs: {check.needs[0] if len(check.needs) == 1 else check.needs}`)"
+            )
+            continue
+        absent = [n for n in check.needs if not isinstance(jobs.get(n), dict)]
+        if absent:
+            seen.append(f"{workflow['path']}: job `{check.job}` needs {', '.join(absent)}, which is not a job there")
+            continue
+        return f"{workflow['path']}: job `{check.job}` runs after {', '.join(check.needs)}"
+    if not seen:
+        raise Fail(f"no workflow runs `on` {' or '.join(check.triggers)} with jobs")
+    raise Fail("; ".join(seen))
 
 
 def judge_requirements(check: RequirementsCheck, evidence: Evidence) -> str:

@@ -315,3 +315,34 @@ def test_odd_workflow_shapes_are_reported_not_crashed_on(text):
     assert len(json.dumps(plan, default=str)) < 20_000
     assert plan["unsupported"] or any(step["unsupported"] for step in plan["steps"])
     assert "2024-01-01" in json.dumps(plan) or "D:" not in text
+
+
+PIPELINE = """
+on: [push]
+jobs:
+  train:
+    runs-on: ubuntu-latest
+    steps:
+      - run: python train.py
+  test:
+    runs-on: ubuntu-latest
+    steps:
+      - run: python -m pytest -q
+  deploy:
+    needs: train
+    runs-on: ubuntu-latest
+    steps:
+      - run: kubectl apply -f k8s/
+"""
+
+
+def test_a_lab_can_name_the_job_to_run_and_it_need_not_run_pytest():
+    plan = ci_plan.plan({".github/workflows/pipeline.yml": PIPELINE}, python_versions=["3.11"], job_id="train")
+    assert (plan["job"], plan["named"], [s["run"] for s in plan["steps"]]) == ("train", True, ["python train.py"])
+    assert ci_plan.plan({".github/workflows/pipeline.yml": PIPELINE}, python_versions=["3.11"])["job"] == "test"
+
+
+def test_a_named_job_the_workflows_lack_is_a_plan_error_naming_it():
+    with pytest.raises(ci_plan.PlanError) as exc:
+        ci_plan.plan({".github/workflows/pipeline.yml": PIPELINE}, python_versions=["3.11"], job_id="build")
+    assert str(exc.value) == ci_plan.NO_SUCH_JOB.format(job="build", workflows=".github/workflows/pipeline.yml")

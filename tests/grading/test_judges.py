@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 
 from grading import judges
 from grading.judges import FAILED, PASSED, SKIPPED, Evidence, Fail, Skip, StageOutcome, repository, service
-from grading.runner import LabAssets, _files_needed, _probe_config, needs_reference
+from grading.runner import LabAssets, _files_needed, _probe_config, needs_reference, reference_stages
 from labs.lab_spec import CheckSpec, LabSpec, Limits, StageSpec
 
 CHECK = TypeAdapter(CheckSpec)
@@ -165,6 +165,14 @@ def ran_image(**container) -> StageOutcome:
 
 
 CI = ".github/workflows/ci.yml"
+NEEDS = {"kind": "workflow", "stage": "collect", "rule": "needs", "job": "deploy", "needs": ["train"]}
+PIPELINE = """on: push
+jobs:
+  train:
+    runs-on: ubuntu-latest
+  deploy:
+{needs}    runs-on: ubuntu-latest
+"""
 STEPS = "on: push\njobs:\n  test:\n    steps:\n"
 
 
@@ -723,6 +731,40 @@ CASES = [
         (FAILED, "no step whose `run` invokes pytest or python -m pytest"),
     ),
     (
+        "workflow",
+        "deploy needs train",
+        NEEDS,
+        [workflow(PIPELINE.format(needs="    needs: [train]\n"))],
+        (PASSED, f"{CI}: job `deploy` runs after train"),
+    ),
+    (
+        "workflow",
+        "deploy does not wait",
+        NEEDS,
+        [workflow(PIPELINE.format(needs=""))],
+        (FAILED, f"{CI}: job `deploy` does not wait for `train` (add `needs: train`)"),
+    ),
+    (
+        "workflow",
+        "deploy needs a job that is not there",
+        NEEDS,
+        [
+            workflow(
+                PIPELINE.format(needs="    needs: trian\n")
+                .replace("  train:", "  trian:")
+                .replace("needs: trian", "needs: [trian, train]")
+            )
+        ],
+        (FAILED, f"{CI}: job `deploy` needs train, which is not a job there"),
+    ),
+    (
+        "workflow",
+        "no deploy job",
+        NEEDS,
+        [workflow("on: push\njobs:\n  train:\n    runs-on: ubuntu-latest\n")],
+        (FAILED, f"{CI} has no job `deploy`"),
+    ),
+    (
         "requirements",
         "all in the image",
         REQUIREMENTS,
@@ -879,6 +921,29 @@ CASES = [
             "If it passes on GitHub, this is the step where the grader's run differs (Python 3.11 and the lab's "
             "packages, no network).\n\nERROR collecting tests/test_x.py",
         ),
+    ),
+    (
+        "ci",
+        "a job the lab names need not run pytest",
+        {"kind": "ci", "stage": "ci"},
+        [
+            ran(
+                "ci",
+                observations={
+                    "plan": {
+                        "workflow": CI,
+                        "job": "train",
+                        "named": True,
+                        "matrix": {},
+                        "skipped_matrix": [],
+                        "notes": [],
+                    },
+                    "steps": [ci_step(1, "Train")],
+                    "job_status": "success",
+                },
+            )
+        ],
+        (PASSED, f"your CI ({CI}, job train) passes on this commit: 1 step(s) ran"),
     ),
     (
         "ci",
@@ -1073,6 +1138,27 @@ def test_the_runner_reads_back_the_files_that_the_check_kinds_declare_after_thei
         {**LAB, "checks": [{"name": "r", "points": 1, "kind": "reference", "stage": "train", "keys": ["a"]}]}
     )
     assert needs_reference(spec)
+
+
+def test_the_reference_run_is_only_the_stages_reference_checks_read_and_what_they_need():
+    spec = LabSpec.model_validate(
+        {
+            **LAB,
+            "stages": [
+                {"name": "repository", "collect": {"paths": ["x"]}},
+                {"name": "ci", "ci": {"workflows_from": "repository"}, "needs": ["repository"]},
+                {"name": "train", "run": ["python", "train.py"]},
+                {"name": "probe", "run": ["python", "p.py"], "needs": ["train"]},
+                {"name": "monitor", "run": ["python", "m.py"]},
+            ],
+            "checks": [
+                {"name": "a", "points": 1, "kind": "reference", "stage": "probe", "keys": ["a"]},
+                {"name": "b", "points": 1, "kind": "reference", "stage": "monitor", "keys": ["b"]},
+                {"name": "c", "points": 1, "kind": "ci", "stage": "ci"},
+            ],
+        }
+    )
+    assert [stage.name for stage in reference_stages(spec)] == ["train", "probe", "monitor"]
 
 
 def test_a_reported_metric_reads_its_claim_from_a_file_or_from_a_stage_never_both():
