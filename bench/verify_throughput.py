@@ -1,6 +1,7 @@
 """Throughput of the public verify page against a minimal Django view, same server.
 
     python bench/verify_throughput.py [--clients 4] [--duration 5] [--rounds 3] [--debug]
+                                      [--database NAME] [--redis-db N] [--var-dir DIR]
 
 An isolated setup: PostgreSQL database `shipwright_bench_verify` (created if missing),
 Redis db 14 as the cache (the rate limiter's counters, as in production),
@@ -56,8 +57,8 @@ LEARNER_EMAIL = "bench-verify@example.invalid"
 VALID = b"Valid certificate"
 
 
-def prepare(env: dict[str, str]) -> None:
-    ensure_database(DATABASE)
+def prepare(env: dict[str, str], database: str) -> None:
+    ensure_database(database)
     manage(env, "migrate", "--noinput")
     if env["DJANGO_DEBUG"] == "0":
         manage(env, "collectstatic", "--noinput")
@@ -65,7 +66,7 @@ def prepare(env: dict[str, str]) -> None:
     manage(env, "import_content", str(REPO / "content"))
 
 
-def issued_certificate():
+def issued_certificate(database: str):
     """The bench learner's certificate for the sample course; issued on the first run,
     from one PASSED submission row per lab (as tests/certificates pass_lab)."""
     from django.utils import timezone
@@ -102,7 +103,7 @@ def issued_certificate():
         if certificate is None:
             raise SystemExit("certificate_award_if_complete issued nothing: the course's requirements changed?")
     if certificate.status != Certificate.Status.VALID or not certificate.public:
-        raise SystemExit(f"the bench certificate {certificate.public_id} is {certificate.status}; drop {DATABASE}")
+        raise SystemExit(f"the bench certificate {certificate.public_id} is {certificate.status}; drop {database}")
     return certificate
 
 
@@ -163,12 +164,18 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="R rounds, targets alternating (default 3)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers (default 2)")
     parser.add_argument("--debug", action="store_true", help="serve with DJANGO_DEBUG=1, not production settings")
+    parser.add_argument("--database", default=DATABASE, help=f"PostgreSQL database (default {DATABASE})")
+    parser.add_argument("--redis-db", type=int, default=REDIS_DB, help=f"Redis database (default {REDIS_DB})")
+    parser.add_argument("--var-dir", default=VAR_DIR, help=f"var dir under the repository (default {VAR_DIR})")
     args = parser.parse_args()
     if args.clients < 1 or args.rounds < 1 or args.workers < 1 or args.duration <= 0:
         parser.error("counts and the duration must be positive")
 
     exit_on_sigterm()
     extra = {
+        # The cache (the limiter's counters) in the bench's Redis database too, never a
+        # caller's SHIPWRIGHT_CACHE_URL.
+        "SHIPWRIGHT_CACHE_URL": f"redis://127.0.0.1:6379/{args.redis_db}",
         "SHIPWRIGHT_VERIFY_RATE_LIMIT": "1000000000",
         "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     }
@@ -181,14 +188,14 @@ def main() -> int:
             "DJANGO_ALLOWED_HOSTS": HOST,
             "DJANGO_SECURE_SSL_REDIRECT": "0",
         }
-    env = bench_env(database=DATABASE, var_dir=VAR_DIR, redis_db=REDIS_DB, **extra)
-    prepare(env)
+    env = bench_env(database=args.database, var_dir=args.var_dir, redis_db=args.redis_db, **extra)
+    prepare(env, args.database)
     django_setup(env)
-    certificate = issued_certificate()
+    certificate = issued_certificate(args.database)
     targets = [("/livez", "/livez", b"ok"), ("verify", f"/verify/{certificate.public_id}/", VALID)]
 
     port = free_port()
-    log = REPO / VAR_DIR / "logs" / "gunicorn.log"
+    log = REPO / args.var_dir / "logs" / "gunicorn.log"
     argv = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"{HOST}:{port}"]
     argv += ["--workers", str(args.workers), "--worker-class", "sync", "--log-level", "warning"]
     server = start(argv, env, log)

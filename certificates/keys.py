@@ -19,9 +19,8 @@ from urllib.parse import quote, urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Subquery, Value
 
 from . import signing
 from .models import SigningKey
@@ -142,20 +141,40 @@ def generate_key() -> tuple[str, Path]:
     return f"key-{number}", path
 
 
-def did_document_json() -> str:
+def keys_version_annotations() -> dict[str, Subquery]:
+    """The version of the set of published keys (how many, and the newest id: rows
+    are only ever added), as annotations for another model's query, so that a page
+    reads it in the query it makes anyway (the verify page: the certificate's)."""
+    keys = SigningKey.objects.order_by().annotate(every=Value(1)).values("every")
+    return {
+        "signing_keys_count": Subquery(keys.annotate(version=Count("pk")).values("version")),
+        "signing_keys_newest": Subquery(keys.annotate(version=Max("pk")).values("version")),
+    }
+
+
+# The DID document as served, per process, under the version of the key set it was
+# built from and the DID (SITE_URL). Only the newest version is kept.
+_did_documents: dict[tuple[str, int, int | None], str] = {}
+
+
+def did_document_json(version: tuple[int, int | None] | None = None) -> str:
     """The DID document as served.
 
-    Cached under a key that names the set of keys in the database (rows are only
-    ever added), so every process, whatever its cache backend (a per-process
-    LocMemCache on the embedded default), serves a rotation on its next request:
-    a stale entry is simply never looked up again.
+    Memoized per process under the version of the set of keys in the database
+    (`keys_version_annotations`; read here when not given), so every process serves
+    a rotation made by another on its very next request, with no cache server.
     """
-    version = SigningKey.objects.aggregate(count=Count("pk"), newest=Max("pk"))
-    cache_key = f"shipwright:did.json:{version['count']}:{version['newest']}"
-    text = cache.get(cache_key)
+    if version is None:
+        found = SigningKey.objects.aggregate(count=Count("pk"), newest=Max("pk"))
+        version = (found["count"], found["newest"])
+    key = (issuer_did(), *version)
+    text = _did_documents.get(key)
     if text is None:
+        # Built from the rows as they are now: at worst newer than `version`, and a
+        # request that reads the newer version builds it again.
         text = json.dumps(did_document(), indent=2, sort_keys=True)
-        cache.set(cache_key, text, timeout=3600)
+        _did_documents.clear()
+        _did_documents[key] = text
     return text
 
 

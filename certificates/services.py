@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from accounts.mail import mail_send_template
@@ -692,16 +693,44 @@ def _verify_cached(credential: str, did: str, status: str, suspension: str, minu
     )
 
 
+def verification_inputs() -> dict[str, Subquery]:
+    """Annotations for a Certificate query that read, in that same query, what
+    `certificate_verify` needs besides the credential: the exact text of both signed
+    status lists and the version of the published key set."""
+    lists = StatusList.objects.values("credential")
+    return {
+        "revocation_list": Subquery(lists.filter(slug=STATUS_LIST_SLUG)[:1]),
+        "suspension_list": Subquery(lists.filter(slug=SUSPENSION_LIST_SLUG)[:1]),
+        **keys.keys_version_annotations(),
+    }
+
+
+def certificate_verification_texts(certificate: Certificate) -> tuple[str, str, str, str]:
+    """The exact texts a verification of `certificate` rests on: its stored
+    credential, the DID document and the two signed status lists, as served now.
+
+    A certificate read with `.annotate(**verification_inputs())` brings the status
+    lists and the key set's version along (the verify page's one query); otherwise
+    they are read here."""
+    version = None
+    if (count := getattr(certificate, "signing_keys_count", None)) is not None:
+        version = (count, getattr(certificate, "signing_keys_newest", None))
+    return (
+        certificate.credential,
+        keys.did_document_json(version),
+        getattr(certificate, "revocation_list", None) or status_list_json(),
+        getattr(certificate, "suspension_list", None) or status_list_json(SUSPENSION_LIST_SLUG),
+    )
+
+
+def verification_minute() -> int:
+    """The minute a verification's date checks hold for (they are redone every minute)."""
+    return int(timezone.now().timestamp() // 60)
+
+
 def certificate_verify(certificate: Certificate) -> VerificationReport:
     """Re-verify the stored credential bytes against the published DID document
     and status lists. Memoized on the exact text of all four (and the minute), so
     a change to any of them, such as tampering in the database, is verified afresh
     and shows as a failed check."""
-    minute = int(timezone.now().timestamp() // 60)
-    return _verify_cached(
-        certificate.credential,
-        keys.did_document_json(),
-        status_list_json(),
-        status_list_json(SUSPENSION_LIST_SLUG),
-        minute,
-    )
+    return _verify_cached(*certificate_verification_texts(certificate), verification_minute())

@@ -44,9 +44,11 @@ sys.exit(main(prog="python {filename}"))
 '''
 
 
-def requirements() -> list[str]:
-    """pip requirement lines, e.g. "cryptography==48.0.0"."""
-    return [f"{name}=={metadata.version(name)}" for name in DISTRIBUTIONS]
+@cache
+def requirements() -> tuple[str, ...]:
+    """pip requirement lines, e.g. "cryptography==48.0.0" (read once per process: the
+    installed versions do not change under it, and reading them costs a millisecond)."""
+    return tuple(f"{name}=={metadata.version(name)}" for name in DISTRIBUTIONS)
 
 
 @cache
@@ -54,7 +56,7 @@ def verifier_zipapp() -> bytes:
     """The standalone verifier's bytes (the same for the life of the process)."""
     package = resources.files("certificates")
     files: dict[str, bytes] = {
-        "__main__.py": _MAIN.format(filename=FILENAME, requirements=requirements()).encode(),
+        "__main__.py": _MAIN.format(filename=FILENAME, requirements=list(requirements())).encode(),
         "requirements.txt": ("\n".join(requirements()) + "\n").encode(),
     }
     for module in MODULES:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import json
 
 from django.conf import settings
@@ -7,6 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_POST
@@ -37,53 +39,122 @@ def _public_certificate(public_id: str) -> Certificate | None:
     return Certificate.objects.select_related("course").filter(public_id=public_id, public=True).first()
 
 
+def _anonymous_no_csrf_cookie(request: HttpRequest, context: dict) -> dict:
+    """An anonymous visitor of a public certificate page gets no CSRF cookie: the
+    page has no form for them (base.html renders the token for htmx and the logout
+    form, which only a signed-in user has)."""
+    if not request.user.is_authenticated:
+        context["csrf_token"] = ""
+    return context
+
+
 def _not_found(request: HttpRequest) -> HttpResponse:
     """Unknown and hidden ids get the very same page, rendered here rather than by
     handler404 so that it is the site's page under DEBUG too (Django's debug 404
     lists every URL pattern). An anonymous visitor gets no CSRF cookie from it (so
     the two cases cannot be told apart by a cookie either)."""
-    context = {"not_found": NOT_FOUND}
-    if not request.user.is_authenticated:
-        context["csrf_token"] = ""
+    context = _anonymous_no_csrf_cookie(request, {"not_found": NOT_FOUND})
     return render(request, "certificates/not_found.html", context, status=404)
+
+
+# Stands for the id in the verify page's query while it is compiled.
+_ANY_ID = "\x00public_id"
+
+
+@functools.cache
+def _verify_sql() -> tuple[str, tuple, int]:
+    """The verify page's one query: the public certificate and what verifying needs
+    besides its credential (both status lists, the version of the key set). Written
+    with the ORM, compiled to SQL once per process: compiling it took longer than
+    running it. Returns the SQL, its parameters and where the id goes among them."""
+    queryset = Certificate.objects.annotate(**services.verification_inputs()).filter(public=True, public_id=_ANY_ID)
+    sql, params = queryset.order_by()[:1].query.sql_with_params()
+    return sql, tuple(params), params.index(_ANY_ID)
+
+
+def _certificate_to_verify(public_id: str) -> Certificate | None:
+    sql, params, at = _verify_sql()
+    return next(iter(Certificate.objects.raw(sql, (*params[:at], public_id, *params[at + 1 :]))), None)
 
 
 @require_GET
 @rate_limited
 def verify(request: HttpRequest, public_id: str) -> HttpResponse:
-    certificate = _public_certificate(public_id)
+    certificate = _certificate_to_verify(public_id)
     if certificate is None:
         return _not_found(request)
-    if withdrawn_by_holder(certificate):
-        # The signed credential names the holder: it is neither shown nor checked.
-        return render(
-            request,
-            "certificates/verify.html",
-            {"certificate": certificate, "withdrawn": True, "withdrawn_holder": WITHDRAWN_HOLDER},
-        )
-    report = services.certificate_verify(certificate)
-    credential = json.loads(certificate.credential)
-    titles = dict(certificate.course.labs.values_list("slug", "title"))
-    issuer = credential.get("issuer") if isinstance(credential.get("issuer"), dict) else {}
-    return render(
-        request,
-        "certificates/verify.html",
-        {
-            "certificate": certificate,
-            "report": report,
-            "credential": credential,
-            "required_labs": [titles.get(r["lab"], r["lab"]) for r in certificate.course.requirements],
-            "verify_url": services.verify_url(certificate.public_id),
-            "issuer_name": issuer.get("name") or services.ISSUER_NAME,
-            "issuer_origin": (issuer.get("url") or settings.SITE_URL).rstrip("/"),
-            "issuer_did": issuer.get("id") or keys.issuer_did(),
-            "status_list_url": services.status_list_url(),
-            "suspension_list_url": services.status_list_url(services.SUSPENSION_LIST_SLUG),
-            "verifier_filename": standalone.FILENAME,
-            "verifier_requirements": " ".join(standalone.requirements()),
-            "replaced_by": _public_successor(certificate),
-        },
+    withdrawn = withdrawn_by_holder(certificate)
+    texts: tuple[str, ...] = ()
+    extra: dict = {}
+    if not withdrawn:  # a withdrawn credential names the holder: it is neither shown nor checked
+        texts = services.certificate_verification_texts(certificate)
+        # Read only for the pages that show them (a query each).
+        if not certificate.show_evidence or not certificate.evidence:
+            titles = dict(certificate.course.labs.values_list("slug", "title"))
+            extra["required_labs"] = [titles.get(r["lab"], r["lab"]) for r in certificate.course.requirements]
+        if certificate.status == Certificate.Status.REVOKED and certificate.status_reason == services.SUPERSEDED:
+            extra["replaced_by"] = _public_successor(certificate)
+    if request.user.is_authenticated or len(messages.get_messages(request)):
+        # The page names who is signed in and shows their messages: rendered for them.
+        context = _verify_context(certificate, withdrawn) | extra
+        return render(request, "certificates/verify.html", _anonymous_no_csrf_cookie(request, context))
+    # Everyone else sees the same page, which is rendered once per distinct set of
+    # inputs: the certificate's whole row, the exact texts its verdict rests on
+    # (credential, DID document, both status lists), the minute (date checks) and the
+    # site's address. Tampering, a revocation or a rotation changes the key, so it
+    # shows on the very next request.
+    key = (
+        _stored(certificate),
+        _stored(certificate.replaces),  # a query, on a reissued certificate's page only
+        texts,
+        services.verification_minute(),
+        settings.SITE_URL,
+        tuple(extra.get("required_labs", ())),
+        _stored(extra.get("replaced_by")),
     )
+    page = _PAGES.get(key)
+    if page is None:
+        context = _verify_context(certificate, withdrawn) | extra | {"csrf_token": ""}
+        page = render_to_string("certificates/verify.html", context, request)
+        if len(_PAGES) >= _PAGES_MAX:
+            _PAGES.clear()
+        _PAGES[key] = page
+    return HttpResponse(page)
+
+
+# Verify pages as an anonymous visitor sees them, per process, under everything
+# they are made of (see `verify`). Emptied when full: the minute is part of every
+# key, so old entries pile up.
+_PAGES: dict[tuple, str] = {}
+_PAGES_MAX = 256
+
+
+def _stored(row: Certificate | None) -> tuple:
+    """Every stored field of a row, as a hashable tuple."""
+    if row is None:
+        return ()
+    values = (getattr(row, field.attname) for field in row._meta.concrete_fields)
+    return tuple(json.dumps(v, sort_keys=True) if isinstance(v, list | dict) else v for v in values)
+
+
+def _verify_context(certificate: Certificate, withdrawn: bool) -> dict:
+    if withdrawn:
+        return {"certificate": certificate, "withdrawn": True, "withdrawn_holder": WITHDRAWN_HOLDER}
+    credential = json.loads(certificate.credential)
+    issuer = credential.get("issuer") if isinstance(credential.get("issuer"), dict) else {}
+    return {
+        "certificate": certificate,
+        "report": services.certificate_verify(certificate),
+        "credential": credential,
+        "verify_url": services.verify_url(certificate.public_id),
+        "issuer_name": issuer.get("name") or services.ISSUER_NAME,
+        "issuer_origin": (issuer.get("url") or settings.SITE_URL).rstrip("/"),
+        "issuer_did": issuer.get("id") or keys.issuer_did(),
+        "status_list_url": services.status_list_url(),
+        "suspension_list_url": services.status_list_url(services.SUSPENSION_LIST_SLUG),
+        "verifier_filename": standalone.FILENAME,
+        "verifier_requirements": " ".join(standalone.requirements()),
+    }
 
 
 def _public_successor(certificate: Certificate) -> Certificate | None:

@@ -82,11 +82,15 @@ def _signing_key_dir(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(settings, _signing_key_dir, tmp_path_factory):
-    """Every test signs with a throwaway issuer key and starts with an empty cache."""
+    """Every test signs with a throwaway issuer key and starts with an empty cache
+    (and no requests counted against the verify rate limit)."""
     from django.core.cache import cache
+
+    from certificates import ratelimit
 
     settings.SHIPWRIGHT_SIGNING_KEY_DIR = _signing_key_dir
     cache.clear()
+    ratelimit.forget_counts()
     yield
 
 
