@@ -95,4 +95,5 @@ def test_runsc_is_registered_by_make_engine():
     import docker
 
     runtimes = docker.from_env().info()["Runtimes"]
-    assert runtimes["runsc"]["runtimeArgs"] == ["--network=none", "--oci-seccomp"]
+    # --network=host: the container's own namespace (loopback only), which a probe can join.
+    assert runtimes["runsc"]["runtimeArgs"] == ["--network=host", "--oci-seccomp"]
