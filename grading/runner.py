@@ -32,7 +32,7 @@ from . import ci_plan, image_build
 from . import judges as judging
 from .judges import CheckOutcome, StageOutcome
 from .judges.ci import step_outcomes
-from .learner_files import TOO_LARGE, LearnerFileError, load_json
+from .learner_files import TOO_LARGE, LearnerFileError, decode_utf8, load_json
 from .sandbox import BuildResult, FileTooLarge, Sandbox, SandboxUnavailable, SnapshotRejected
 from .sandbox import Limits as SandboxLimits
 
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 MAX_READBACK_BYTES = 20 * 1024 * 1024
 MAX_OBSERVATIONS_BYTES = 5 * 1024 * 1024
+# A file a service stage captures (an audit log): as the service probe's MAX_CAPTURE.
+MAX_CAPTURE_BYTES = 1_000_000
+CAPTURE_ABSENT = "no such regular file"
 GRADER_OUTPUT_NOTE = "(output of a grader-owned stage is not shown: it could reveal hidden tests)"
 OBSERVATIONS_UNREADABLE = "the observations could not be read ({problem})"
 OBSERVATIONS_NOT_OBJECT = "observations.json does not hold a JSON object"
@@ -166,7 +169,8 @@ def _probe_config(stage: StageSpec, assets: LabAssets) -> dict:
             "ready_path": service.ready_path,
             "ready_timeout_s": service.ready_timeout_s,
             "env": service.env,
-            "capture": service.capture,
+            # From a built image's container the host reads them (_captured).
+            "capture": [] if service.image_from else service.capture,
             "requests": requests.get("requests", []),
             "latency": requests.get("latency"),
             # Mounted with the stage's assets (the spec requires it among them).
@@ -177,6 +181,25 @@ def _probe_config(stage: StageSpec, assets: LabAssets) -> dict:
     if stage.pytest is not None:
         return {**stage.pytest.model_dump(), "time_s": max(10.0, (stage.time_s or 300) - 15)}
     return {}  # ci: the plan is written per run (_ci_assets_dir)
+
+
+def _captured(raw: dict[str, bytes | None], too_large: dict[str, dict[str, int]]) -> dict[str, str | None]:
+    """What the host read from a built image's container, in the service probe's
+    shape (service_probe._capture): the text, or None and why under "PATH:error" (not
+    there) or "PATH:problem" (there, but too big or not UTF-8 text)."""
+    captured: dict[str, str | None] = {}
+    for path, data in raw.items():
+        captured[path] = None
+        if path in too_large:
+            captured[f"{path}:problem"] = TOO_LARGE.format(name=path, **too_large[path])
+        elif data is None:
+            captured[f"{path}:error"] = CAPTURE_ABSENT
+        else:
+            try:
+                captured[path] = decode_utf8(data, name=path)
+            except LearnerFileError as exc:
+                captured[f"{path}:problem"] = str(exc)
+    return captured
 
 
 def _ci_plan(stage: StageSpec, outcomes: dict[str, StageOutcome], limits) -> tuple[dict | None, str]:
@@ -507,7 +530,7 @@ def run_pipeline(
             container: dict[str, Any] | None = None
             try:
                 image_from = stage.service.image_from if stage.service is not None else None
-                if image_from is not None:
+                if stage.service is not None and image_from is not None:
                     image_tag = built.get(image_from)
                     assert image_tag is not None, "needs: guarantees the build succeeded"
                     result, container = sandbox.run_image_service(
@@ -516,6 +539,9 @@ def run_pipeline(
                         probe_argv=stage_argv(stage),
                         limits=_sandbox_limits(limits),
                         assets_dir=stage_assets_dir(assets, stage),
+                        env=stage.service.env,
+                        capture=stage.service.capture,
+                        max_capture_bytes=MAX_CAPTURE_BYTES,
                     )
                 else:
                     result = sandbox.run(
@@ -604,6 +630,8 @@ def run_pipeline(
                                 outcome.observations_error = OBSERVATIONS_UNREADABLE.format(
                                     problem=OBSERVATIONS_NOT_OBJECT
                                 )
+            if container is not None and "captured" in container and outcome.observations is not None:
+                outcome.observations["captured"] = _captured(container.pop("captured"), container.pop("capture_errors"))
             outcomes[stage.name] = outcome
             if plan is not None and outcome.observations is not None:
                 # The plan is the host's own; the steps are what the probe recorded.

@@ -66,7 +66,7 @@ import re
 import tarfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -850,7 +850,9 @@ class Sandbox:
                 self._remove(cid)
         raise AssertionError("unreachable")
 
-    def _start_holder(self, name: str, volume: str, target: str) -> str:
+    def _start_holder(self, name: str, volume: str | None, target: str = "") -> str:
+        """A `sleep` container that keeps `volume` mounted at `target` (or, without a
+        volume, its network namespace alive for others to join)."""
         return self._create_and_start(
             name,
             "holder",
@@ -861,7 +863,7 @@ class Sandbox:
                 # engine stop does not wait 10 s for each holder: `sleep` as PID 1
                 # ignores TERM.
                 init=True,
-                mounts=[docker.types.Mount(target, volume, type="volume", no_copy=True)],
+                mounts=[docker.types.Mount(target, volume, type="volume", no_copy=True)] if volume else [],
                 mem_limit="32m",
                 memswap_limit="32m",
                 pids_limit=HOLDER_PIDS,
@@ -1289,18 +1291,30 @@ class Sandbox:
         probe_argv: list[str],
         limits: Limits,
         assets_dir: Path | None,
+        env: dict[str, str] | None = None,
+        capture: Sequence[str] = (),
+        max_capture_bytes: int = 1_000_000,
         health_wait_s: float = 10.0,
     ) -> tuple[StageResult, dict[str, Any]]:
         """Runs the learner's built image as `docker run` would (its USER, WORKDIR,
-        ENV, ENTRYPOINT and CMD) under the sandbox's limits (no network, read-only root
-        with a /tmp tmpfs, no capabilities, no-new-privileges, seccomp, memory, CPU,
-        pids), and `probe_argv` beside it in the lab image, as uid 1000, in the
-        learner container's network namespace only: the probe talks to the server
-        over loopback, and nothing in the learner's image can touch the probe or
-        /grader-out. A declared HEALTHCHECK is kept with a 1 s interval.
+        ENV plus `env`, ENTRYPOINT and CMD) under the sandbox's limits (no network,
+        read-only root with a size-capped /tmp, no capabilities, no-new-privileges,
+        seccomp, memory, CPU, pids), and `probe_argv` beside it in the lab image, as
+        uid 1000, sharing only a network namespace with it: the probe talks to the
+        server over loopback, and nothing in the learner's image can touch the
+        probe or /grader-out. A declared HEALTHCHECK is kept with a 1 s interval. If
+        the server's container exits while the probe runs, the probe is told at once
+        (SIGUSR1, see service_probe.py) instead of waiting out its ready timeout.
+
+        `capture`: absolute paths under /tmp, read by the host from the container's
+        /tmp once the server is gone (a regular file of at most `max_capture_bytes`,
+        no symbolic link followed), into `seen["captured"]` (path -> bytes, or None when
+        absent or not a regular file) and `seen["capture_errors"]` (path -> {"size", "limit"}
+        of a file too large to read).
 
         Returns the probe's result and what the host saw of the learner's container:
         the uids of its processes (`docker top`), its state, health and output."""
+        tmp_paths = [PurePosixPath(path).relative_to("/tmp") for path in capture]
         try:
             config = self.api.inspect_image(image).get("Config") or {}
             health = config.get("Healthcheck")
@@ -1320,6 +1334,21 @@ class Sandbox:
                 attached["collector"] = _OutputCollector(stream, limits.output_kb * 1024)
                 attached["collector"].start()
 
+            tmp: dict[str, Any] = {"tmpfs": {"/tmp": f"size={limits.tmp_mb}m,mode=1777"}}
+            tmp_holder = tmp_volume = None
+            if tmp_paths:
+                # The archive API reads a container's root filesystem and its volumes,
+                # never a tmpfs mount: /tmp is then a tmpfs volume of the same size, kept
+                # mounted by a holder, so the host reads it after the server is gone.
+                # Fresh and empty (no_copy): a file the image brought is no log.
+                tmp_volume = f"shipwright-{self.run_id}-tmp-{name}"
+                self._create_volume(tmp_volume, limits.tmp_mb)
+                tmp_holder = self._start_holder(f"tmp-holder-{name}", tmp_volume, "/tmp")
+                tmp = {"mounts": [docker.types.Mount("/tmp", tmp_volume, type="volume", no_copy=True)]}
+            # The server and the probe join the network namespace of a holder, not
+            # one another's: a probe cannot join a container that has already exited,
+            # and a server that dies at once must be a result, not an engine error.
+            net = self._start_holder(f"net-holder-{name}", None)
             memory = f"{limits.memory_mb}m"
             server = self._create_and_start(
                 f"image-{name}",
@@ -1327,6 +1356,7 @@ class Sandbox:
                 None,
                 image=image,
                 before_start=attach,
+                environment=dict(env or {}),
                 host_config=self._host_config(
                     runtime=self.runtime,
                     fsize_mb=limits.tmp_mb,
@@ -1334,12 +1364,23 @@ class Sandbox:
                     memswap_limit=memory,
                     nano_cpus=int(limits.cpus * 1e9),
                     pids_limit=limits.pids,
-                    tmpfs={"/tmp": f"size={limits.tmp_mb}m,mode=1777"},
                     log_config=docker.types.LogConfig(type="none"),
+                    network_mode=f"container:{net}",
+                    **tmp,
                 ),
                 **kwargs,
             )
-            result = self._run(name, probe_argv, limits, assets_dir, True, {}, False, network_of=server)
+            probe_done = threading.Event()
+            watcher = threading.Thread(
+                target=self._tell_probe_on_exit,
+                args=(server, f"shipwright-{self.run_id}-stage-{name}", probe_done, limits.time_s),
+                daemon=True,
+            )
+            watcher.start()
+            try:
+                result = self._run(name, probe_argv, limits, assets_dir, True, {}, False, network_of=net)
+            finally:
+                probe_done.set()
             seen: dict[str, Any] = {"image_user": config.get("User") or ""}
             state = self.api.inspect_container(server)["State"]
             if state.get("Running"):
@@ -1366,12 +1407,43 @@ class Sandbox:
                     ],
                 }
             self._remove(server)
+            self._remove(net)
+            watcher.join(timeout=5)
             collector = attached["collector"]
             collector.join(timeout=5)
             seen["output"] = collector.text()[0][-4000:]
+            if tmp_holder is not None and tmp_volume is not None:
+                seen["captured"], seen["capture_errors"] = {}, {}
+                for path, rel in zip(capture, tmp_paths, strict=True):
+                    try:
+                        seen["captured"][path] = self._read(tmp_holder, "/tmp", rel, max_capture_bytes, "/tmp")
+                    except FileTooLarge as exc:
+                        seen["captured"][path] = None
+                        seen["capture_errors"][path] = {"size": exc.size, "limit": exc.max_bytes}
+                self._remove(tmp_holder)
+                try:
+                    self.api.remove_volume(tmp_volume, force=True)
+                    self._volumes.remove(tmp_volume)
+                except docker.errors.APIError:
+                    pass  # "in use" right after a removal: the run's end removes it
             return result, seen
         except _ENGINE_ERRORS as exc:
             raise _unavailable(exc) from exc
+
+    def _tell_probe_on_exit(self, server: str, probe: str, probe_done: threading.Event, time_s: float) -> None:
+        """Sends SIGUSR1 to the probe's container, every half second until the probe
+        is done, once the server's container has exited: the probe (PID 1 of its
+        container, so deaf to the signal until its handler is installed) then stops
+        waiting for an answer that cannot come."""
+        try:
+            self.api.wait(server, timeout=time_s + 30)
+        except _ENGINE_ERRORS:
+            return  # removed, or the engine is gone: the probe ends on its own clock
+        while not probe_done.wait(0.5):
+            try:
+                self.api.kill(probe, signal="SIGUSR1")
+            except _ENGINE_ERRORS:
+                pass  # not started yet, or already finished
 
     def _process_uids(self, cid: str) -> list[int]:
         """The uids of every process of a container, from the host (`docker top`)."""

@@ -6,6 +6,7 @@ docs/authoring.md documents every field; keep the two in step.
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -63,8 +64,11 @@ class ServiceSpec(_Strict):
     # the probe (the grader's uid) after the requests, while the server is up, and what it
     # returns joins the observations (traffic made up per run, a scrape of /metrics).
     driver: str | None = None
+    # The server's environment (with image_from: added to the image's ENV, winning on a clash).
     env: dict[str, str] = {}
-    capture: list[str] = []  # files read after the requests (e.g. the audit log)
+    # Files read after the requests (e.g. the audit log). With image_from, under /tmp:
+    # the rest of the built image's filesystem is read-only.
+    capture: list[str] = []
 
     @model_validator(mode="after")
     def _something_to_send(self) -> ServiceSpec:
@@ -76,9 +80,19 @@ class ServiceSpec(_Strict):
     def _one_server(self) -> ServiceSpec:
         if bool(self.start) == bool(self.image_from):
             raise ValueError("a service needs exactly one of start (a command) or image_from (a build stage)")
-        if self.image_from and self.capture:
-            raise ValueError("capture is not supported with image_from yet")
+        if self.image_from:
+            outside = [path for path in self.capture if not _file_under_tmp(path)]
+            if outside:
+                raise ValueError(
+                    "with image_from, capture names files under /tmp (the only writable place in the "
+                    f"container of the built image): not {', '.join(outside)}"
+                )
         return self
+
+
+def _file_under_tmp(path: str) -> bool:
+    parts = PurePosixPath(path).parts
+    return len(parts) > 2 and parts[:2] == ("/", "tmp") and ".." not in parts
 
 
 class BuildSpec(_Strict):

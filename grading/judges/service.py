@@ -15,12 +15,27 @@ AUDIT_TS_SLACK_S = 120
 AUDIT_MISSING = "no audit log at {path} after the requests ({reason})"
 AUDIT_UNREADABLE = "the audit log {path} could not be read: {reason}"
 AUDIT_BAD_LINE = "{problem} (the line begins {start!r})"
+CONTAINER_EXITED = "the container {how} before answering {ready}"
+CONTAINER_TAIL_CHARS = 1500
 
 
 def _service(evidence: Evidence, stage: str) -> dict:
     observations = evidence.observation_set(stage)
     ready = observations.get("ready") or {}
     if ready.get("status") != 200:
+        container = evidence.outcomes[stage].container
+        if "exited" in ready and container is not None:
+            # The learner's built image: how its container ended is the host's to say.
+            how = (
+                "was killed: out of memory"
+                if container.get("oom_killed")
+                else f"exited with code {container.get('exit_code')}"
+            )
+            tail = str(container.get("output") or "").strip()[-CONTAINER_TAIL_CHARS:]
+            raise Fail(
+                CONTAINER_EXITED.format(how=how, ready=_ready_path(evidence, stage))
+                + (f"; its last output:\n{tail}" if tail else " (it printed nothing)")
+            )
         if "exited" in ready:
             raise Fail(f"the server exited with code {ready['exited']} before answering {_ready_path(evidence, stage)}")
         raise Fail(

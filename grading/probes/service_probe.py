@@ -10,6 +10,9 @@ the grader, so nothing the server or its children do can reach this process or
 With "external": true the server is already running in another container (the
 learner's built image, grading/sandbox.py run_image_service) whose network namespace
 this probe's container shares: the probe starts nothing and only sends the requests.
+The host sends it SIGUSR1 once that container has exited (its code and output are the
+host's to report), so it stops waiting for an answer that cannot come. Files to capture
+are then read by the host too (from the other container's /tmp).
 
 CONFIG: {"start": [argv], "external": false, "port": 8000, "ready_path": "/health", "ready_timeout_s": 20,
          "env": {...}, "requests": [{"name", "method", "path", "json" | "body", "headers"}],
@@ -153,12 +156,18 @@ def _capture(paths: list[str]) -> dict:
 
 
 class _External:
-    """The server of another container: the host reports whether it kept running."""
+    """The server of another container: the host reports how it ended, and signals
+    this probe (SIGUSR1) when it has (grading/sandbox.py, run_image_service)."""
 
-    returncode = None
+    def __init__(self) -> None:
+        self.returncode: int | None = None
+        signal.signal(signal.SIGUSR1, self._exited)
 
-    def poll(self) -> None:
-        return None
+    def _exited(self, signum: int, frame: object) -> None:
+        self.returncode = -1  # the real code is the host's: Sandbox.run_image_service
+
+    def poll(self) -> int | None:
+        return self.returncode
 
 
 def main() -> int:
