@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from labs.lab_spec import ServiceSpec
 from tests.grading.test_grade_command import by_name, grade
-from tests.grading.tiny_lab import write
+from tests.grading.tiny_lab import make_course_shell, write
 
 pytestmark = pytest.mark.docker
 
@@ -105,33 +105,7 @@ def image_lab(db, tmp_path):
     from courses.importer import content_import
 
     root = tmp_path / "content"
-    course = root / "tiny-course"
-    write(
-        course / "course.yaml",
-        """
-        slug: tiny-course
-        title: Tiny course
-        summary: For grading tests.
-        estimated_hours: 1
-        published: true
-        modules: [basics]
-        certificate:
-          title: Tiny certificate
-          requirements:
-            - lab: tiny-image
-        """,
-    )
-    write(
-        course / "modules/basics/module.yaml",
-        """
-        slug: basics
-        title: Basics
-        lessons:
-          - {slug: intro, title: Intro, file: intro.md}
-        lab: tiny-image
-        """,
-    )
-    write(course / "modules/basics/intro.md", "Intro.\n")
+    course = make_course_shell(root, "tiny-image")
     lab = course / "labs/tiny-image"
     write(lab / "lab.yaml", LAB_YAML)
     write(lab / "instructions.md", "Serve your image.\n")

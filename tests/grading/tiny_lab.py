@@ -45,11 +45,12 @@ def write(path: Path, text: str) -> None:
     path.write_text(textwrap.dedent(text).lstrip())
 
 
-def make_tiny_course(root: Path) -> Path:
+def make_course_shell(root: Path, lab: str) -> Path:
+    """tiny-course with one module whose lab is `lab` (the lab's folder is the caller's)."""
     course = root / "tiny-course"
     write(
         course / "course.yaml",
-        """
+        f"""
         slug: tiny-course
         title: Tiny course
         summary: For grading tests.
@@ -59,20 +60,25 @@ def make_tiny_course(root: Path) -> Path:
         certificate:
           title: Tiny certificate
           requirements:
-            - lab: tiny
+            - lab: {lab}
         """,
     )
     write(
         course / "modules/basics/module.yaml",
-        """
+        f"""
         slug: basics
         title: Basics
         lessons:
-          - {slug: intro, title: Intro, file: intro.md}
-        lab: tiny
+          - {{slug: intro, title: Intro, file: intro.md}}
+        lab: {lab}
         """,
     )
     write(course / "modules/basics/intro.md", "Intro.\n")
+    return course
+
+
+def make_tiny_course(root: Path) -> Path:
+    course = make_course_shell(root, "tiny")
     lab = course / "labs/tiny"
     write(lab / "lab.yaml", LAB_YAML)
     write(lab / "instructions.md", "Write main.py that writes out.json.\n")
