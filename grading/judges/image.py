@@ -9,7 +9,7 @@ from labs.lab_spec import ImageCheck
 
 from ..image_build import is_root_user
 from .base import Evidence, Fail
-from .repository import find_secrets
+from .repository import find_secrets, shown_findings
 
 NOT_BUILT = "there is no image to check: {error}"
 BUILD_FAILED = "docker build failed"
@@ -57,8 +57,7 @@ def judge_image(check: ImageCheck, evidence: Evidence) -> str:
         scanned = _build(evidence, check).get("scanned", {})
         findings = find_secrets(scanned)
         if findings:
-            shown = "\n".join(findings[:10]) + (f"\n… and {len(findings) - 10} more" if len(findings) > 10 else "")
-            raise Fail(SECRETS_IN_IMAGE.format(shown=shown))
+            raise Fail(SECRETS_IN_IMAGE.format(shown=shown_findings(findings)))
         return f"no secrets found in the image's history and {len(scanned) - 1} file(s) its layers add"
     assert check.running is not None
     running = evidence.stage(check.running)

@@ -290,9 +290,14 @@ def judge_secrets(check: SecretsCheck, evidence: Evidence) -> str:
     scanned = evidence.observation_set(check.stage).get("scanned", {})
     findings = find_secrets(scanned)
     if findings:
-        shown = "\n".join(findings[:10]) + (f"\n… and {len(findings) - 10} more" if len(findings) > 10 else "")
-        raise Fail(f"possible secrets committed to the repository:\n{shown}")
+        raise Fail(f"possible secrets committed to the repository:\n{shown_findings(findings)}")
     return f"no secrets found in {len(scanned)} file(s)"
+
+
+def shown_findings(findings: list[str], most: int = 10) -> str:
+    """The first `most` findings, one a line, and how many more there are."""
+    more = len(findings) - most
+    return "\n".join(findings[:most]) + (f"\n… and {more} more" if more > 0 else "")
 
 
 def find_secrets(scanned: dict[str, str]) -> list[str]:
